@@ -1,0 +1,1 @@
+//! Deterministic output archives (tar+zstd) and their per-file BLAKE3 manifests.

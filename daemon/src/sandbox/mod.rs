@@ -1,0 +1,2 @@
+//! The build sandbox: a validated spec, applied by a synchronous helper process.
+pub mod seccomp;

@@ -1,0 +1,1 @@
+//! Seccomp policies: JSON data in seccomp/, compiled to BPF once.

@@ -1,0 +1,1 @@
+//! Raw calls used by the archive packer and strict extractor.

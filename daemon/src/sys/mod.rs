@@ -1,0 +1,4 @@
+//! Every `unsafe` block and raw syscall of the crate lives below this module, each with a
+//! `// SAFETY:` comment. Callers get safe functions whose errors name the call and path.
+pub(crate) mod archive;
+pub(crate) mod seccomp;

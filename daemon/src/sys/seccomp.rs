@@ -1,0 +1,1 @@
+//! Raw calls used to install seccomp filters.
