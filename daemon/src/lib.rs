@@ -1,4 +1,6 @@
-//! hermetic: the engine behind the `hermetic` CLI and (later) `hermeticd`.
+//! hermetic: the engine behind the `hermetic` CLI: the build sandbox, output archives and
+//! the digests that describe them. See ARCHITECTURE.md for the map.
 pub mod archive;
+pub mod digest;
 pub mod sandbox;
 mod sys;

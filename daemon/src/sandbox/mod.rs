@@ -1,2 +1,25 @@
-//! The build sandbox: a validated spec, applied by a synchronous helper process.
+//! The build sandbox: describe, then apply.
+//!
+//! - describe: [`profile`] (TOML data) + a request → [`plan`] → [`spec::SandboxSpec`];
+//! - apply: [`launch::run`] starts the [`helper`] (a re-exec of the current binary), which
+//!   creates the namespaces and forks the sandbox's init ([`init`]); init builds the
+//!   filesystem ([`mount`]) and starts the build under [`landlock`] and [`seccomp`].
+//!
+//! Nothing in this module uses an async runtime; the launcher blocks, so async callers run
+//! it on a blocking thread.
+pub mod cgroup;
+pub mod error;
+pub mod helper;
+pub mod init;
+pub mod landlock;
+pub mod launch;
+pub(crate) mod message;
+pub(crate) mod mount;
+pub mod pins;
+pub mod plan;
+pub mod profile;
 pub mod seccomp;
+pub mod spec;
+
+pub use error::{Layer, SandboxError};
+pub use helper::run_helper_if_requested;

@@ -1,0 +1,291 @@
+//! Per-build cgroups: pids, memory and CPU limits, and a kill switch for whatever the
+//! build leaves behind.
+//!
+//! Hosts differ, so each controller is placed where the host has it:
+//! - cgroup v2 (most runners): one cgroup `<parent>/hermetic-<id>` with `pids.max`,
+//!   `memory.max`, `memory.swap.max=0`, `memory.oom.group=1`, `cpu.max`, killed with
+//!   `cgroup.kill`. The parent is `/sys/fs/cgroup/hermetic.slice` for root; for other
+//!   users it is their own cgroup, which must be delegated (systemd `Delegate=yes`) and
+//!   hold no other process, or `HERMETIC_CGROUP_PARENT`.
+//! - cgroup v1 or hybrid (this project's CI): one directory per controller hierarchy,
+//!   nested under the caller's own cgroup there, with `pids.max`,
+//!   `memory.limit_in_bytes` (+ `memory.memsw.limit_in_bytes` when swap accounting is
+//!   on) and `cpu.cfs_quota_us`. v1 has no `cgroup.kill`; the pid namespace already kills
+//!   every process when the build's init exits, and leftovers are killed one by one.
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::sandbox::error::{Layer, StepError};
+
+const CONTROLLERS: [&str; 3] = ["pids", "memory", "cpu"];
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// What each controller ended up on, for the build report and docs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CgroupReport {
+    pub pids: Option<String>,
+    pub memory: Option<String>,
+    pub cpu: Option<String>,
+    pub swap_limited: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupLimits {
+    pub pids: u64,
+    pub memory_bytes: u64,
+    pub cpus: usize,
+}
+
+/// The build's cgroup directories; removed on drop (after their processes are gone).
+#[derive(Debug)]
+pub struct BuildCgroup {
+    dirs: Vec<PathBuf>,
+    v2: bool,
+    pub report: CgroupReport,
+}
+
+#[derive(Debug, Default)]
+struct Hierarchies {
+    /// controller → (v1 hierarchy directory of our own cgroup)
+    v1: Vec<(String, PathBuf)>,
+    /// (v2 mount point, our own cgroup path below it)
+    v2: Option<(PathBuf, String)>,
+}
+
+impl BuildCgroup {
+    pub fn create(name: &str, limits: CgroupLimits) -> Result<BuildCgroup, StepError> {
+        let found = discover().map_err(|err| {
+            StepError::new(Layer::Cgroup, "find the cgroup hierarchies", "read", Some("/proc/self/mountinfo".into()), err)
+        })?;
+        let mut cgroup = BuildCgroup { dirs: Vec::new(), v2: false, report: CgroupReport::default() };
+        let mut missing: Vec<&str> = Vec::new();
+        let mut v2_controllers: Vec<&str> = Vec::new();
+        for controller in CONTROLLERS {
+            if let Some((_, own)) = found.v1.iter().find(|(c, _)| c == controller) {
+                let dir = own.join(name);
+                make_dir(&dir)?;
+                cgroup.dirs.push(dir.clone());
+                cgroup.apply_v1(controller, &dir, limits)?;
+            } else if found.v2.as_ref().is_some_and(|(mount, own)| v2_has(mount, own, controller)) {
+                v2_controllers.push(controller);
+            } else {
+                missing.push(controller);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(StepError::refused(
+                Layer::Cgroup,
+                "find the controllers",
+                format!(
+                    "controller(s) {} are neither mounted as cgroup v1 nor available to this process on cgroup v2; \
+                     run under a delegated cgroup (e.g. systemd-run --user --scope -p Delegate=yes), \
+                     set HERMETIC_CGROUP_PARENT, or set limits.cgroup = \"optional\" in the profile",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        if !v2_controllers.is_empty() {
+            let (mount, own) = found.v2.as_ref().expect("checked above");
+            let parent = v2_parent(mount, own)?;
+            enable_v2_controllers(&parent, &v2_controllers)?;
+            let dir = parent.join(name);
+            make_dir(&dir)?;
+            cgroup.dirs.push(dir.clone());
+            cgroup.v2 = true;
+            cgroup.apply_v2(&dir, &v2_controllers, limits)?;
+        }
+        Ok(cgroup)
+    }
+
+    /// The `cgroup.procs` files the helper writes itself into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
+    }
+
+    fn apply_v1(&mut self, controller: &str, dir: &Path, limits: CgroupLimits) -> Result<(), StepError> {
+        let label = Some(format!("v1:{}", dir.display()));
+        match controller {
+            "pids" => {
+                write(dir, "pids.max", &limits.pids.to_string())?;
+                self.report.pids = label;
+            }
+            "memory" => {
+                write(dir, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+                if dir.join("memory.memsw.limit_in_bytes").exists() {
+                    write(dir, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())?;
+                    self.report.swap_limited = true;
+                }
+                self.report.memory = label;
+            }
+            _ => {
+                write(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                write(dir, "cpu.cfs_quota_us", &(CPU_PERIOD_US * limits.cpus as u64).to_string())?;
+                self.report.cpu = label;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_v2(&mut self, dir: &Path, controllers: &[&str], limits: CgroupLimits) -> Result<(), StepError> {
+        let label = Some(format!("v2:{}", dir.display()));
+        for controller in controllers {
+            match *controller {
+                "pids" => {
+                    write(dir, "pids.max", &limits.pids.to_string())?;
+                    self.report.pids = label.clone();
+                }
+                "memory" => {
+                    write(dir, "memory.max", &limits.memory_bytes.to_string())?;
+                    if dir.join("memory.swap.max").exists() {
+                        write(dir, "memory.swap.max", "0")?;
+                        self.report.swap_limited = true;
+                    }
+                    write(dir, "memory.oom.group", "1")?;
+                    self.report.memory = label.clone();
+                }
+                _ => {
+                    write(dir, "cpu.max", &format!("{} {CPU_PERIOD_US}", CPU_PERIOD_US * limits.cpus as u64))?;
+                    self.report.cpu = label.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills every process still in the build's cgroups.
+    pub fn kill_all(&self) {
+        for dir in &self.dirs {
+            if self.v2 && dir.join("cgroup.kill").exists() {
+                let _ = fs::write(dir.join("cgroup.kill"), "1");
+                continue;
+            }
+            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|line| line.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BuildCgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        for dir in &self.dirs {
+            // A killed process leaves its cgroup asynchronously; a few quick retries cover
+            // the window without a fixed sleep.
+            for _ in 0..100 {
+                match fs::remove_dir(dir) {
+                    Err(err) if err.raw_os_error() == Some(libc::EBUSY) => std::thread::yield_now(),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+fn make_dir(dir: &Path) -> Result<(), StepError> {
+    fs::create_dir(dir).map_err(|err| StepError::new(Layer::Cgroup, "create the build cgroup", "mkdir", Some(dir.into()), err))
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<(), StepError> {
+    let path = dir.join(file);
+    fs::write(&path, value).map_err(|err| StepError::new(Layer::Cgroup, "set a limit", "write", Some(path), err))
+}
+
+fn v2_has(mount: &Path, own: &str, controller: &str) -> bool {
+    let own_dir = mount.join(own.trim_start_matches('/'));
+    let candidates = [own_dir.join("cgroup.controllers"), mount.join("cgroup.controllers")];
+    candidates.iter().any(|file| {
+        fs::read_to_string(file).is_ok_and(|list| list.split_whitespace().any(|c| c == controller))
+    })
+}
+
+fn v2_parent(mount: &Path, own: &str) -> Result<PathBuf, StepError> {
+    if let Some(parent) = std::env::var_os("HERMETIC_CGROUP_PARENT") {
+        return Ok(PathBuf::from(parent));
+    }
+    if nix::unistd::geteuid().is_root() {
+        let slice = mount.join("hermetic.slice");
+        match fs::create_dir(&slice) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(StepError::new(Layer::Cgroup, "create hermetic.slice", "mkdir", Some(slice), err))
+            }
+            _ => {}
+        }
+        return Ok(slice);
+    }
+    Ok(mount.join(own.trim_start_matches('/')))
+}
+
+fn enable_v2_controllers(parent: &Path, controllers: &[&str]) -> Result<(), StepError> {
+    let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+    let wanted: Vec<String> = controllers
+        .iter()
+        .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    if let Some(grand) = parent.parent() {
+        if grand.join("cgroup.subtree_control").exists() && grand != parent {
+            let _ = fs::write(grand.join("cgroup.subtree_control"), wanted.join(" "));
+        }
+    }
+    write(parent, "cgroup.subtree_control", &wanted.join(" ")).map_err(|mut err| {
+        err.step = "enable controllers for build cgroups (the parent must be delegated and hold no process)";
+        err
+    })
+}
+
+/// Reads /proc/self/mountinfo and /proc/self/cgroup.
+fn discover() -> io::Result<Hierarchies> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+    let own = fs::read_to_string("/proc/self/cgroup")?;
+    let mut found = Hierarchies::default();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let fields: Vec<&str> = left.split_whitespace().collect();
+        let right: Vec<&str> = right.split_whitespace().collect();
+        let (Some(root), Some(mount_point), Some(fstype)) = (fields.get(3), fields.get(4), right.first()) else {
+            continue;
+        };
+        let super_options = right.get(2).copied().unwrap_or("");
+        match *fstype {
+            "cgroup2" if found.v2.is_none() => {
+                let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
+                found.v2 = Some((PathBuf::from(mount_point), strip_root(path, root)));
+            }
+            "cgroup" => {
+                for controller in CONTROLLERS {
+                    if !super_options.split(',').any(|o| o == controller) {
+                        continue;
+                    }
+                    let path = own.lines().find_map(|l| {
+                        let mut parts = l.splitn(3, ':');
+                        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+                        list.split(',').any(|c| c == controller).then_some(path)
+                    });
+                    if let Some(path) = path {
+                        let dir = Path::new(mount_point).join(strip_root(path, root).trim_start_matches('/'));
+                        found.v1.push((controller.to_string(), dir));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// A cgroup path relative to the mount's own root (they differ inside containers).
+fn strip_root(path: &str, root: &str) -> String {
+    if root == "/" {
+        return path.to_string();
+    }
+    path.strip_prefix(root).unwrap_or(path).to_string()
+}

@@ -1,0 +1,156 @@
+//! The helper process: a synchronous re-exec of the launcher's own binary that builds the
+//! sandbox. Namespace setup never happens in the launcher (which may run a tokio runtime):
+//! only a freshly exec'd, single-threaded process may fork and unshare safely.
+//!
+//! Process tree: launcher → helper (host namespaces, waits with the wall-clock limit)
+//! → init (pid 1 of the new pid namespace: builds the filesystem, reaps, archives) → build.
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+
+use crate::sandbox::error::{step, Layer, StepError};
+use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, SPEC_FD};
+use crate::sandbox::spec::{SandboxSpec, SPEC_VERSION};
+use crate::sys::process::{fork, Forked};
+
+/// argv[1] that turns any hermetic binary into the sandbox helper.
+pub const HELPER_ARG: &str = "__hermetic-sandbox-helper";
+
+/// Exit status of the helper when setup failed before the build started.
+pub(crate) const SETUP_FAILED: i32 = 125;
+
+/// Called first thing in `main` of every binary that launches sandboxes. When the process
+/// was started as the helper it never returns.
+pub fn run_helper_if_requested() {
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == HELPER_ARG) {
+        let code = helper_main();
+        std::process::exit(code);
+    }
+}
+
+fn helper_main() -> i32 {
+    let started = Instant::now();
+    let mut messages = MessageSink::from_helper_fd();
+    let spec = match read_spec() {
+        Ok(spec) => spec,
+        Err(err) => {
+            messages.setup_failed(&err);
+            return SETUP_FAILED;
+        }
+    };
+    match enter_namespaces_and_wait(&spec, &mut messages, started) {
+        Ok(code) => code,
+        Err(err) => {
+            messages.setup_failed(&err);
+            SETUP_FAILED
+        }
+    }
+}
+
+fn read_spec() -> Result<SandboxSpec, StepError> {
+    let mut bytes = Vec::new();
+    take_fd(SPEC_FD)
+        .read_to_end(&mut bytes)
+        .map_err(step(Layer::Helper, "read the sandbox spec", "read", None))?;
+    let spec: SandboxSpec = serde_json::from_slice(&bytes)
+        .map_err(|err| StepError::refused(Layer::Helper, "parse the sandbox spec", err.to_string()))?;
+    if spec.version != SPEC_VERSION {
+        return Err(StepError::refused(
+            Layer::Helper,
+            "check the spec version",
+            format!("launcher sent version {}, helper speaks {SPEC_VERSION}", spec.version),
+        ));
+    }
+    Ok(spec)
+}
+
+fn enter_namespaces_and_wait(
+    spec: &SandboxSpec,
+    messages: &mut MessageSink,
+    started: Instant,
+) -> Result<i32, StepError> {
+    // Nothing of the helper (it still holds the launcher's view of the host) may be read
+    // or traced by the build.
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(step(Layer::Helper, "make the helper non-dumpable", "prctl(PR_SET_DUMPABLE)", None))?;
+
+    // Join the build's cgroup before the cgroup namespace is created, so that the
+    // namespace's root is the build's own cgroup and no host cgroup path is visible.
+    for procs in &spec.cgroup_procs {
+        std::fs::write(procs, "0").map_err(step(Layer::Cgroup, "join the build cgroup", "write", procs.clone()))?;
+    }
+
+    let outer_uid = nix::unistd::geteuid();
+    let outer_gid = nix::unistd::getegid();
+    if outer_uid.is_root() {
+        // Supplementary groups of the caller would show up as "nogroup" inside; root can
+        // drop them, a rootless caller cannot (setgroups is denied in its namespace).
+        nix::unistd::setgroups(&[])
+            .map_err(step(Layer::Namespaces, "drop supplementary groups", "setgroups", None))?;
+    }
+    unshare(CloneFlags::CLONE_NEWUSER)
+        .map_err(step(Layer::Namespaces, "create the user namespace", "unshare(CLONE_NEWUSER)", None))?;
+    let map_files = [
+        ("/proc/self/setgroups", "deny".to_string()),
+        ("/proc/self/uid_map", format!("{} {} 1", spec.identity.uid, outer_uid)),
+        ("/proc/self/gid_map", format!("{} {} 1", spec.identity.gid, outer_gid)),
+    ];
+    for (path, content) in map_files {
+        std::fs::write(path, content).map_err(step(Layer::Namespaces, "map the build user", "write", PathBuf::from(path)))?;
+    }
+    let namespaces = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP
+        | nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    unshare(namespaces).map_err(step(
+        Layer::Namespaces,
+        "create mount, pid, net, uts, ipc, cgroup and time namespaces",
+        "unshare",
+        None,
+    ))?;
+    pin_uptime()?;
+
+    let init = match fork().map_err(step(Layer::Namespaces, "start the sandbox init", "fork", None))? {
+        Forked::Child => crate::sandbox::init::run(spec, started),
+        Forked::Parent { child } => child,
+    };
+    let pidfd = crate::sys::process::pidfd_open(init)
+        .map_err(step(Layer::Limits, "watch the sandbox init", "pidfd_open", None))?;
+    let exited = crate::sys::process::wait_pidfd(&pidfd, Some(spec.limits.timeout_ms))
+        .map_err(step(Layer::Limits, "wait for the build", "poll(pidfd)", None))?;
+    if !exited {
+        // Killing pid 1 of the namespace kills every process in it.
+        let _ = kill(init, Signal::SIGKILL);
+        messages.send(&HelperMessage::TimedOut { after_ms: spec.limits.timeout_ms });
+    }
+    let status = waitpid(init, None).map_err(step(Layer::Helper, "reap the sandbox init", "waitpid", None))?;
+    Ok(match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
+        _ => SETUP_FAILED,
+    })
+}
+
+/// The time namespace's offsets make CLOCK_MONOTONIC and CLOCK_BOOTTIME (and so
+/// /proc/uptime) start near zero in every sandbox instead of at the host's uptime.
+fn pin_uptime() -> Result<(), StepError> {
+    use nix::time::{clock_gettime, ClockId};
+    let mut offsets = String::new();
+    for (name, clock) in [("monotonic", ClockId::CLOCK_MONOTONIC), ("boottime", ClockId::CLOCK_BOOTTIME)] {
+        let now = clock_gettime(clock).map_err(step(Layer::Pins, "read the host uptime", "clock_gettime", None))?;
+        offsets.push_str(&format!("{name} {} 0\n", -now.tv_sec()));
+    }
+    std::fs::write("/proc/self/timens_offsets", offsets).map_err(step(
+        Layer::Pins,
+        "pin uptime in the time namespace",
+        "write",
+        PathBuf::from("/proc/self/timens_offsets"),
+    ))
+}

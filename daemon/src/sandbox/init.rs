@@ -1,0 +1,230 @@
+//! Pid 1 of the sandbox, and the build child it starts. This is the one place where the
+//! order of the child-side steps lives:
+//!
+//! init (keeps its capabilities inside the user namespace; never runs build code):
+//!   1. die with the helper, fixed umask
+//!   2. filesystem (mount.rs), loopback up, hostname
+//!   3. fork the build child, reap every process until the build's main process exits
+//!   4. kill whatever the build left behind (kill(-1) as pid 1 reaches the whole namespace)
+//!   5. archive the outputs from the now quiet build dir, report, exit
+//!
+//! build child (pid 2):
+//!   new session (no controlling tty: TIOCSTI has nothing to inject into), umask, CPU set,
+//!   rlimits, capabilities dropped (bounding and ambient sets too), no_new_privs, Landlock,
+//!   seccomp last (it would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::archive::pack::{pack_outputs, PackOptions};
+use crate::sandbox::error::{step, Layer, StepError};
+use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, ARTIFACT_FD};
+use crate::sandbox::spec::SandboxSpec;
+use crate::sys::process::{exit_now, fork, Forked};
+
+/// Exit statuses of the build child when it could not exec (docker/podman convention).
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+pub(crate) fn run(spec: &SandboxSpec, started: Instant) -> ! {
+    let mut messages = MessageSink::from_helper_fd();
+    let code = match init_main(spec, &mut messages, started) {
+        Ok(code) => code,
+        Err(err) => {
+            messages.setup_failed(&err);
+            crate::sandbox::helper::SETUP_FAILED
+        }
+    };
+    exit_now(code)
+}
+
+fn init_main(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -> Result<i32, StepError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(step(Layer::Helper, "die with the helper", "prctl(PR_SET_PDEATHSIG)", None))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    crate::sandbox::mount::build_root(spec)?;
+    crate::sys::net::loopback_up().map_err(step(Layer::Network, "bring up loopback", "ioctl(SIOCSIFFLAGS)", None))?;
+    nix::unistd::sethostname(&spec.identity.hostname)
+        .map_err(step(Layer::Pins, "pin the hostname", "sethostname", None))?;
+    crate::sys::process::set_domainname(&spec.identity.domainname)
+        .map_err(step(Layer::Pins, "pin the domainname", "setdomainname", None))?;
+
+    let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
+        Forked::Child => build_child(spec, messages, started),
+        Forked::Parent { child } => child,
+    };
+    let status = reap_until(build);
+    // Orphans (daemonised helpers, `setsid -f sleep`) die here, before outputs are read,
+    // so nothing can change the build dir while it is archived.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while waitpid(Pid::from_raw(-1), None).is_ok() {}
+
+    let (code, signal) = match status {
+        WaitStatus::Exited(_, code) => (Some(code), None),
+        WaitStatus::Signaled(_, signal, _) => (None, Some(signal as i32)),
+        _ => (None, None),
+    };
+    messages.send(&HelperMessage::Exited { code, signal });
+    if code == Some(0) {
+        if let Some(outputs) = &spec.outputs {
+            let artifact = take_fd(ARTIFACT_FD);
+            let options = PackOptions { mtime: outputs.mtime, zstd_level: outputs.zstd_level };
+            match pack_outputs(&spec.paths.build_dir, &outputs.paths, &options, std::io::BufWriter::new(artifact)) {
+                Ok(packed) => messages.send(&HelperMessage::Packed {
+                    manifest: packed.manifest,
+                    sha256: packed.sha256,
+                    blake3: packed.blake3,
+                    size: packed.size,
+                }),
+                Err(err) => messages.send(&HelperMessage::PackFailed { message: err.to_string() }),
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Reaps every child (pid 1 inherits all orphans) until `main` exits; returns its status.
+fn reap_until(main: Pid) -> WaitStatus {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(status) if status.pid() == Some(main) => match status {
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return status,
+                _ => continue,
+            },
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return WaitStatus::StillAlive,
+        }
+    }
+}
+
+fn build_child(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -> ! {
+    match confine_and_exec(spec, messages, started) {
+        Ok(never) => match never {},
+        Err(ChildFailure::Setup(err)) => {
+            messages.setup_failed(&err);
+            exit_now(crate::sandbox::helper::SETUP_FAILED)
+        }
+        Err(ChildFailure::Exec { program, errno }) => {
+            messages.send(&HelperMessage::ExecFailed { program, errno: errno as i32 });
+            exit_now(if errno == nix::errno::Errno::ENOENT { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE })
+        }
+    }
+}
+
+enum ChildFailure {
+    Setup(StepError),
+    Exec { program: String, errno: nix::errno::Errno },
+}
+
+impl From<StepError> for ChildFailure {
+    fn from(err: StepError) -> Self {
+        ChildFailure::Setup(err)
+    }
+}
+
+fn confine_and_exec(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -> Result<Infallible, ChildFailure> {
+    use nix::sys::resource::{setrlimit, Resource};
+
+    nix::unistd::setsid().map_err(step(Layer::Pins, "start a new session", "setsid", None))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(spec.umask));
+    let mut cpus = nix::sched::CpuSet::new();
+    for &cpu in &spec.cpu_set {
+        cpus.set(cpu).map_err(step(Layer::Pins, "pin the CPU set", "CpuSet::set", None))?;
+    }
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &cpus)
+        .map_err(step(Layer::Pins, "pin the CPU set", "sched_setaffinity", None))?;
+    for (resource, value) in [
+        (Resource::RLIMIT_NOFILE, spec.limits.nofile),
+        (Resource::RLIMIT_CORE, 0),
+    ] {
+        setrlimit(resource, value, value).map_err(step(Layer::Limits, "set resource limits", "setrlimit", None))?;
+    }
+
+    let program = resolve_program(spec)?;
+    let argv: Vec<CString> = spec.command.iter().map(|arg| cstring(arg.as_bytes())).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(name, value)| cstring(format!("{name}={value}").as_bytes()))
+        .collect::<Result<_, _>>()?;
+
+    drop_capabilities()?;
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(step(Layer::Capabilities, "set no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", None))?;
+    let landlock = crate::sandbox::landlock::restrict(spec)?;
+    let landlock_abi = match landlock.landlock {
+        landlock::LandlockStatus::Available { effective_abi, .. } => effective_abi as u8,
+        _ => 0,
+    };
+    spec.seccomp
+        .install()
+        .map_err(|err| StepError::new(Layer::Seccomp, "install the filters", "seccomp", None, std::io::Error::other(err.to_string())))?;
+    crate::sys::process::set_cloexec_from(3)
+        .map_err(step(Layer::Helper, "close inherited descriptors", "close_range(CLOEXEC)", None))?;
+    messages.send(&HelperMessage::Started { landlock_abi, setup_us: started.elapsed().as_micros() as u64 });
+
+    let errno = match nix::unistd::execve(&program, &argv, &envp) {
+        Err(errno) => errno,
+        Ok(never) => match never {},
+    };
+    Err(ChildFailure::Exec { program: spec.command[0].clone(), errno })
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, StepError> {
+    CString::new(bytes).map_err(|_| StepError::refused(Layer::Exec, "prepare argv and env", "a value contains a NUL byte"))
+}
+
+/// execvp's lookup, done before seccomp and with the pinned PATH, so a missing program is
+/// reported as "not found" (127) and a non-executable one as 126.
+fn resolve_program(spec: &SandboxSpec) -> Result<CString, ChildFailure> {
+    let name = &spec.command[0];
+    let not_found = || ChildFailure::Exec { program: name.clone(), errno: nix::errno::Errno::ENOENT };
+    if name.contains('/') {
+        return cstring(name.as_bytes()).map_err(ChildFailure::Setup);
+    }
+    let path_var = spec.env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.as_str()).unwrap_or("");
+    let mut first_denied: Option<PathBuf> = None;
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        match nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if candidate.is_file() => {
+                return cstring(candidate.as_os_str().as_bytes()).map_err(ChildFailure::Setup);
+            }
+            Ok(()) => {}
+            Err(nix::errno::Errno::EACCES) => {
+                first_denied.get_or_insert(candidate);
+            }
+            Err(_) => {}
+        }
+    }
+    match first_denied {
+        Some(path) => cstring(path.as_os_str().as_bytes()).map_err(ChildFailure::Setup),
+        None => Err(not_found()),
+    }
+}
+
+/// Clears the bounding and ambient sets, then every other set. The bounding set is what
+/// stops a later exec of a file-capability binary from gaining anything back.
+fn drop_capabilities() -> Result<(), StepError> {
+    use caps::{CapSet, CapsHashSet};
+    let fail = |what: &'static str| {
+        move |err: caps::errors::CapsError| {
+            StepError::new(Layer::Capabilities, what, "capset", None, std::io::Error::other(err.to_string()))
+        }
+    };
+    for cap in caps::read(None, CapSet::Bounding).map_err(fail("read the bounding set"))? {
+        caps::drop(None, CapSet::Bounding, cap).map_err(fail("clear the bounding set"))?;
+    }
+    caps::clear(None, CapSet::Ambient).map_err(fail("clear the ambient set"))?;
+    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        caps::set(None, set, &CapsHashSet::new()).map_err(fail("clear the capability sets"))?;
+    }
+    Ok(())
+}
+

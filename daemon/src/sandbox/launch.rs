@@ -1,0 +1,217 @@
+//! The launcher side: creates the build's cgroup, starts the helper with the spec, relays
+//! what the helper reports, and cleans up. This is the only part of the engine a caller
+//! (the CLI, later the daemon) touches.
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::archive::manifest::Manifest;
+use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
+use crate::sandbox::error::{Layer, SandboxError};
+use crate::sandbox::helper::HELPER_ARG;
+use crate::sandbox::message::{read_messages, HelperMessage, ARTIFACT_FD, MESSAGE_FD, SPEC_FD};
+use crate::sandbox::profile::CgroupPolicy;
+use crate::sandbox::spec::SandboxSpec;
+use crate::sys::process::{raw, spawn_with_fds};
+
+/// How the build ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum BuildStatus {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+}
+
+impl BuildStatus {
+    /// The shell convention: the exit code, or 128 + signal; 124 for a timeout (as timeout(1)).
+    pub fn shell_code(self) -> i32 {
+        match self {
+            BuildStatus::Exited(code) => code,
+            BuildStatus::Signaled(signal) => 128 + signal,
+            BuildStatus::TimedOut => 124,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == BuildStatus::Exited(0)
+    }
+}
+
+/// The archived outputs, as the sandbox's init reported them.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackedOutputs {
+    pub manifest: Manifest,
+    pub sha256: String,
+    pub blake3: String,
+    pub size: u64,
+}
+
+/// What a caller needs to know about one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    pub status: BuildStatus,
+    pub duration: Duration,
+    /// Time from launch until the build's command was exec'd.
+    pub setup: Option<Duration>,
+    /// The build could not be exec'd: (program, errno).
+    pub exec_failure: Option<(String, i32)>,
+    pub layers: AppliedLayers,
+    pub outputs: Option<Result<PackedOutputs, String>>,
+}
+
+/// The layers actually in force, for reports and provenance.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AppliedLayers {
+    pub namespaces: Vec<&'static str>,
+    pub landlock_abi: u8,
+    pub seccomp_policy: String,
+    pub seccomp_sha256: String,
+    pub cgroup: Option<CgroupReport>,
+    pub no_new_privs: bool,
+    pub capabilities: &'static str,
+}
+
+/// One sandboxed run.
+pub struct Launch<'a> {
+    pub spec: &'a SandboxSpec,
+    pub cgroup_policy: CgroupPolicy,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// Where the archived outputs go, when the spec asks for outputs.
+    pub artifact: Option<File>,
+}
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub const NAMESPACES: [&str; 8] = ["user", "mount", "pid", "net", "uts", "ipc", "cgroup", "time"];
+
+pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
+    let started = Instant::now();
+    let spec = launch.spec;
+    let mut layers = AppliedLayers {
+        namespaces: NAMESPACES.to_vec(),
+        seccomp_policy: spec.seccomp.name.clone(),
+        seccomp_sha256: spec.seccomp.sha256.clone(),
+        no_new_privs: true,
+        capabilities: "none",
+        ..AppliedLayers::default()
+    };
+
+    let name = format!("hermetic-{}-{}", std::process::id(), RUN_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let limits = CgroupLimits {
+        pids: spec.limits.pids,
+        memory_bytes: spec.limits.memory_bytes,
+        cpus: spec.cpu_set.len(),
+    };
+    let cgroup = match BuildCgroup::create(&name, limits) {
+        Ok(cgroup) => Some(cgroup),
+        Err(err) if launch.cgroup_policy == CgroupPolicy::Optional => {
+            tracing::warn!("running without cgroup limits: {err}");
+            None
+        }
+        Err(err) => return Err(SandboxError::setup(&err)),
+    };
+    layers.cgroup = cgroup.as_ref().map(|c| c.report.clone());
+    let mut spec = spec.clone();
+    spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default();
+
+    let protocol = |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
+    let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
+    let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
+
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .arg(HELPER_ARG)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(launch.stdout)
+        .stderr(launch.stderr);
+    let mut fds = vec![(raw(&spec_read), SPEC_FD), (raw(&message_write), MESSAGE_FD)];
+    if let Some(artifact) = &launch.artifact {
+        fds.push((raw(artifact), ARTIFACT_FD));
+    }
+    let mut helper = spawn_with_fds(&mut command, &fds)
+        .map_err(|source| SandboxError::SpawnHelper { program: "/proc/self/exe".into(), source })?;
+    drop(spec_read);
+    drop(message_write);
+    drop(launch.artifact);
+
+    let spec_json = serde_json::to_vec(&spec).map_err(|err| SandboxError::Protocol {
+        step: "encode the spec",
+        source: std::io::Error::other(err),
+    })?;
+    let mut spec_pipe = File::from(spec_write);
+    // A helper that failed early closes its end; its report explains why.
+    let _ = spec_pipe.write_all(&spec_json);
+    drop(spec_pipe);
+
+    let mut outcome = Reported::default();
+    let read_result = read_messages(File::from(message_read), |message| outcome.absorb(message));
+    let helper_status = helper.wait().map_err(protocol("wait for the helper"))?;
+    drop(cgroup);
+    read_result.map_err(protocol("read the helper's reports"))?;
+
+    if let Some((layer, message)) = outcome.setup_failure {
+        return Err(SandboxError::Setup { layer, message });
+    }
+    let status = if outcome.timed_out {
+        BuildStatus::TimedOut
+    } else {
+        match outcome.exited {
+            Some((Some(code), _)) => BuildStatus::Exited(code),
+            Some((None, Some(signal))) => BuildStatus::Signaled(signal),
+            _ => return Err(SandboxError::HelperDied { status: helper_status.to_string() }),
+        }
+    };
+    layers.landlock_abi = outcome.landlock_abi;
+    Ok(RunOutcome {
+        status,
+        duration: started.elapsed(),
+        setup: outcome.setup_us.map(Duration::from_micros),
+        exec_failure: outcome.exec_failure,
+        layers,
+        outputs: outcome.outputs,
+    })
+}
+
+#[derive(Default)]
+struct Reported {
+    setup_failure: Option<(Layer, String)>,
+    exited: Option<(Option<i32>, Option<i32>)>,
+    timed_out: bool,
+    exec_failure: Option<(String, i32)>,
+    landlock_abi: u8,
+    setup_us: Option<u64>,
+    outputs: Option<Result<PackedOutputs, String>>,
+}
+
+impl Reported {
+    fn absorb(&mut self, message: HelperMessage) {
+        match message {
+            HelperMessage::SetupFailed { layer, message } => {
+                self.setup_failure.get_or_insert((layer, message));
+            }
+            HelperMessage::Started { landlock_abi, setup_us } => {
+                self.landlock_abi = landlock_abi;
+                self.setup_us = Some(setup_us);
+            }
+            HelperMessage::ExecFailed { program, errno } => self.exec_failure = Some((program, errno)),
+            HelperMessage::Exited { code, signal } => self.exited = Some((code, signal)),
+            HelperMessage::TimedOut { .. } => self.timed_out = true,
+            HelperMessage::Packed { manifest, sha256, blake3, size } => {
+                self.outputs = Some(Ok(PackedOutputs { manifest, sha256, blake3, size }))
+            }
+            HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
+        }
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}

@@ -1,0 +1,92 @@
+//! The helper→launcher channel: one JSON object per line on a pipe. The helper, the
+//! sandbox's init and the build child (until it execs) all write to it; the launcher reads
+//! until every copy of the pipe is closed.
+use std::fs::File;
+use std::io::{self, BufRead, Write};
+use std::os::fd::RawFd;
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::manifest::Manifest;
+use crate::sandbox::error::{Layer, StepError};
+
+/// Descriptor numbers the helper receives (fixed, so no argument parsing is needed).
+pub(crate) const SPEC_FD: RawFd = 3;
+pub(crate) const MESSAGE_FD: RawFd = 4;
+pub(crate) const ARTIFACT_FD: RawFd = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HelperMessage {
+    /// A layer could not be applied; the build did not start.
+    SetupFailed { layer: Layer, message: String },
+    /// Every layer is applied; the build child is about to exec.
+    Started { landlock_abi: u8, setup_us: u64 },
+    /// execve failed in the build child (after every layer was applied).
+    ExecFailed { program: String, errno: i32 },
+    /// The build's main process ended; every other process of the build is dead too.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// The wall-clock limit was reached and the whole sandbox was killed.
+    TimedOut { after_ms: u64 },
+    /// The outputs were archived into the artifact descriptor.
+    Packed {
+        manifest: Manifest,
+        sha256: String,
+        blake3: String,
+        size: u64,
+    },
+    /// The outputs could not be archived (missing path, symlink, unsupported file type).
+    PackFailed { message: String },
+}
+
+/// The writing end. Every message is written with a single write(2) call.
+pub(crate) struct MessageSink {
+    pipe: File,
+}
+
+impl MessageSink {
+    /// Takes ownership of the helper's message descriptor.
+    pub(crate) fn from_helper_fd() -> Self {
+        let pipe = take_fd(MESSAGE_FD);
+        MessageSink { pipe }
+    }
+
+    pub(crate) fn send(&mut self, message: &HelperMessage) {
+        let mut line = serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec());
+        line.push(b'\n');
+        // The launcher may have gone away; there is nobody left to tell.
+        let _ = self.pipe.write_all(&line);
+    }
+
+    pub(crate) fn setup_failed(&mut self, err: &StepError) {
+        self.send(&HelperMessage::SetupFailed {
+            layer: err.layer,
+            message: err.to_string(),
+        });
+    }
+}
+
+/// Reads messages until EOF.
+pub(crate) fn read_messages(
+    pipe: File,
+    mut on_message: impl FnMut(HelperMessage),
+) -> io::Result<()> {
+    let reader = io::BufReader::with_capacity(64 * 1024, pipe);
+    for line in reader.lines() {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        let message = serde_json::from_str(&line)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+        on_message(message);
+    }
+    Ok(())
+}
+
+pub(crate) fn take_fd(fd: RawFd) -> File {
+    crate::sys::process::file_from_inherited_fd(fd)
+}

@@ -1,0 +1,362 @@
+//! The sandbox's filesystem, built inside a fresh mount namespace by the sandbox's init.
+//!
+//! Order matters and is fixed here:
+//! 1. everything becomes MS_PRIVATE, so nothing we mount propagates back to the host;
+//! 2. a tmpfs on /tmp becomes a scratch root and the host root is pivoted to /oldroot
+//!    beneath it (bubblewrap's trick: sources under the host's /tmp stay reachable);
+//! 3. the new root is assembled under /newroot from /oldroot: read-only binds, synthetic
+//!    /etc, /dev, /sys, fresh /proc (which must be mounted while a full procfs is still
+//!    visible, or the kernel refuses it in a user namespace), size-capped tmpfs mounts, and
+//!    the source copy;
+//! 4. the new root's own tmpfs is remounted read-only, we pivot into it and detach the old
+//!    root, so no host path stays reachable.
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::sandbox::error::{step, Layer, StepError};
+use crate::sandbox::spec::{RootSpec, SandboxSpec};
+
+const SCRATCH: &str = "/tmp";
+const OLD_ROOT: &str = "/oldroot";
+const NEW_ROOT: &str = "/newroot";
+/// Device nodes bound from the host. Everything else in /dev is absent.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+/// Directories the synthetic root always has, whatever the profile binds.
+const SKELETON: &[&str] = &["etc", "proc", "dev", "sys", "tmp", "home", "run"];
+/// A boot id that is the same in every sandbox: the real one differs per host boot.
+const PINNED_BOOT_ID: &str = "00000000-0000-4000-8000-000000000000\n";
+
+pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
+    let fs_step = |what: &'static str, call: &'static str, path: &Path| {
+        step::<nix::errno::Errno>(Layer::Filesystem, what, call, path.to_path_buf())
+    };
+
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(fs_step("make every mount private", "mount(MS_REC|MS_PRIVATE)", Path::new("/")))?;
+    tmpfs(Path::new(SCRATCH), 0o755, 1 << 20, "scratch root")?;
+    mkdir(&Path::new(SCRATCH).join("oldroot"), 0o755)?;
+    mkdir(&Path::new(SCRATCH).join("newroot"), 0o755)?;
+    nix::unistd::pivot_root(SCRATCH, &*format!("{SCRATCH}{OLD_ROOT}"))
+        .map_err(fs_step("move the host root aside", "pivot_root", Path::new(SCRATCH)))?;
+    nix::unistd::chdir("/").map_err(fs_step("enter the scratch root", "chdir", Path::new("/")))?;
+
+    let new_root = Path::new(NEW_ROOT);
+    tmpfs(new_root, 0o755, 16 << 20, "new root")?;
+    for dir in SKELETON {
+        mkdir(&new_root.join(dir), 0o755)?;
+    }
+
+    match &spec.root {
+        RootSpec::Host { binds, etc_binds } => {
+            for bind in binds {
+                mirror_host_path(bind, bind)?;
+            }
+            for file in etc_binds {
+                mirror_host_path(file, file)?;
+            }
+        }
+        RootSpec::Rootfs { dir } => bind_rootfs(dir)?,
+    }
+    write_etc(spec)?;
+    build_dev()?;
+    build_sys(spec.cpu_set.len())?;
+    mount_proc()?;
+
+    let uid_owned = [
+        (&spec.paths.build_dir, spec.limits.build_dir_bytes, 0o755),
+        (&spec.paths.home, spec.limits.home_bytes, 0o755),
+        (&spec.paths.tmp, spec.limits.tmp_bytes, 0o1777),
+    ];
+    for (path, size, mode) in uid_owned {
+        let target = inside(path);
+        mkdir_all(&target)?;
+        tmpfs(&target, mode, size, "writable tmpfs")?;
+    }
+    if let Some(source) = &spec.source {
+        let from = Path::new(OLD_ROOT).join(relative(source));
+        copy_tree(&from, &inside(&spec.paths.build_dir))?;
+    }
+
+    mount(
+        None::<&str>,
+        new_root,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(fs_step("make the new root read-only", "mount(MS_REMOUNT|MS_RDONLY)", new_root))?;
+
+    nix::unistd::chdir(new_root).map_err(fs_step("enter the new root", "chdir", new_root))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
+    // removes the old root (and with it every host path) without needing a directory for it.
+    nix::unistd::pivot_root(".", ".").map_err(fs_step("enter the new root", "pivot_root", new_root))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(fs_step("detach the host root", "umount2(MNT_DETACH)", Path::new("/")))?;
+    nix::unistd::chdir(&spec.paths.build_dir)
+        .map_err(fs_step("enter the build dir", "chdir", &spec.paths.build_dir))?;
+    Ok(())
+}
+
+/// `path` under the new root.
+fn inside(path: &Path) -> PathBuf {
+    Path::new(NEW_ROOT).join(relative(path))
+}
+
+fn relative(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<(), StepError> {
+    match fs::DirBuilder::new().mode(mode).create(path) {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(StepError::new(
+            Layer::Filesystem,
+            "create a mount point",
+            "mkdir",
+            Some(path.to_path_buf()),
+            err,
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn mkdir_all(path: &Path) -> Result<(), StepError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(step(Layer::Filesystem, "create a mount point", "mkdir -p", path.to_path_buf()))
+}
+
+fn tmpfs(target: &Path, mode: u32, size: u64, what: &'static str) -> Result<(), StepError> {
+    let options = format!("mode={mode:o},size={size}");
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(step(Layer::Filesystem, what, "mount(tmpfs)", target.to_path_buf()))
+}
+
+/// Makes host `source` visible at `target` inside: a directory or file is bound read-only,
+/// a symlink is recreated with the same target. A missing source is skipped, so one
+/// profile serves distributions with and without merged /usr.
+fn mirror_host_path(source: &Path, target: &Path) -> Result<(), StepError> {
+    let from = Path::new(OLD_ROOT).join(relative(source));
+    let to = inside(target);
+    let meta = match fs::symlink_metadata(&from) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => {
+            return Err(StepError::new(Layer::Filesystem, "inspect a bind source", "lstat", Some(source.into()), err))
+        }
+    };
+    if let Some(parent) = to.parent() {
+        mkdir_all(parent)?;
+    }
+    if meta.file_type().is_symlink() {
+        let link = fs::read_link(&from)
+            .map_err(step(Layer::Filesystem, "mirror a host symlink", "readlink", source.to_path_buf()))?;
+        return symlink(&link, &to)
+            .map_err(step(Layer::Filesystem, "mirror a host symlink", "symlink", to.clone()));
+    }
+    bind_readonly(&from, &to, meta.is_dir())
+}
+
+fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> {
+    if is_dir {
+        mkdir(to, 0o755)?;
+    } else {
+        fs::File::create(to).map_err(step(Layer::Filesystem, "create a bind target", "creat", to.to_path_buf()))?;
+    }
+    mount(Some(from), to, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(step(Layer::Filesystem, "bind read-only", "mount(MS_BIND|MS_REC)", from.to_path_buf()))?;
+    crate::sys::mount::make_tree_readonly(to).map_err(step(
+        Layer::Filesystem,
+        "bind read-only",
+        "mount_setattr(RDONLY|NOSUID|NODEV, AT_RECURSIVE)",
+        to.to_path_buf(),
+    ))
+}
+
+/// Binds every top-level entry of a rootfs directory except the ones the sandbox provides
+/// itself; its /etc is mirrored entry by entry so the synthetic identity files win.
+fn bind_rootfs(dir: &Path) -> Result<(), StepError> {
+    const PROVIDED: &[&str] = &["proc", "dev", "sys", "tmp", "home", "run", "etc", "build"];
+    let root = Path::new(OLD_ROOT).join(relative(dir));
+    for (name, path) in sorted_entries(&root)? {
+        if PROVIDED.contains(&name.as_str()) {
+            continue;
+        }
+        mirror_host_path(&dir.join(&name), Path::new("/").join(&name).as_path())
+            .map_err(|err| with_path(err, path))?;
+    }
+    let etc = root.join("etc");
+    if etc.is_dir() {
+        for (name, _) in sorted_entries(&etc)? {
+            if crate::sandbox::pins::SYNTHETIC_ETC.contains(&name.as_str()) {
+                continue;
+            }
+            mirror_host_path(&dir.join("etc").join(&name), &Path::new("/etc").join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+fn with_path(mut err: StepError, path: PathBuf) -> StepError {
+    err.path.get_or_insert(path);
+    err
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, StepError> {
+    let read = fs::read_dir(dir).map_err(step(Layer::Filesystem, "list the rootfs", "opendir", dir.to_path_buf()))?;
+    let mut entries = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(step(Layer::Filesystem, "list the rootfs", "readdir", dir.to_path_buf()))?;
+        entries.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), StepError> {
+    fs::write(path, content).map_err(step(Layer::Filesystem, "write a synthetic file", "write", path.to_path_buf()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(step(Layer::Filesystem, "write a synthetic file", "chmod", path.to_path_buf()))
+}
+
+fn write_etc(spec: &SandboxSpec) -> Result<(), StepError> {
+    for (name, content) in &spec.etc_files {
+        write_file(&inside(&Path::new("/etc").join(name)), content, 0o644)?;
+    }
+    Ok(())
+}
+
+fn build_dev() -> Result<(), StepError> {
+    let dev = Path::new(NEW_ROOT).join("dev");
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=65536"),
+    )
+    .map_err(step(Layer::Filesystem, "mount /dev", "mount(tmpfs)", dev.clone()))?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        fs::File::create(&target).map_err(step(Layer::Filesystem, "create a device mount point", "creat", target.clone()))?;
+        let source = Path::new(OLD_ROOT).join("dev").join(name);
+        mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(step(Layer::Filesystem, "bind a device node", "mount(MS_BIND)", source.clone()))?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(to, dev.join(link)).map_err(step(Layer::Filesystem, "create /dev links", "symlink", dev.join(link)))?;
+    }
+    let shm = dev.join("shm");
+    mkdir(&shm, 0o1777)?;
+    tmpfs(&shm, 0o1777, 64 << 20, "mount /dev/shm")?;
+    Ok(())
+}
+
+/// A /sys that only answers the CPU-count questions (glibc's get_nprocs reads
+/// devices/system/cpu/online), so the visible count is the pinned one, not the host's.
+fn build_sys(cpus: usize) -> Result<(), StepError> {
+    let sys = Path::new(NEW_ROOT).join("sys");
+    tmpfs(&sys, 0o755, 1 << 20, "mount /sys")?;
+    let cpu = sys.join("devices/system/cpu");
+    mkdir_all(&cpu)?;
+    let range = if cpus <= 1 { "0\n".to_string() } else { format!("0-{}\n", cpus - 1) };
+    for name in ["online", "possible", "present"] {
+        write_file(&cpu.join(name), &range, 0o444)?;
+    }
+    for index in 0..cpus {
+        mkdir(&cpu.join(format!("cpu{index}")), 0o755)?;
+    }
+    mount(
+        None::<&str>,
+        &sys,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(step(Layer::Filesystem, "make /sys read-only", "mount(MS_REMOUNT|MS_RDONLY)", sys.clone()))
+}
+
+fn mount_proc() -> Result<(), StepError> {
+    let proc = Path::new(NEW_ROOT).join("proc");
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(step(Layer::Filesystem, "mount a fresh /proc", "mount(proc)", proc.clone()))?;
+    // The boot id is per host boot; pin it so it can't leak into outputs.
+    let pinned = Path::new(SCRATCH_FILES).join("boot_id");
+    write_file(&pinned, PINNED_BOOT_ID, 0o444)?;
+    let target = proc.join("sys/kernel/random/boot_id");
+    mount(Some(&pinned), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(step(Layer::Filesystem, "pin /proc boot_id", "mount(MS_BIND)", target.clone()))?;
+    crate::sys::mount::make_tree_readonly(&target)
+        .map_err(step(Layer::Filesystem, "pin /proc boot_id", "mount_setattr(RDONLY)", target))
+}
+
+/// Files that are bound over /proc entries live in the scratch root, outside the new root.
+const SCRATCH_FILES: &str = "/";
+
+/// Copies the source tree into the build dir: directories, regular files (content and
+/// exec bit) and symlinks (as symlinks, never followed). Other file types are refused so
+/// a build never depends on a fifo or device that only exists on one host.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), StepError> {
+    let read = fs::read_dir(from).map_err(step(Layer::Filesystem, "copy the source", "opendir", from.to_path_buf()))?;
+    let mut entries: Vec<_> = read
+        .collect::<Result<_, _>>()
+        .map_err(step(Layer::Filesystem, "copy the source", "readdir", from.to_path_buf()))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(step(Layer::Filesystem, "copy the source", "lstat", source.clone()))?;
+        if kind.is_symlink() {
+            let link = fs::read_link(&source).map_err(step(Layer::Filesystem, "copy the source", "readlink", source.clone()))?;
+            symlink(link, &target).map_err(step(Layer::Filesystem, "copy the source", "symlink", target.clone()))?;
+        } else if kind.is_dir() {
+            mkdir(&target, 0o755)?;
+            copy_tree(&source, &target)?;
+        } else if kind.is_file() {
+            fs::copy(&source, &target).map_err(step(Layer::Filesystem, "copy the source", "copy", source.clone()))?;
+        } else {
+            return Err(StepError::new(
+                Layer::Filesystem,
+                "copy the source",
+                "lstat",
+                Some(display_source_path(&source)),
+                io::Error::other("not a regular file, directory or symlink"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Error paths should name the host path the user knows, not our /oldroot view of it.
+fn display_source_path(path: &Path) -> PathBuf {
+    match path.strip_prefix(OLD_ROOT) {
+        Ok(rest) => Path::new("/").join(rest),
+        Err(_) => path.to_path_buf(),
+    }
+}

@@ -1,0 +1,173 @@
+//! Turns a profile plus a request into a validated `SandboxSpec`.
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::archive::outpath::OutputPath;
+use crate::sandbox::pins::{self, EnvPins, EpochSource};
+use crate::sandbox::profile::{Profile, RootSource};
+use crate::sandbox::seccomp::CompiledPolicy;
+use crate::sandbox::spec::{Limits, OutputRequest, RootSpec, SandboxSpec, SPEC_VERSION};
+
+/// zstd level of output archives: fast, and the archive is byte-identical for any CPU.
+pub const ARCHIVE_ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("no command given")]
+    NoCommand,
+    #[error("source directory {path} is not usable: {source}")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("source {path} is not a directory")]
+    SourceNotDir { path: PathBuf },
+    #[error("the profile pins {wanted} CPUs but only {available} are usable here; lower limits.cpus in the profile")]
+    TooFewCpus { wanted: usize, available: usize },
+    #[error("failed to read this process's CPU affinity: {0}")]
+    Affinity(nix::errno::Errno),
+    #[error("failed to load seccomp policy `{policy}`: {message}")]
+    Seccomp { policy: String, message: String },
+    #[error("rootfs {path} is not a directory")]
+    Rootfs { path: PathBuf },
+}
+
+/// What the caller wants run.
+pub struct Request<'a> {
+    pub command: &'a [String],
+    pub source: Option<&'a Path>,
+    pub outputs: Option<&'a [OutputPath]>,
+    pub source_date_epoch: Option<u64>,
+}
+
+/// The spec, and the facts about it a report needs.
+pub struct Plan {
+    pub spec: SandboxSpec,
+    pub epoch: u64,
+    pub epoch_source: EpochSource,
+}
+
+/// The pinned values as a report shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct PinReport {
+    pub source_date_epoch: u64,
+    pub source_date_epoch_from: EpochSource,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub hostname: String,
+    pub build_dir: PathBuf,
+    pub cpus: usize,
+    pub umask: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Plan {
+    pub fn pins(&self) -> PinReport {
+        let spec = &self.spec;
+        PinReport {
+            source_date_epoch: self.epoch,
+            source_date_epoch_from: self.epoch_source,
+            uid: spec.identity.uid,
+            gid: spec.identity.gid,
+            user: spec.identity.user.clone(),
+            hostname: spec.identity.hostname.clone(),
+            build_dir: spec.paths.build_dir.clone(),
+            cpus: spec.cpu_set.len(),
+            umask: format!("{:03o}", spec.umask),
+            env: spec.env.clone(),
+        }
+    }
+}
+
+pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError> {
+    if request.command.is_empty() {
+        return Err(PlanError::NoCommand);
+    }
+    let source = match request.source {
+        Some(path) => {
+            let canonical = path
+                .canonicalize()
+                .map_err(|source| PlanError::Source { path: path.to_path_buf(), source })?;
+            if !canonical.is_dir() {
+                return Err(PlanError::SourceNotDir { path: path.to_path_buf() });
+            }
+            Some(canonical)
+        }
+        None => None,
+    };
+    let (epoch, epoch_source) = pins::source_date_epoch(request.source_date_epoch, source.as_deref());
+    let env = pins::build_env(&EnvPins {
+        identity: &profile.identity,
+        paths: &profile.paths,
+        path_var: &profile.path_var,
+        tz: &profile.tz,
+        locale: &profile.locale,
+        source_date_epoch: epoch,
+        extra: &profile.extra_env,
+    });
+    let root = match &profile.root {
+        RootSource::Host { binds, etc } => RootSpec::Host { binds: binds.clone(), etc_binds: etc.clone() },
+        RootSource::Rootfs { dir } => {
+            if !dir.is_dir() {
+                return Err(PlanError::Rootfs { path: dir.clone() });
+            }
+            RootSpec::Rootfs { dir: dir.canonicalize().map_err(|source| PlanError::Source { path: dir.clone(), source })? }
+        }
+    };
+    let seccomp = load_seccomp(&profile.seccomp_policy)?;
+    Ok(Plan {
+        spec: SandboxSpec {
+            version: SPEC_VERSION,
+            command: request.command.to_vec(),
+            source,
+            root,
+            identity: profile.identity.clone(),
+            paths: profile.paths.clone(),
+            env,
+            umask: profile.umask,
+            cpu_set: choose_cpus(profile.cpus, 0)?,
+            limits: Limits {
+                memory_bytes: profile.memory_bytes,
+                pids: profile.pids,
+                timeout_ms: profile.timeout_secs.saturating_mul(1000),
+                nofile: profile.nofile,
+                build_dir_bytes: profile.build_dir_bytes,
+                tmp_bytes: profile.tmp_bytes,
+                home_bytes: profile.home_bytes,
+            },
+            seccomp,
+            landlock_abi: profile.landlock_abi,
+            etc_files: pins::etc_files(&profile.identity, &profile.paths),
+            cgroup_procs: Vec::new(),
+            outputs: request.outputs.map(|paths| OutputRequest {
+                paths: paths.to_vec(),
+                mtime: epoch,
+                zstd_level: ARCHIVE_ZSTD_LEVEL,
+            }),
+        },
+        epoch,
+        epoch_source,
+    })
+}
+
+fn load_seccomp(policy: &str) -> Result<CompiledPolicy, PlanError> {
+    crate::sandbox::seccomp::load_policy(policy)
+        .map_err(|err| PlanError::Seccomp { policy: policy.to_string(), message: err.to_string() })
+}
+
+/// `count` CPUs from this process's affinity, starting at the `rotation`-th one (a second
+/// run uses another rotation to land on other cores where there are enough).
+pub fn choose_cpus(count: usize, rotation: usize) -> Result<Vec<usize>, PlanError> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(PlanError::Affinity)?;
+    let usable: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect();
+    if usable.len() < count {
+        return Err(PlanError::TooFewCpus { wanted: count, available: usable.len() });
+    }
+    let start = rotation % usable.len();
+    let mut chosen: Vec<usize> = usable.iter().cycle().skip(start).take(count).copied().collect();
+    chosen.sort_unstable();
+    Ok(chosen)
+}

@@ -1,0 +1,91 @@
+//! `SandboxSpec`: everything the helper needs to build one sandbox, as plain data.
+//!
+//! The launcher builds a spec from a profile plus the request, validates it, and sends it
+//! to the helper as JSON. The helper trusts the spec (it came from its own parent), so all
+//! validation happens before it leaves the launcher.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::outpath::OutputPath;
+use crate::sandbox::seccomp::CompiledPolicy;
+
+/// Version of the launcher→helper wire format. The helper is always the same binary as
+/// the launcher (it is re-exec'd from /proc/self/exe), so this only guards against a
+/// binary being replaced on disk between the two.
+pub const SPEC_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    pub version: u32,
+    /// argv of the build command; argv[0] is looked up in the pinned PATH inside.
+    pub command: Vec<String>,
+    /// Host directory copied into `build_dir` before the build starts.
+    pub source: Option<PathBuf>,
+    pub root: RootSpec,
+    pub identity: Identity,
+    pub paths: SandboxPaths,
+    /// The complete environment of the build, already sorted; nothing is inherited.
+    pub env: Vec<(String, String)>,
+    pub umask: u32,
+    /// Host CPUs the build is pinned to; their count is the visible CPU count.
+    pub cpu_set: Vec<usize>,
+    pub limits: Limits,
+    pub seccomp: CompiledPolicy,
+    pub landlock_abi: u8,
+    /// Files of /etc written for the build (passwd, group, hosts, ...), path → content.
+    pub etc_files: Vec<(String, String)>,
+    /// cgroup.procs files the helper joins before creating namespaces.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub outputs: Option<OutputRequest>,
+}
+
+/// Where the sandbox's read-only system comes from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum RootSpec {
+    /// The host toolchain: listed directories bound read-only (a host symlink such as
+    /// `/bin -> usr/bin` is recreated as the same symlink), plus listed /etc files.
+    Host {
+        binds: Vec<PathBuf>,
+        etc_binds: Vec<PathBuf>,
+    },
+    /// A root filesystem directory; its top-level entries are bound read-only.
+    Rootfs { dir: PathBuf },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub group: String,
+    pub hostname: String,
+    pub domainname: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SandboxPaths {
+    pub build_dir: PathBuf,
+    pub home: PathBuf,
+    pub tmp: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub pids: u64,
+    pub timeout_ms: u64,
+    pub nofile: u64,
+    pub build_dir_bytes: u64,
+    pub tmp_bytes: u64,
+    pub home_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutputRequest {
+    pub paths: Vec<OutputPath>,
+    /// SOURCE_DATE_EPOCH: the mtime of every archived entry.
+    pub mtime: u64,
+    pub zstd_level: i32,
+}

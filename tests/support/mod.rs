@@ -1,0 +1,91 @@
+//! Helpers shared by the integration suites: run the real `hermetic` binary on a scratch
+//! source directory and look at what came out.
+#![allow(dead_code)] // each suite uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `hermetic` binary under test.
+pub fn hermetic() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hermetic"))
+}
+
+/// A scratch source directory with the given files (path, content); removed on drop.
+pub struct Source {
+    pub dir: tempfile::TempDir,
+}
+
+impl Source {
+    pub fn new(files: &[(&str, &str)]) -> Source {
+        let dir = tempfile::Builder::new().prefix("hermetic-test-src").tempdir().expect("create a temp dir");
+        for (path, content) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+        }
+        Source { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, path: &str) -> PathBuf {
+        self.dir.path().join(path)
+    }
+}
+
+/// `hermetic run --src SRC [extra...] -- CMD...`, stdin closed, output captured.
+pub fn run_in(src: &Source, extra: &[&str], command: &[&str]) -> Output {
+    hermetic()
+        .arg("run")
+        .arg("--src")
+        .arg(src.path())
+        .args(extra)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn hermetic")
+}
+
+/// `sh -c SCRIPT` in the sandbox with an empty source.
+pub fn sh(script: &str) -> Output {
+    run_in(&Source::new(&[]), &[], &["sh", "-c", script])
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Panics with both streams when the status is not `code`.
+pub fn assert_status(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "unexpected status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Tests that need root (cgroups on this kind of host, setpriv to another user) say so
+/// and fail rather than pass silently when run without it.
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "this test needs root (CI runs as root): it creates cgroups and switches users"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
