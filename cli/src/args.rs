@@ -22,15 +22,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one command in the sandbox with a copy of the source; exit with its status.
-    #[command(after_help = "The source (default: the current directory) is copied to the build dir \
+    #[command(
+        after_help = "The source (default: the current directory) is copied to the build dir \
 (/build in the default profile); the host tree is never modified. The command's stdout and \
 stderr are streamed unchanged; hermetic's own messages go to stderr.\n\n\
 Exit status: the command's own, or 125 when the sandbox can't be set up, 126 when the command \
 can't be executed, 127 when it is not found.\n\n\
-Examples:\n  hermetic run -- make test\n  hermetic run --profile strict --src ./project -- python3 -m pytest")]
+Examples:\n  hermetic run -- make test\n  hermetic run --profile strict --src ./project -- python3 -m pytest"
+    )]
     Run(RunArgs),
     /// Run a build and archive its outputs as deterministic tar+zstd with a BLAKE3 manifest.
-    #[command(after_help = "The outputs (paths relative to the build dir, default `out`) are \
+    #[command(
+        after_help = "The outputs (paths relative to the build dir, default `out`) are \
 archived with sorted entries, mtimes clamped to SOURCE_DATE_EPOCH, owner 0, modes 0644/0755, \
 and only regular files, directories and symlinks.\n\n\
 SOURCE_DATE_EPOCH is --source-date-epoch, else the commit time of the source's git HEAD, else \
@@ -38,7 +41,8 @@ SOURCE_DATE_EPOCH is --source-date-epoch, else the commit time of the source's g
 Exit status: 0 built, 1 the command failed, 2 usage or configuration error, 3 nondeterministic \
 (reserved for dual runs), 5 sandbox or internal error.\n\n\
 Examples:\n  hermetic build --single -- sh -c 'mkdir -p out && echo hi > out/hello'\n  \
-hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- make dist")]
+hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- make dist"
+    )]
     Build(BuildArgs),
     /// List, show and check sandbox profiles.
     #[command(subcommand)]
@@ -63,7 +67,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
     /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
 }
 
@@ -90,7 +99,12 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
     /// The build command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
 }
 

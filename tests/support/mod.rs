@@ -17,7 +17,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(files: &[(&str, &str)]) -> Source {
-        let dir = tempfile::Builder::new().prefix("hermetic-test-src").tempdir().expect("create a temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("hermetic-test-src")
+            .tempdir()
+            .expect("create a temp dir");
         for (path, content) in files {
             let path = dir.path().join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -86,6 +89,10 @@ pub fn require_root() {
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }

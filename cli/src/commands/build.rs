@@ -6,7 +6,9 @@ use anyhow::{anyhow, Context};
 use hermetic::archive::extract::{extract_verified, ExtractLimits};
 use hermetic::archive::manifest::FileEntry;
 use hermetic::archive::outpath::OutputPath;
-use hermetic::sandbox::launch::{self, AppliedLayers, BuildStatus, Launch, PackedOutputs, RunOutcome};
+use hermetic::sandbox::launch::{
+    self, AppliedLayers, BuildStatus, Launch, PackedOutputs, RunOutcome,
+};
 use hermetic::sandbox::plan::{self, PinReport, Request};
 use hermetic::sandbox::profile;
 use serde::Serialize;
@@ -86,7 +88,10 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
     let profile = profile::load(&args.sandbox.profile).map_err(|e| usage(e.into()))?;
     if let Some(dest) = &args.extract {
         if dest.symlink_metadata().is_ok() {
-            return Err(usage(anyhow!("--extract {}: already exists; name a new directory", dest.display())));
+            return Err(usage(anyhow!(
+                "--extract {}: already exists; name a new directory",
+                dest.display()
+            )));
         }
     }
     let plan = plan::plan(
@@ -105,7 +110,11 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
         exit_code: exit::SANDBOX_FAILED,
         mode: "single",
         error: None,
-        profile: ProfileReport { name: profile.name.clone(), origin: profile.origin.clone(), sha256: profile.sha256.clone() },
+        profile: ProfileReport {
+            name: profile.name.clone(),
+            origin: profile.origin.clone(),
+            sha256: profile.sha256.clone(),
+        },
         pins: Some(plan.pins()),
         sandbox: None,
         runs: Vec::new(),
@@ -113,12 +122,22 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
     };
 
     let partial = PartialArtifact::create(&args.artifact).map_err(usage)?;
-    let artifact = partial.file.try_clone().context("duplicate the artifact descriptor").map_err(usage)?;
+    let artifact = partial
+        .file
+        .try_clone()
+        .context("duplicate the artifact descriptor")
+        .map_err(usage)?;
     // The build's own output is a log, not hermetic's result: it goes to stderr, so stdout
     // carries only the report.
     let (stdout, stdout_relay) = stdio::for_build(Target::Stderr).map_err(|e| usage(e.into()))?;
     let (stderr, stderr_relay) = stdio::for_build(Target::Stderr).map_err(|e| usage(e.into()))?;
-    let outcome = launch::run(Launch { spec: &plan.spec, cgroup_policy: profile.cgroup, stdout, stderr, artifact: Some(artifact) });
+    let outcome = launch::run(Launch {
+        spec: &plan.spec,
+        cgroup_policy: profile.cgroup,
+        stdout,
+        stderr,
+        artifact: Some(artifact),
+    });
     for relay in [stdout_relay, stderr_relay].into_iter().flatten() {
         let _ = relay.join();
     }
@@ -145,7 +164,10 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
             Ok(archive) => {
                 let mut output = OutputReport {
                     archive,
-                    digest: Digests { sha256: packed.sha256.clone(), blake3: packed.blake3.clone() },
+                    digest: Digests {
+                        sha256: packed.sha256.clone(),
+                        blake3: packed.blake3.clone(),
+                    },
                     size: packed.size,
                     manifest_blake3: packed.manifest.blake3_hex(),
                     extracted_to: None,
@@ -173,13 +195,22 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
 /// The build's outputs when it succeeded, else why it failed.
 fn judge(outcome: &RunOutcome) -> Result<&PackedOutputs, String> {
     if let Some((program, errno)) = &outcome.exec_failure {
-        return Err(format!("cannot execute `{program}` in the sandbox: {}", std::io::Error::from_raw_os_error(*errno)));
+        return Err(format!(
+            "cannot execute `{program}` in the sandbox: {}",
+            std::io::Error::from_raw_os_error(*errno)
+        ));
     }
     match outcome.status {
         BuildStatus::Exited(0) => {}
-        BuildStatus::Exited(code) => return Err(format!("the build command exited with status {code}")),
-        BuildStatus::Signaled(signal) => return Err(format!("the build command was killed by signal {signal}")),
-        BuildStatus::TimedOut => return Err("the build exceeded the profile's timeout and was killed".into()),
+        BuildStatus::Exited(code) => {
+            return Err(format!("the build command exited with status {code}"))
+        }
+        BuildStatus::Signaled(signal) => {
+            return Err(format!("the build command was killed by signal {signal}"))
+        }
+        BuildStatus::TimedOut => {
+            return Err("the build exceeded the profile's timeout and was killed".into())
+        }
     }
     match &outcome.outputs {
         Some(Ok(packed)) => Ok(packed),
@@ -204,13 +235,22 @@ fn run_report(name: &'static str, outcome: &RunOutcome) -> RunReport {
 
 fn extract(archive: &Path, packed: &PackedOutputs, dest: &Path) -> anyhow::Result<()> {
     let file = File::open(archive).with_context(|| format!("open {}", archive.display()))?;
-    extract_verified(std::io::BufReader::new(file), &packed.manifest, dest, &ExtractLimits::default())
-        .with_context(|| format!("extract the outputs into {}", dest.display()))?;
+    extract_verified(
+        std::io::BufReader::new(file),
+        &packed.manifest,
+        dest,
+        &ExtractLimits::default(),
+    )
+    .with_context(|| format!("extract the outputs into {}", dest.display()))?;
     Ok(())
 }
 
 fn parse_outputs(raw: &[String]) -> anyhow::Result<Vec<OutputPath>> {
-    let raw: Vec<&str> = if raw.is_empty() { vec!["out"] } else { raw.iter().map(String::as_str).collect() };
+    let raw: Vec<&str> = if raw.is_empty() {
+        vec!["out"]
+    } else {
+        raw.iter().map(String::as_str).collect()
+    };
     raw.iter()
         .map(|path| OutputPath::parse(path).map_err(|err| anyhow!("--output {path}: {err}")))
         .collect()
@@ -218,7 +258,8 @@ fn parse_outputs(raw: &[String]) -> anyhow::Result<Vec<OutputPath>> {
 
 fn finish(args: &BuildArgs, report: BuildReport) -> Result<i32, Failure> {
     if args.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| Failure::new(exit::SANDBOX_FAILED, e))?;
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::new(exit::SANDBOX_FAILED, e))?;
         println!("{json}");
     } else {
         print_human(&report);
@@ -229,7 +270,12 @@ fn finish(args: &BuildArgs, report: BuildReport) -> Result<i32, Failure> {
 fn print_human(report: &BuildReport) {
     match (&report.output, &report.error) {
         (Some(output), None) => {
-            println!("built: {} ({} entries, {} bytes)", output.archive.display(), output.files.len(), output.size);
+            println!(
+                "built: {} ({} entries, {} bytes)",
+                output.archive.display(),
+                output.files.len(),
+                output.size
+            );
             println!("  sha256 {}", output.digest.sha256);
             println!("  blake3 {}", output.digest.blake3);
             if let Some(dest) = &output.extracted_to {
@@ -237,7 +283,10 @@ fn print_human(report: &BuildReport) {
             }
         }
         (_, error) => {
-            eprintln!("hermetic: build failed: {}", error.as_deref().unwrap_or("unknown error"));
+            eprintln!(
+                "hermetic: build failed: {}",
+                error.as_deref().unwrap_or("unknown error")
+            );
         }
     }
 }
@@ -253,25 +302,42 @@ struct PartialArtifact {
 
 impl PartialArtifact {
     fn create(dest: &Path) -> anyhow::Result<Self> {
-        let name = dest.file_name().ok_or_else(|| anyhow!("--artifact {}: not a file name", dest.display()))?;
+        let name = dest
+            .file_name()
+            .ok_or_else(|| anyhow!("--artifact {}: not a file name", dest.display()))?;
         let dir = match dest.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(anyhow!("--artifact {}: directory {} does not exist", dest.display(), dir.display()));
+            return Err(anyhow!(
+                "--artifact {}: directory {} does not exist",
+                dest.display(),
+                dir.display()
+            ));
         }
-        let temp = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        let temp = dir.join(format!(
+            ".{}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let file = File::options()
             .write(true)
             .create_new(true)
             .open(&temp)
             .with_context(|| format!("create {}", temp.display()))?;
-        Ok(PartialArtifact { file, temp, dest: dest.to_path_buf(), committed: false })
+        Ok(PartialArtifact {
+            file,
+            temp,
+            dest: dest.to_path_buf(),
+            committed: false,
+        })
     }
 
     fn commit(mut self) -> anyhow::Result<PathBuf> {
-        self.file.sync_all().with_context(|| format!("sync {}", self.temp.display()))?;
+        self.file
+            .sync_all()
+            .with_context(|| format!("sync {}", self.temp.display()))?;
         std::fs::rename(&self.temp, &self.dest)
             .with_context(|| format!("move the archive to {}", self.dest.display()))?;
         self.committed = true;

@@ -11,17 +11,28 @@ pub fn profile(command: ProfileCommand) -> Result<i32, Failure> {
     match command {
         ProfileCommand::List => {
             for (name, origin) in profile::list() {
-                let description = profile::load(&name).map(|p| p.description).unwrap_or_else(|e| format!("(invalid: {e})"));
+                let description = profile::load(&name)
+                    .map(|p| p.description)
+                    .unwrap_or_else(|e| format!("(invalid: {e})"));
                 println!("{name:<12} {origin:<32} {description}");
             }
         }
         ProfileCommand::Show { name } => {
-            print!("{}", profile::source_text(&name).map_err(|e| usage(e.into()))?);
+            print!(
+                "{}",
+                profile::source_text(&name).map_err(|e| usage(e.into()))?
+            );
         }
         ProfileCommand::Check { file } => {
             let loaded = profile::load_file(&file).map_err(|e| usage(e.into()))?;
             let policy = seccomp::load_policy(&loaded.seccomp_policy)
-                .with_context(|| format!("profile {} names seccomp policy `{}`", file.display(), loaded.seccomp_policy))
+                .with_context(|| {
+                    format!(
+                        "profile {} names seccomp policy `{}`",
+                        file.display(),
+                        loaded.seccomp_policy
+                    )
+                })
                 .map_err(usage)?;
             println!(
                 "ok: {} (profile sha256 {}, seccomp policy {} sha256 {})",

@@ -24,8 +24,10 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     )
     .map_err(|e| setup_failed(e.into()))?;
 
-    let (stdout, stdout_relay) = stdio::for_build(Target::Stdout).map_err(|e| setup_failed(e.into()))?;
-    let (stderr, stderr_relay) = stdio::for_build(Target::Stderr).map_err(|e| setup_failed(e.into()))?;
+    let (stdout, stdout_relay) =
+        stdio::for_build(Target::Stdout).map_err(|e| setup_failed(e.into()))?;
+    let (stderr, stderr_relay) =
+        stdio::for_build(Target::Stderr).map_err(|e| setup_failed(e.into()))?;
     let outcome = launch::run(Launch {
         spec: &plan.spec,
         cgroup_policy: profile.cgroup,
@@ -40,8 +42,15 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
 
     if let Some((program, errno)) = &outcome.exec_failure {
         let error = std::io::Error::from_raw_os_error(*errno);
-        let code = if *errno == libc_enoent() { exit::RUN_NOT_FOUND } else { exit::RUN_CANNOT_EXECUTE };
-        return Err(Failure::new(code, anyhow::anyhow!("cannot execute `{program}` in the sandbox: {error}")));
+        let code = if *errno == libc_enoent() {
+            exit::RUN_NOT_FOUND
+        } else {
+            exit::RUN_CANNOT_EXECUTE
+        };
+        return Err(Failure::new(
+            code,
+            anyhow::anyhow!("cannot execute `{program}` in the sandbox: {error}"),
+        ));
     }
     if outcome.status == BuildStatus::TimedOut {
         eprintln!("hermetic: the command exceeded the profile's timeout and was killed");
@@ -50,5 +59,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
 }
 
 fn libc_enoent() -> i32 {
-    std::io::Error::from(std::io::ErrorKind::NotFound).raw_os_error().unwrap_or(2)
+    std::io::Error::from(std::io::ErrorKind::NotFound)
+        .raw_os_error()
+        .unwrap_or(2)
 }

@@ -58,9 +58,19 @@ struct Hierarchies {
 impl BuildCgroup {
     pub fn create(name: &str, limits: CgroupLimits) -> Result<BuildCgroup, StepError> {
         let found = discover().map_err(|err| {
-            StepError::new(Layer::Cgroup, "find the cgroup hierarchies", "read", Some("/proc/self/mountinfo".into()), err)
+            StepError::new(
+                Layer::Cgroup,
+                "find the cgroup hierarchies",
+                "read",
+                Some("/proc/self/mountinfo".into()),
+                err,
+            )
         })?;
-        let mut cgroup = BuildCgroup { dirs: Vec::new(), v2: false, report: CgroupReport::default() };
+        let mut cgroup = BuildCgroup {
+            dirs: Vec::new(),
+            v2: false,
+            report: CgroupReport::default(),
+        };
         let mut missing: Vec<&str> = Vec::new();
         let mut v2_controllers: Vec<&str> = Vec::new();
         for controller in CONTROLLERS {
@@ -69,7 +79,11 @@ impl BuildCgroup {
                 make_dir(&dir)?;
                 cgroup.dirs.push(dir.clone());
                 cgroup.apply_v1(controller, &dir, limits)?;
-            } else if found.v2.as_ref().is_some_and(|(mount, own)| v2_has(mount, own, controller)) {
+            } else if found
+                .v2
+                .as_ref()
+                .is_some_and(|(mount, own)| v2_has(mount, own, controller))
+            {
                 v2_controllers.push(controller);
             } else {
                 missing.push(controller);
@@ -102,10 +116,18 @@ impl BuildCgroup {
 
     /// The `cgroup.procs` files the helper writes itself into.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|dir| dir.join("cgroup.procs"))
+            .collect()
     }
 
-    fn apply_v1(&mut self, controller: &str, dir: &Path, limits: CgroupLimits) -> Result<(), StepError> {
+    fn apply_v1(
+        &mut self,
+        controller: &str,
+        dir: &Path,
+        limits: CgroupLimits,
+    ) -> Result<(), StepError> {
         let label = Some(format!("v1:{}", dir.display()));
         match controller {
             "pids" => {
@@ -113,23 +135,40 @@ impl BuildCgroup {
                 self.report.pids = label;
             }
             "memory" => {
-                write(dir, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+                write(
+                    dir,
+                    "memory.limit_in_bytes",
+                    &limits.memory_bytes.to_string(),
+                )?;
                 if dir.join("memory.memsw.limit_in_bytes").exists() {
-                    write(dir, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string())?;
+                    write(
+                        dir,
+                        "memory.memsw.limit_in_bytes",
+                        &limits.memory_bytes.to_string(),
+                    )?;
                     self.report.swap_limited = true;
                 }
                 self.report.memory = label;
             }
             _ => {
                 write(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-                write(dir, "cpu.cfs_quota_us", &(CPU_PERIOD_US * limits.cpus as u64).to_string())?;
+                write(
+                    dir,
+                    "cpu.cfs_quota_us",
+                    &(CPU_PERIOD_US * limits.cpus as u64).to_string(),
+                )?;
                 self.report.cpu = label;
             }
         }
         Ok(())
     }
 
-    fn apply_v2(&mut self, dir: &Path, controllers: &[&str], limits: CgroupLimits) -> Result<(), StepError> {
+    fn apply_v2(
+        &mut self,
+        dir: &Path,
+        controllers: &[&str],
+        limits: CgroupLimits,
+    ) -> Result<(), StepError> {
         let label = Some(format!("v2:{}", dir.display()));
         for controller in controllers {
             match *controller {
@@ -147,7 +186,11 @@ impl BuildCgroup {
                     self.report.memory = label.clone();
                 }
                 _ => {
-                    write(dir, "cpu.max", &format!("{} {CPU_PERIOD_US}", CPU_PERIOD_US * limits.cpus as u64))?;
+                    write(
+                        dir,
+                        "cpu.max",
+                        &format!("{} {CPU_PERIOD_US}", CPU_PERIOD_US * limits.cpus as u64),
+                    )?;
                     self.report.cpu = label.clone();
                 }
             }
@@ -163,8 +206,14 @@ impl BuildCgroup {
                 continue;
             }
             if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|line| line.trim().parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                for pid in procs
+                    .lines()
+                    .filter_map(|line| line.trim().parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             }
         }
@@ -188,17 +237,29 @@ impl Drop for BuildCgroup {
 }
 
 fn make_dir(dir: &Path) -> Result<(), StepError> {
-    fs::create_dir(dir).map_err(|err| StepError::new(Layer::Cgroup, "create the build cgroup", "mkdir", Some(dir.into()), err))
+    fs::create_dir(dir).map_err(|err| {
+        StepError::new(
+            Layer::Cgroup,
+            "create the build cgroup",
+            "mkdir",
+            Some(dir.into()),
+            err,
+        )
+    })
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<(), StepError> {
     let path = dir.join(file);
-    fs::write(&path, value).map_err(|err| StepError::new(Layer::Cgroup, "set a limit", "write", Some(path), err))
+    fs::write(&path, value)
+        .map_err(|err| StepError::new(Layer::Cgroup, "set a limit", "write", Some(path), err))
 }
 
 fn v2_has(mount: &Path, own: &str, controller: &str) -> bool {
     let own_dir = mount.join(own.trim_start_matches('/'));
-    let candidates = [own_dir.join("cgroup.controllers"), mount.join("cgroup.controllers")];
+    let candidates = [
+        own_dir.join("cgroup.controllers"),
+        mount.join("cgroup.controllers"),
+    ];
     candidates.iter().any(|file| {
         fs::read_to_string(file).is_ok_and(|list| list.split_whitespace().any(|c| c == controller))
     })
@@ -212,7 +273,13 @@ fn v2_parent(mount: &Path, own: &str) -> Result<PathBuf, StepError> {
         let slice = mount.join("hermetic.slice");
         match fs::create_dir(&slice) {
             Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(StepError::new(Layer::Cgroup, "create hermetic.slice", "mkdir", Some(slice), err))
+                return Err(StepError::new(
+                    Layer::Cgroup,
+                    "create hermetic.slice",
+                    "mkdir",
+                    Some(slice),
+                    err,
+                ))
             }
             _ => {}
         }
@@ -248,16 +315,23 @@ fn discover() -> io::Result<Hierarchies> {
     let own = fs::read_to_string("/proc/self/cgroup")?;
     let mut found = Hierarchies::default();
     for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let fields: Vec<&str> = left.split_whitespace().collect();
         let right: Vec<&str> = right.split_whitespace().collect();
-        let (Some(root), Some(mount_point), Some(fstype)) = (fields.get(3), fields.get(4), right.first()) else {
+        let (Some(root), Some(mount_point), Some(fstype)) =
+            (fields.get(3), fields.get(4), right.first())
+        else {
             continue;
         };
         let super_options = right.get(2).copied().unwrap_or("");
         match *fstype {
             "cgroup2" if found.v2.is_none() => {
-                let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
+                let path = own
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .unwrap_or("/");
                 found.v2 = Some((PathBuf::from(mount_point), strip_root(path, root)));
             }
             "cgroup" => {
@@ -271,7 +345,8 @@ fn discover() -> io::Result<Hierarchies> {
                         list.split(',').any(|c| c == controller).then_some(path)
                     });
                     if let Some(path) = path {
-                        let dir = Path::new(mount_point).join(strip_root(path, root).trim_start_matches('/'));
+                        let dir = Path::new(mount_point)
+                            .join(strip_root(path, root).trim_start_matches('/'));
                         found.v1.push((controller.to_string(), dir));
                     }
                 }

@@ -26,7 +26,10 @@ pub(crate) const SETUP_FAILED: i32 = 125;
 /// Called first thing in `main` of every binary that launches sandboxes. When the process
 /// was started as the helper it never returns.
 pub fn run_helper_if_requested() {
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == HELPER_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == HELPER_ARG)
+    {
         let code = helper_main();
         std::process::exit(code);
     }
@@ -53,16 +56,23 @@ fn helper_main() -> i32 {
 
 fn read_spec() -> Result<SandboxSpec, StepError> {
     let mut bytes = Vec::new();
-    take_fd(SPEC_FD)
-        .read_to_end(&mut bytes)
-        .map_err(step(Layer::Helper, "read the sandbox spec", "read", None))?;
-    let spec: SandboxSpec = serde_json::from_slice(&bytes)
-        .map_err(|err| StepError::refused(Layer::Helper, "parse the sandbox spec", err.to_string()))?;
+    take_fd(SPEC_FD).read_to_end(&mut bytes).map_err(step(
+        Layer::Helper,
+        "read the sandbox spec",
+        "read",
+        None,
+    ))?;
+    let spec: SandboxSpec = serde_json::from_slice(&bytes).map_err(|err| {
+        StepError::refused(Layer::Helper, "parse the sandbox spec", err.to_string())
+    })?;
     if spec.version != SPEC_VERSION {
         return Err(StepError::refused(
             Layer::Helper,
             "check the spec version",
-            format!("launcher sent version {}, helper speaks {SPEC_VERSION}", spec.version),
+            format!(
+                "launcher sent version {}, helper speaks {SPEC_VERSION}",
+                spec.version
+            ),
         ));
     }
     Ok(spec)
@@ -73,15 +83,15 @@ fn enter_namespaces_and_wait(
     messages: &mut MessageSink,
     started: Instant,
 ) -> Result<i32, StepError> {
-    // Nothing of the helper (it still holds the launcher's view of the host) may be read
-    // or traced by the build.
-    nix::sys::prctl::set_dumpable(false)
-        .map_err(step(Layer::Helper, "make the helper non-dumpable", "prctl(PR_SET_DUMPABLE)", None))?;
-
     // Join the build's cgroup before the cgroup namespace is created, so that the
     // namespace's root is the build's own cgroup and no host cgroup path is visible.
     for procs in &spec.cgroup_procs {
-        std::fs::write(procs, "0").map_err(step(Layer::Cgroup, "join the build cgroup", "write", procs.clone()))?;
+        std::fs::write(procs, "0").map_err(step(
+            Layer::Cgroup,
+            "join the build cgroup",
+            "write",
+            procs.clone(),
+        ))?;
     }
 
     let outer_uid = nix::unistd::geteuid();
@@ -89,18 +99,37 @@ fn enter_namespaces_and_wait(
     if outer_uid.is_root() {
         // Supplementary groups of the caller would show up as "nogroup" inside; root can
         // drop them, a rootless caller cannot (setgroups is denied in its namespace).
-        nix::unistd::setgroups(&[])
-            .map_err(step(Layer::Namespaces, "drop supplementary groups", "setgroups", None))?;
+        nix::unistd::setgroups(&[]).map_err(step(
+            Layer::Namespaces,
+            "drop supplementary groups",
+            "setgroups",
+            None,
+        ))?;
     }
-    unshare(CloneFlags::CLONE_NEWUSER)
-        .map_err(step(Layer::Namespaces, "create the user namespace", "unshare(CLONE_NEWUSER)", None))?;
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(step(
+        Layer::Namespaces,
+        "create the user namespace",
+        "unshare(CLONE_NEWUSER)",
+        None,
+    ))?;
     let map_files = [
         ("/proc/self/setgroups", "deny".to_string()),
-        ("/proc/self/uid_map", format!("{} {} 1", spec.identity.uid, outer_uid)),
-        ("/proc/self/gid_map", format!("{} {} 1", spec.identity.gid, outer_gid)),
+        (
+            "/proc/self/uid_map",
+            format!("{} {} 1", spec.identity.uid, outer_uid),
+        ),
+        (
+            "/proc/self/gid_map",
+            format!("{} {} 1", spec.identity.gid, outer_gid),
+        ),
     ];
     for (path, content) in map_files {
-        std::fs::write(path, content).map_err(step(Layer::Namespaces, "map the build user", "write", PathBuf::from(path)))?;
+        std::fs::write(path, content).map_err(step(
+            Layer::Namespaces,
+            "map the build user",
+            "write",
+            PathBuf::from(path),
+        ))?;
     }
     let namespaces = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -116,21 +145,48 @@ fn enter_namespaces_and_wait(
         None,
     ))?;
     pin_uptime()?;
+    // Nothing of the helper and init (they still hold the launcher's view of the host)
+    // may be read or traced by the build. Only now: a non-dumpable process's /proc/self
+    // files belong to the host's root, so an unprivileged helper could not have written
+    // its uid_map or time offsets.
+    nix::sys::prctl::set_dumpable(false).map_err(step(
+        Layer::Helper,
+        "make the helper non-dumpable",
+        "prctl(PR_SET_DUMPABLE)",
+        None,
+    ))?;
 
-    let init = match fork().map_err(step(Layer::Namespaces, "start the sandbox init", "fork", None))? {
+    let init = match fork().map_err(step(
+        Layer::Namespaces,
+        "start the sandbox init",
+        "fork",
+        None,
+    ))? {
         Forked::Child => crate::sandbox::init::run(spec, started),
         Forked::Parent { child } => child,
     };
-    let pidfd = crate::sys::process::pidfd_open(init)
-        .map_err(step(Layer::Limits, "watch the sandbox init", "pidfd_open", None))?;
-    let exited = crate::sys::process::wait_pidfd(&pidfd, Some(spec.limits.timeout_ms))
-        .map_err(step(Layer::Limits, "wait for the build", "poll(pidfd)", None))?;
+    let pidfd = crate::sys::process::pidfd_open(init).map_err(step(
+        Layer::Limits,
+        "watch the sandbox init",
+        "pidfd_open",
+        None,
+    ))?;
+    let exited = crate::sys::process::wait_pidfd(&pidfd, Some(spec.limits.timeout_ms)).map_err(
+        step(Layer::Limits, "wait for the build", "poll(pidfd)", None),
+    )?;
     if !exited {
         // Killing pid 1 of the namespace kills every process in it.
         let _ = kill(init, Signal::SIGKILL);
-        messages.send(&HelperMessage::TimedOut { after_ms: spec.limits.timeout_ms });
+        messages.send(&HelperMessage::TimedOut {
+            after_ms: spec.limits.timeout_ms,
+        });
     }
-    let status = waitpid(init, None).map_err(step(Layer::Helper, "reap the sandbox init", "waitpid", None))?;
+    let status = waitpid(init, None).map_err(step(
+        Layer::Helper,
+        "reap the sandbox init",
+        "waitpid",
+        None,
+    ))?;
     Ok(match status {
         WaitStatus::Exited(_, code) => code,
         WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
@@ -143,8 +199,16 @@ fn enter_namespaces_and_wait(
 fn pin_uptime() -> Result<(), StepError> {
     use nix::time::{clock_gettime, ClockId};
     let mut offsets = String::new();
-    for (name, clock) in [("monotonic", ClockId::CLOCK_MONOTONIC), ("boottime", ClockId::CLOCK_BOOTTIME)] {
-        let now = clock_gettime(clock).map_err(step(Layer::Pins, "read the host uptime", "clock_gettime", None))?;
+    for (name, clock) in [
+        ("monotonic", ClockId::CLOCK_MONOTONIC),
+        ("boottime", ClockId::CLOCK_BOOTTIME),
+    ] {
+        let now = clock_gettime(clock).map_err(step(
+            Layer::Pins,
+            "read the host uptime",
+            "clock_gettime",
+            None,
+        ))?;
         offsets.push_str(&format!("{name} {} 0\n", -now.tv_sec()));
     }
     std::fs::write("/proc/self/timens_offsets", offsets).map_err(step(

@@ -44,16 +44,37 @@ pub(crate) fn run(spec: &SandboxSpec, started: Instant) -> ! {
     exit_now(code)
 }
 
-fn init_main(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -> Result<i32, StepError> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .map_err(step(Layer::Helper, "die with the helper", "prctl(PR_SET_PDEATHSIG)", None))?;
+fn init_main(
+    spec: &SandboxSpec,
+    messages: &mut MessageSink,
+    started: Instant,
+) -> Result<i32, StepError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step(
+        Layer::Helper,
+        "die with the helper",
+        "prctl(PR_SET_PDEATHSIG)",
+        None,
+    ))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     crate::sandbox::mount::build_root(spec)?;
-    crate::sys::net::loopback_up().map_err(step(Layer::Network, "bring up loopback", "ioctl(SIOCSIFFLAGS)", None))?;
-    nix::unistd::sethostname(&spec.identity.hostname)
-        .map_err(step(Layer::Pins, "pin the hostname", "sethostname", None))?;
-    crate::sys::process::set_domainname(&spec.identity.domainname)
-        .map_err(step(Layer::Pins, "pin the domainname", "setdomainname", None))?;
+    crate::sys::net::loopback_up().map_err(step(
+        Layer::Network,
+        "bring up loopback",
+        "ioctl(SIOCSIFFLAGS)",
+        None,
+    ))?;
+    nix::unistd::sethostname(&spec.identity.hostname).map_err(step(
+        Layer::Pins,
+        "pin the hostname",
+        "sethostname",
+        None,
+    ))?;
+    crate::sys::process::set_domainname(&spec.identity.domainname).map_err(step(
+        Layer::Pins,
+        "pin the domainname",
+        "setdomainname",
+        None,
+    ))?;
 
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
         Forked::Child => build_child(spec, messages, started),
@@ -74,15 +95,25 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -
     if code == Some(0) {
         if let Some(outputs) = &spec.outputs {
             let artifact = take_fd(ARTIFACT_FD);
-            let options = PackOptions { mtime: outputs.mtime, zstd_level: outputs.zstd_level };
-            match pack_outputs(&spec.paths.build_dir, &outputs.paths, &options, std::io::BufWriter::new(artifact)) {
+            let options = PackOptions {
+                mtime: outputs.mtime,
+                zstd_level: outputs.zstd_level,
+            };
+            match pack_outputs(
+                &spec.paths.build_dir,
+                &outputs.paths,
+                &options,
+                std::io::BufWriter::new(artifact),
+            ) {
                 Ok(packed) => messages.send(&HelperMessage::Packed {
                     manifest: packed.manifest,
                     sha256: packed.sha256,
                     blake3: packed.blake3,
                     size: packed.size,
                 }),
-                Err(err) => messages.send(&HelperMessage::PackFailed { message: err.to_string() }),
+                Err(err) => messages.send(&HelperMessage::PackFailed {
+                    message: err.to_string(),
+                }),
             }
         }
     }
@@ -111,15 +142,25 @@ fn build_child(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant)
             exit_now(crate::sandbox::helper::SETUP_FAILED)
         }
         Err(ChildFailure::Exec { program, errno }) => {
-            messages.send(&HelperMessage::ExecFailed { program, errno: errno as i32 });
-            exit_now(if errno == nix::errno::Errno::ENOENT { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXECUTE })
+            messages.send(&HelperMessage::ExecFailed {
+                program,
+                errno: errno as i32,
+            });
+            exit_now(if errno == nix::errno::Errno::ENOENT {
+                EXIT_NOT_FOUND
+            } else {
+                EXIT_CANNOT_EXECUTE
+            })
         }
     }
 }
 
 enum ChildFailure {
     Setup(StepError),
-    Exec { program: String, errno: nix::errno::Errno },
+    Exec {
+        program: String,
+        errno: nix::errno::Errno,
+    },
 }
 
 impl From<StepError> for ChildFailure {
@@ -128,26 +169,44 @@ impl From<StepError> for ChildFailure {
     }
 }
 
-fn confine_and_exec(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -> Result<Infallible, ChildFailure> {
+fn confine_and_exec(
+    spec: &SandboxSpec,
+    messages: &mut MessageSink,
+    started: Instant,
+) -> Result<Infallible, ChildFailure> {
     use nix::sys::resource::{setrlimit, Resource};
 
     nix::unistd::setsid().map_err(step(Layer::Pins, "start a new session", "setsid", None))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(spec.umask));
     let mut cpus = nix::sched::CpuSet::new();
     for &cpu in &spec.cpu_set {
-        cpus.set(cpu).map_err(step(Layer::Pins, "pin the CPU set", "CpuSet::set", None))?;
+        cpus.set(cpu)
+            .map_err(step(Layer::Pins, "pin the CPU set", "CpuSet::set", None))?;
     }
-    nix::sched::sched_setaffinity(Pid::from_raw(0), &cpus)
-        .map_err(step(Layer::Pins, "pin the CPU set", "sched_setaffinity", None))?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &cpus).map_err(step(
+        Layer::Pins,
+        "pin the CPU set",
+        "sched_setaffinity",
+        None,
+    ))?;
     for (resource, value) in [
         (Resource::RLIMIT_NOFILE, spec.limits.nofile),
         (Resource::RLIMIT_CORE, 0),
     ] {
-        setrlimit(resource, value, value).map_err(step(Layer::Limits, "set resource limits", "setrlimit", None))?;
+        setrlimit(resource, value, value).map_err(step(
+            Layer::Limits,
+            "set resource limits",
+            "setrlimit",
+            None,
+        ))?;
     }
 
     let program = resolve_program(spec)?;
-    let argv: Vec<CString> = spec.command.iter().map(|arg| cstring(arg.as_bytes())).collect::<Result<_, _>>()?;
+    let argv: Vec<CString> = spec
+        .command
+        .iter()
+        .map(|arg| cstring(arg.as_bytes()))
+        .collect::<Result<_, _>>()?;
     let envp: Vec<CString> = spec
         .env
         .iter()
@@ -155,40 +214,75 @@ fn confine_and_exec(spec: &SandboxSpec, messages: &mut MessageSink, started: Ins
         .collect::<Result<_, _>>()?;
 
     drop_capabilities()?;
-    nix::sys::prctl::set_no_new_privs()
-        .map_err(step(Layer::Capabilities, "set no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", None))?;
+    nix::sys::prctl::set_no_new_privs().map_err(step(
+        Layer::Capabilities,
+        "set no_new_privs",
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+        None,
+    ))?;
     let landlock = crate::sandbox::landlock::restrict(spec)?;
-    let landlock_abi = match landlock.landlock {
+    let kernel_landlock_abi = match landlock.landlock {
         landlock::LandlockStatus::Available { effective_abi, .. } => effective_abi as u8,
         _ => 0,
     };
-    spec.seccomp
-        .install()
-        .map_err(|err| StepError::new(Layer::Seccomp, "install the filters", "seccomp", None, std::io::Error::other(err.to_string())))?;
-    crate::sys::process::set_cloexec_from(3)
-        .map_err(step(Layer::Helper, "close inherited descriptors", "close_range(CLOEXEC)", None))?;
-    messages.send(&HelperMessage::Started { landlock_abi, setup_us: started.elapsed().as_micros() as u64 });
+    spec.seccomp.install().map_err(|err| {
+        StepError::new(
+            Layer::Seccomp,
+            "install the filters",
+            "seccomp",
+            None,
+            std::io::Error::other(err.to_string()),
+        )
+    })?;
+    crate::sys::process::set_cloexec_from(3).map_err(step(
+        Layer::Helper,
+        "close inherited descriptors",
+        "close_range(CLOEXEC)",
+        None,
+    ))?;
+    messages.send(&HelperMessage::Started {
+        landlock_abi: spec.landlock_abi,
+        kernel_landlock_abi,
+        setup_us: started.elapsed().as_micros() as u64,
+    });
 
     let errno = match nix::unistd::execve(&program, &argv, &envp) {
         Err(errno) => errno,
         Ok(never) => match never {},
     };
-    Err(ChildFailure::Exec { program: spec.command[0].clone(), errno })
+    Err(ChildFailure::Exec {
+        program: spec.command[0].clone(),
+        errno,
+    })
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString, StepError> {
-    CString::new(bytes).map_err(|_| StepError::refused(Layer::Exec, "prepare argv and env", "a value contains a NUL byte"))
+    CString::new(bytes).map_err(|_| {
+        StepError::refused(
+            Layer::Exec,
+            "prepare argv and env",
+            "a value contains a NUL byte",
+        )
+    })
 }
 
 /// execvp's lookup, done before seccomp and with the pinned PATH, so a missing program is
 /// reported as "not found" (127) and a non-executable one as 126.
 fn resolve_program(spec: &SandboxSpec) -> Result<CString, ChildFailure> {
     let name = &spec.command[0];
-    let not_found = || ChildFailure::Exec { program: name.clone(), errno: nix::errno::Errno::ENOENT };
+    let not_found = || ChildFailure::Exec {
+        program: name.clone(),
+        errno: nix::errno::Errno::ENOENT,
+    };
     if name.contains('/') {
         return cstring(name.as_bytes()).map_err(ChildFailure::Setup);
     }
-    let path_var = spec.env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.as_str()).unwrap_or("");
+    let path_var = spec
+        .env
+        .iter()
+        .find(|(n, _)| n == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
     let mut first_denied: Option<PathBuf> = None;
     for dir in path_var.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(name);
@@ -215,7 +309,13 @@ fn drop_capabilities() -> Result<(), StepError> {
     use caps::{CapSet, CapsHashSet};
     let fail = |what: &'static str| {
         move |err: caps::errors::CapsError| {
-            StepError::new(Layer::Capabilities, what, "capset", None, std::io::Error::other(err.to_string()))
+            StepError::new(
+                Layer::Capabilities,
+                what,
+                "capset",
+                None,
+                std::io::Error::other(err.to_string()),
+            )
         }
     };
     for cap in caps::read(None, CapSet::Bounding).map_err(fail("read the bounding set"))? {
@@ -227,4 +327,3 @@ fn drop_capabilities() -> Result<(), StepError> {
     }
     Ok(())
 }
-

@@ -7,8 +7,8 @@
 //! to start instead of silently dropping rights (hakoniwa's fail-open bug, Nix's best
 //! effort). Operators of old kernels lower `landlock.abi` in their profile explicitly.
 use landlock::{
-    path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, RestrictionStatus, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, RestrictionStatus, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 use crate::sandbox::error::{Layer, StepError};
@@ -23,8 +23,16 @@ const SCOPES_ABI: u8 = 6;
 
 pub(crate) fn restrict(spec: &SandboxSpec) -> Result<RestrictionStatus, StepError> {
     let abi = ABI::from(i32::from(spec.landlock_abi));
-    let fail = |what: &'static str| move |err: landlock::RulesetError| {
-        StepError::new(Layer::Landlock, what, "landlock", None, std::io::Error::other(err.to_string()))
+    let fail = |what: &'static str| {
+        move |err: landlock::RulesetError| {
+            StepError::new(
+                Layer::Landlock,
+                what,
+                "landlock",
+                None,
+                std::io::Error::other(err.to_string()),
+            )
+        }
     };
     let all = AccessFs::from_all(abi);
     let read_exec = AccessFs::from_read(abi);
@@ -58,7 +66,10 @@ pub(crate) fn restrict(spec: &SandboxSpec) -> Result<RestrictionStatus, StepErro
         return Err(StepError::refused(
             Layer::Landlock,
             "enforce the ruleset",
-            format!("the kernel enforced it only partly ({:?}) for ABI {}", status.ruleset, spec.landlock_abi),
+            format!(
+                "the kernel enforced it only partly ({:?}) for ABI {}",
+                status.ruleset, spec.landlock_abi
+            ),
         ));
     }
     Ok(status)

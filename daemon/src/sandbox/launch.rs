@@ -69,7 +69,10 @@ pub struct RunOutcome {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AppliedLayers {
     pub namespaces: Vec<&'static str>,
+    /// The Landlock ABI the enforced rules were written for.
     pub landlock_abi: u8,
+    /// The newest Landlock ABI the kernel offers.
+    pub kernel_landlock_abi: u8,
     pub seccomp_policy: String,
     pub seccomp_sha256: String,
     pub cgroup: Option<CgroupReport>,
@@ -89,7 +92,9 @@ pub struct Launch<'a> {
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-pub const NAMESPACES: [&str; 8] = ["user", "mount", "pid", "net", "uts", "ipc", "cgroup", "time"];
+pub const NAMESPACES: [&str; 8] = [
+    "user", "mount", "pid", "net", "uts", "ipc", "cgroup", "time",
+];
 
 pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     let started = Instant::now();
@@ -103,7 +108,11 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         ..AppliedLayers::default()
     };
 
-    let name = format!("hermetic-{}-{}", std::process::id(), RUN_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "hermetic-{}-{}",
+        std::process::id(),
+        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
     let limits = CgroupLimits {
         pids: spec.limits.pids,
         memory_bytes: spec.limits.memory_bytes,
@@ -121,7 +130,8 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     let mut spec = spec.clone();
     spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default();
 
-    let protocol = |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
+    let protocol =
+        |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
     let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
     let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
 
@@ -132,12 +142,18 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         .stdin(Stdio::null())
         .stdout(launch.stdout)
         .stderr(launch.stderr);
-    let mut fds = vec![(raw(&spec_read), SPEC_FD), (raw(&message_write), MESSAGE_FD)];
+    let mut fds = vec![
+        (raw(&spec_read), SPEC_FD),
+        (raw(&message_write), MESSAGE_FD),
+    ];
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
     }
-    let mut helper = spawn_with_fds(&mut command, &fds)
-        .map_err(|source| SandboxError::SpawnHelper { program: "/proc/self/exe".into(), source })?;
+    let mut helper =
+        spawn_with_fds(&mut command, &fds).map_err(|source| SandboxError::SpawnHelper {
+            program: "/proc/self/exe".into(),
+            source,
+        })?;
     drop(spec_read);
     drop(message_write);
     drop(launch.artifact);
@@ -166,10 +182,15 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         match outcome.exited {
             Some((Some(code), _)) => BuildStatus::Exited(code),
             Some((None, Some(signal))) => BuildStatus::Signaled(signal),
-            _ => return Err(SandboxError::HelperDied { status: helper_status.to_string() }),
+            _ => {
+                return Err(SandboxError::HelperDied {
+                    status: helper_status.to_string(),
+                })
+            }
         }
     };
     layers.landlock_abi = outcome.landlock_abi;
+    layers.kernel_landlock_abi = outcome.kernel_landlock_abi;
     Ok(RunOutcome {
         status,
         duration: started.elapsed(),
@@ -187,6 +208,7 @@ struct Reported {
     timed_out: bool,
     exec_failure: Option<(String, i32)>,
     landlock_abi: u8,
+    kernel_landlock_abi: u8,
     setup_us: Option<u64>,
     outputs: Option<Result<PackedOutputs, String>>,
 }
@@ -197,15 +219,32 @@ impl Reported {
             HelperMessage::SetupFailed { layer, message } => {
                 self.setup_failure.get_or_insert((layer, message));
             }
-            HelperMessage::Started { landlock_abi, setup_us } => {
+            HelperMessage::Started {
+                landlock_abi,
+                kernel_landlock_abi,
+                setup_us,
+            } => {
                 self.landlock_abi = landlock_abi;
+                self.kernel_landlock_abi = kernel_landlock_abi;
                 self.setup_us = Some(setup_us);
             }
-            HelperMessage::ExecFailed { program, errno } => self.exec_failure = Some((program, errno)),
+            HelperMessage::ExecFailed { program, errno } => {
+                self.exec_failure = Some((program, errno))
+            }
             HelperMessage::Exited { code, signal } => self.exited = Some((code, signal)),
             HelperMessage::TimedOut { .. } => self.timed_out = true,
-            HelperMessage::Packed { manifest, sha256, blake3, size } => {
-                self.outputs = Some(Ok(PackedOutputs { manifest, sha256, blake3, size }))
+            HelperMessage::Packed {
+                manifest,
+                sha256,
+                blake3,
+                size,
+            } => {
+                self.outputs = Some(Ok(PackedOutputs {
+                    manifest,
+                    sha256,
+                    blake3,
+                    size,
+                }))
             }
             HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
         }

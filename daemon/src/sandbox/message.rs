@@ -21,7 +21,13 @@ pub enum HelperMessage {
     /// A layer could not be applied; the build did not start.
     SetupFailed { layer: Layer, message: String },
     /// Every layer is applied; the build child is about to exec.
-    Started { landlock_abi: u8, setup_us: u64 },
+    Started {
+        /// The ABI the enforced rules were written for (the profile's).
+        landlock_abi: u8,
+        /// The newest ABI the kernel offers.
+        kernel_landlock_abi: u8,
+        setup_us: u64,
+    },
     /// execve failed in the build child (after every layer was applied).
     ExecFailed { program: String, errno: i32 },
     /// The build's main process ended; every other process of the build is dead too.

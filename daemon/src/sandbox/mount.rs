@@ -35,13 +35,26 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
         step::<nix::errno::Errno>(Layer::Filesystem, what, call, path.to_path_buf())
     };
 
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(fs_step("make every mount private", "mount(MS_REC|MS_PRIVATE)", Path::new("/")))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(fs_step(
+        "make every mount private",
+        "mount(MS_REC|MS_PRIVATE)",
+        Path::new("/"),
+    ))?;
     tmpfs(Path::new(SCRATCH), 0o755, 1 << 20, "scratch root")?;
     mkdir(&Path::new(SCRATCH).join("oldroot"), 0o755)?;
     mkdir(&Path::new(SCRATCH).join("newroot"), 0o755)?;
-    nix::unistd::pivot_root(SCRATCH, &*format!("{SCRATCH}{OLD_ROOT}"))
-        .map_err(fs_step("move the host root aside", "pivot_root", Path::new(SCRATCH)))?;
+    nix::unistd::pivot_root(SCRATCH, &*format!("{SCRATCH}{OLD_ROOT}")).map_err(fs_step(
+        "move the host root aside",
+        "pivot_root",
+        Path::new(SCRATCH),
+    ))?;
     nix::unistd::chdir("/").map_err(fs_step("enter the scratch root", "chdir", Path::new("/")))?;
 
     let new_root = Path::new(NEW_ROOT);
@@ -85,19 +98,37 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
         None::<&str>,
         new_root,
         None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
         None::<&str>,
     )
-    .map_err(fs_step("make the new root read-only", "mount(MS_REMOUNT|MS_RDONLY)", new_root))?;
+    .map_err(fs_step(
+        "make the new root read-only",
+        "mount(MS_REMOUNT|MS_RDONLY)",
+        new_root,
+    ))?;
 
     nix::unistd::chdir(new_root).map_err(fs_step("enter the new root", "chdir", new_root))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
     // removes the old root (and with it every host path) without needing a directory for it.
-    nix::unistd::pivot_root(".", ".").map_err(fs_step("enter the new root", "pivot_root", new_root))?;
-    umount2(".", MntFlags::MNT_DETACH)
-        .map_err(fs_step("detach the host root", "umount2(MNT_DETACH)", Path::new("/")))?;
-    nix::unistd::chdir(&spec.paths.build_dir)
-        .map_err(fs_step("enter the build dir", "chdir", &spec.paths.build_dir))?;
+    nix::unistd::pivot_root(".", ".").map_err(fs_step(
+        "enter the new root",
+        "pivot_root",
+        new_root,
+    ))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(fs_step(
+        "detach the host root",
+        "umount2(MNT_DETACH)",
+        Path::new("/"),
+    ))?;
+    nix::unistd::chdir(&spec.paths.build_dir).map_err(fs_step(
+        "enter the build dir",
+        "chdir",
+        &spec.paths.build_dir,
+    ))?;
     Ok(())
 }
 
@@ -130,7 +161,12 @@ fn mkdir_all(path: &Path) -> Result<(), StepError> {
         .recursive(true)
         .mode(0o755)
         .create(path)
-        .map_err(step(Layer::Filesystem, "create a mount point", "mkdir -p", path.to_path_buf()))
+        .map_err(step(
+            Layer::Filesystem,
+            "create a mount point",
+            "mkdir -p",
+            path.to_path_buf(),
+        ))
 }
 
 fn tmpfs(target: &Path, mode: u32, size: u64, what: &'static str) -> Result<(), StepError> {
@@ -142,7 +178,12 @@ fn tmpfs(target: &Path, mode: u32, size: u64, what: &'static str) -> Result<(), 
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(options.as_str()),
     )
-    .map_err(step(Layer::Filesystem, what, "mount(tmpfs)", target.to_path_buf()))
+    .map_err(step(
+        Layer::Filesystem,
+        what,
+        "mount(tmpfs)",
+        target.to_path_buf(),
+    ))
 }
 
 /// Makes host `source` visible at `target` inside: a directory or file is bound read-only,
@@ -155,17 +196,31 @@ fn mirror_host_path(source: &Path, target: &Path) -> Result<(), StepError> {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(err) => {
-            return Err(StepError::new(Layer::Filesystem, "inspect a bind source", "lstat", Some(source.into()), err))
+            return Err(StepError::new(
+                Layer::Filesystem,
+                "inspect a bind source",
+                "lstat",
+                Some(source.into()),
+                err,
+            ))
         }
     };
     if let Some(parent) = to.parent() {
         mkdir_all(parent)?;
     }
     if meta.file_type().is_symlink() {
-        let link = fs::read_link(&from)
-            .map_err(step(Layer::Filesystem, "mirror a host symlink", "readlink", source.to_path_buf()))?;
-        return symlink(&link, &to)
-            .map_err(step(Layer::Filesystem, "mirror a host symlink", "symlink", to.clone()));
+        let link = fs::read_link(&from).map_err(step(
+            Layer::Filesystem,
+            "mirror a host symlink",
+            "readlink",
+            source.to_path_buf(),
+        ))?;
+        return symlink(&link, &to).map_err(step(
+            Layer::Filesystem,
+            "mirror a host symlink",
+            "symlink",
+            to.clone(),
+        ));
     }
     bind_readonly(&from, &to, meta.is_dir())
 }
@@ -174,10 +229,26 @@ fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> 
     if is_dir {
         mkdir(to, 0o755)?;
     } else {
-        fs::File::create(to).map_err(step(Layer::Filesystem, "create a bind target", "creat", to.to_path_buf()))?;
+        fs::File::create(to).map_err(step(
+            Layer::Filesystem,
+            "create a bind target",
+            "creat",
+            to.to_path_buf(),
+        ))?;
     }
-    mount(Some(from), to, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(step(Layer::Filesystem, "bind read-only", "mount(MS_BIND|MS_REC)", from.to_path_buf()))?;
+    mount(
+        Some(from),
+        to,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(step(
+        Layer::Filesystem,
+        "bind read-only",
+        "mount(MS_BIND|MS_REC)",
+        from.to_path_buf(),
+    ))?;
     crate::sys::mount::make_tree_readonly(to).map_err(step(
         Layer::Filesystem,
         "bind read-only",
@@ -216,20 +287,42 @@ fn with_path(mut err: StepError, path: PathBuf) -> StepError {
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, StepError> {
-    let read = fs::read_dir(dir).map_err(step(Layer::Filesystem, "list the rootfs", "opendir", dir.to_path_buf()))?;
+    let read = fs::read_dir(dir).map_err(step(
+        Layer::Filesystem,
+        "list the rootfs",
+        "opendir",
+        dir.to_path_buf(),
+    ))?;
     let mut entries = Vec::new();
     for entry in read {
-        let entry = entry.map_err(step(Layer::Filesystem, "list the rootfs", "readdir", dir.to_path_buf()))?;
-        entries.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+        let entry = entry.map_err(step(
+            Layer::Filesystem,
+            "list the rootfs",
+            "readdir",
+            dir.to_path_buf(),
+        ))?;
+        entries.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
     }
     entries.sort();
     Ok(entries)
 }
 
 fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), StepError> {
-    fs::write(path, content).map_err(step(Layer::Filesystem, "write a synthetic file", "write", path.to_path_buf()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(step(Layer::Filesystem, "write a synthetic file", "chmod", path.to_path_buf()))
+    fs::write(path, content).map_err(step(
+        Layer::Filesystem,
+        "write a synthetic file",
+        "write",
+        path.to_path_buf(),
+    ))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(step(
+        Layer::Filesystem,
+        "write a synthetic file",
+        "chmod",
+        path.to_path_buf(),
+    ))
 }
 
 fn write_etc(spec: &SandboxSpec) -> Result<(), StepError> {
@@ -248,13 +341,34 @@ fn build_dev() -> Result<(), StepError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("mode=755,size=65536"),
     )
-    .map_err(step(Layer::Filesystem, "mount /dev", "mount(tmpfs)", dev.clone()))?;
+    .map_err(step(
+        Layer::Filesystem,
+        "mount /dev",
+        "mount(tmpfs)",
+        dev.clone(),
+    ))?;
     for name in DEVICES {
         let target = dev.join(name);
-        fs::File::create(&target).map_err(step(Layer::Filesystem, "create a device mount point", "creat", target.clone()))?;
+        fs::File::create(&target).map_err(step(
+            Layer::Filesystem,
+            "create a device mount point",
+            "creat",
+            target.clone(),
+        ))?;
         let source = Path::new(OLD_ROOT).join("dev").join(name);
-        mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(step(Layer::Filesystem, "bind a device node", "mount(MS_BIND)", source.clone()))?;
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(step(
+            Layer::Filesystem,
+            "bind a device node",
+            "mount(MS_BIND)",
+            source.clone(),
+        ))?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -262,7 +376,12 @@ fn build_dev() -> Result<(), StepError> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        symlink(to, dev.join(link)).map_err(step(Layer::Filesystem, "create /dev links", "symlink", dev.join(link)))?;
+        symlink(to, dev.join(link)).map_err(step(
+            Layer::Filesystem,
+            "create /dev links",
+            "symlink",
+            dev.join(link),
+        ))?;
     }
     let shm = dev.join("shm");
     mkdir(&shm, 0o1777)?;
@@ -277,7 +396,11 @@ fn build_sys(cpus: usize) -> Result<(), StepError> {
     tmpfs(&sys, 0o755, 1 << 20, "mount /sys")?;
     let cpu = sys.join("devices/system/cpu");
     mkdir_all(&cpu)?;
-    let range = if cpus <= 1 { "0\n".to_string() } else { format!("0-{}\n", cpus - 1) };
+    let range = if cpus <= 1 {
+        "0\n".to_string()
+    } else {
+        format!("0-{}\n", cpus - 1)
+    };
     for name in ["online", "possible", "present"] {
         write_file(&cpu.join(name), &range, 0o444)?;
     }
@@ -288,10 +411,19 @@ fn build_sys(cpus: usize) -> Result<(), StepError> {
         None::<&str>,
         &sys,
         None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(step(Layer::Filesystem, "make /sys read-only", "mount(MS_REMOUNT|MS_RDONLY)", sys.clone()))
+    .map_err(step(
+        Layer::Filesystem,
+        "make /sys read-only",
+        "mount(MS_REMOUNT|MS_RDONLY)",
+        sys.clone(),
+    ))
 }
 
 fn mount_proc() -> Result<(), StepError> {
@@ -303,15 +435,35 @@ fn mount_proc() -> Result<(), StepError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(step(Layer::Filesystem, "mount a fresh /proc", "mount(proc)", proc.clone()))?;
+    .map_err(step(
+        Layer::Filesystem,
+        "mount a fresh /proc",
+        "mount(proc)",
+        proc.clone(),
+    ))?;
     // The boot id is per host boot; pin it so it can't leak into outputs.
     let pinned = Path::new(SCRATCH_FILES).join("boot_id");
     write_file(&pinned, PINNED_BOOT_ID, 0o444)?;
     let target = proc.join("sys/kernel/random/boot_id");
-    mount(Some(&pinned), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(step(Layer::Filesystem, "pin /proc boot_id", "mount(MS_BIND)", target.clone()))?;
-    crate::sys::mount::make_tree_readonly(&target)
-        .map_err(step(Layer::Filesystem, "pin /proc boot_id", "mount_setattr(RDONLY)", target))
+    mount(
+        Some(&pinned),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(step(
+        Layer::Filesystem,
+        "pin /proc boot_id",
+        "mount(MS_BIND)",
+        target.clone(),
+    ))?;
+    crate::sys::mount::make_tree_readonly(&target).map_err(step(
+        Layer::Filesystem,
+        "pin /proc boot_id",
+        "mount_setattr(RDONLY)",
+        target,
+    ))
 }
 
 /// Files that are bound over /proc entries live in the scratch root, outside the new root.
@@ -321,25 +473,51 @@ const SCRATCH_FILES: &str = "/";
 /// exec bit) and symlinks (as symlinks, never followed). Other file types are refused so
 /// a build never depends on a fifo or device that only exists on one host.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), StepError> {
-    let read = fs::read_dir(from).map_err(step(Layer::Filesystem, "copy the source", "opendir", from.to_path_buf()))?;
-    let mut entries: Vec<_> = read
-        .collect::<Result<_, _>>()
-        .map_err(step(Layer::Filesystem, "copy the source", "readdir", from.to_path_buf()))?;
+    let read = fs::read_dir(from).map_err(step(
+        Layer::Filesystem,
+        "copy the source",
+        "opendir",
+        from.to_path_buf(),
+    ))?;
+    let mut entries: Vec<_> = read.collect::<Result<_, _>>().map_err(step(
+        Layer::Filesystem,
+        "copy the source",
+        "readdir",
+        from.to_path_buf(),
+    ))?;
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let source = entry.path();
         let target = to.join(entry.file_name());
-        let kind = entry
-            .file_type()
-            .map_err(step(Layer::Filesystem, "copy the source", "lstat", source.clone()))?;
+        let kind = entry.file_type().map_err(step(
+            Layer::Filesystem,
+            "copy the source",
+            "lstat",
+            source.clone(),
+        ))?;
         if kind.is_symlink() {
-            let link = fs::read_link(&source).map_err(step(Layer::Filesystem, "copy the source", "readlink", source.clone()))?;
-            symlink(link, &target).map_err(step(Layer::Filesystem, "copy the source", "symlink", target.clone()))?;
+            let link = fs::read_link(&source).map_err(step(
+                Layer::Filesystem,
+                "copy the source",
+                "readlink",
+                source.clone(),
+            ))?;
+            symlink(link, &target).map_err(step(
+                Layer::Filesystem,
+                "copy the source",
+                "symlink",
+                target.clone(),
+            ))?;
         } else if kind.is_dir() {
             mkdir(&target, 0o755)?;
             copy_tree(&source, &target)?;
         } else if kind.is_file() {
-            fs::copy(&source, &target).map_err(step(Layer::Filesystem, "copy the source", "copy", source.clone()))?;
+            fs::copy(&source, &target).map_err(step(
+                Layer::Filesystem,
+                "copy the source",
+                "copy",
+                source.clone(),
+            ))?;
         } else {
             return Err(StepError::new(
                 Layer::Filesystem,

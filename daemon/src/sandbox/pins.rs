@@ -12,7 +12,14 @@ use crate::sandbox::spec::{Identity, SandboxPaths};
 pub const FALLBACK_SOURCE_DATE_EPOCH: u64 = 315_532_800;
 
 /// /etc files the sandbox always writes itself; a rootfs's own copies are not used.
-pub const SYNTHETIC_ETC: &[&str] = &["passwd", "group", "hosts", "hostname", "nsswitch.conf", "resolv.conf"];
+pub const SYNTHETIC_ETC: &[&str] = &[
+    "passwd",
+    "group",
+    "hosts",
+    "hostname",
+    "nsswitch.conf",
+    "resolv.conf",
+];
 
 /// Where SOURCE_DATE_EPOCH came from, for the build report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -80,7 +87,10 @@ pub fn build_env(pins: &EnvPins<'_>) -> Vec<(String, String)> {
         ("PWD".into(), pins.paths.build_dir.display().to_string()),
         ("PYTHONHASHSEED".into(), "0".into()),
         ("SHELL".into(), "/bin/sh".into()),
-        ("SOURCE_DATE_EPOCH".into(), pins.source_date_epoch.to_string()),
+        (
+            "SOURCE_DATE_EPOCH".into(),
+            pins.source_date_epoch.to_string(),
+        ),
         ("TMPDIR".into(), pins.paths.tmp.display().to_string()),
         ("TZ".into(), pins.tz.into()),
         ("USER".into(), pins.identity.user.clone()),
@@ -96,7 +106,14 @@ pub fn build_env(pins: &EnvPins<'_>) -> Vec<(String, String)> {
 /// The synthetic /etc files: one user and group for the build, localhost only, files-only
 /// name service, no resolver.
 pub fn etc_files(identity: &Identity, paths: &SandboxPaths) -> Vec<(String, String)> {
-    let Identity { uid, gid, user, group, hostname, .. } = identity;
+    let Identity {
+        uid,
+        gid,
+        user,
+        group,
+        hostname,
+        ..
+    } = identity;
     let home = paths.home.display();
     vec![
         ("group".into(), format!("root:x:0:\n{group}:x:{gid}:\nnogroup:x:65534:\n")),
@@ -130,14 +147,24 @@ mod tests {
     }
 
     fn paths() -> SandboxPaths {
-        SandboxPaths { build_dir: "/build".into(), home: "/home/build".into(), tmp: "/tmp".into() }
+        SandboxPaths {
+            build_dir: "/build".into(),
+            home: "/home/build".into(),
+            tmp: "/tmp".into(),
+        }
     }
 
     #[test]
     fn epoch_prefers_the_flag_then_git_then_1980() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(source_date_epoch(Some(42), Some(dir.path())), (42, EpochSource::Flag));
-        assert_eq!(source_date_epoch(None, Some(dir.path())), (315_532_800, EpochSource::Fallback));
+        assert_eq!(
+            source_date_epoch(Some(42), Some(dir.path())),
+            (42, EpochSource::Flag)
+        );
+        assert_eq!(
+            source_date_epoch(None, Some(dir.path())),
+            (315_532_800, EpochSource::Fallback)
+        );
         let git = |args: &[&str]| {
             let status = Command::new("git")
                 .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
@@ -153,13 +180,19 @@ mod tests {
         std::fs::write(dir.path().join("f"), "x").unwrap();
         git(&["add", "f"]);
         git(&["commit", "-qm", "m"]);
-        assert_eq!(source_date_epoch(None, Some(dir.path())), (1_700_000_000, EpochSource::GitHead));
+        assert_eq!(
+            source_date_epoch(None, Some(dir.path())),
+            (1_700_000_000, EpochSource::GitHead)
+        );
     }
 
     #[test]
     fn env_is_built_from_pins_only_and_sorted() {
         std::env::set_var("HERMETIC_TEST_SECRET", "leak");
-        let extra = vec![("CFLAGS".to_string(), "-O2".to_string()), ("TZ".to_string(), "UTC".to_string())];
+        let extra = vec![
+            ("CFLAGS".to_string(), "-O2".to_string()),
+            ("TZ".to_string(), "UTC".to_string()),
+        ];
         let identity = identity();
         let paths = paths();
         let env = build_env(&EnvPins {
@@ -189,7 +222,10 @@ mod tests {
         assert!(passwd.contains("build:x:1000:1000:build:/home/build:/bin/sh"));
         let names: Vec<PathBuf> = files.iter().map(|(n, _)| PathBuf::from(n)).collect();
         for name in SYNTHETIC_ETC {
-            assert!(names.contains(&PathBuf::from(name)), "{name} is not written");
+            assert!(
+                names.contains(&PathBuf::from(name)),
+                "{name} is not written"
+            );
         }
     }
 }

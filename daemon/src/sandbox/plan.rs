@@ -88,17 +88,21 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
     }
     let source = match request.source {
         Some(path) => {
-            let canonical = path
-                .canonicalize()
-                .map_err(|source| PlanError::Source { path: path.to_path_buf(), source })?;
+            let canonical = path.canonicalize().map_err(|source| PlanError::Source {
+                path: path.to_path_buf(),
+                source,
+            })?;
             if !canonical.is_dir() {
-                return Err(PlanError::SourceNotDir { path: path.to_path_buf() });
+                return Err(PlanError::SourceNotDir {
+                    path: path.to_path_buf(),
+                });
             }
             Some(canonical)
         }
         None => None,
     };
-    let (epoch, epoch_source) = pins::source_date_epoch(request.source_date_epoch, source.as_deref());
+    let (epoch, epoch_source) =
+        pins::source_date_epoch(request.source_date_epoch, source.as_deref());
     let env = pins::build_env(&EnvPins {
         identity: &profile.identity,
         paths: &profile.paths,
@@ -109,12 +113,20 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         extra: &profile.extra_env,
     });
     let root = match &profile.root {
-        RootSource::Host { binds, etc } => RootSpec::Host { binds: binds.clone(), etc_binds: etc.clone() },
+        RootSource::Host { binds, etc } => RootSpec::Host {
+            binds: binds.clone(),
+            etc_binds: etc.clone(),
+        },
         RootSource::Rootfs { dir } => {
             if !dir.is_dir() {
                 return Err(PlanError::Rootfs { path: dir.clone() });
             }
-            RootSpec::Rootfs { dir: dir.canonicalize().map_err(|source| PlanError::Source { path: dir.clone(), source })? }
+            RootSpec::Rootfs {
+                dir: dir.canonicalize().map_err(|source| PlanError::Source {
+                    path: dir.clone(),
+                    source,
+                })?,
+            }
         }
     };
     let seccomp = load_seccomp(&profile.seccomp_policy)?;
@@ -154,20 +166,34 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
 }
 
 fn load_seccomp(policy: &str) -> Result<CompiledPolicy, PlanError> {
-    crate::sandbox::seccomp::load_policy(policy)
-        .map_err(|err| PlanError::Seccomp { policy: policy.to_string(), message: err.to_string() })
+    crate::sandbox::seccomp::load_policy(policy).map_err(|err| PlanError::Seccomp {
+        policy: policy.to_string(),
+        message: err.to_string(),
+    })
 }
 
 /// `count` CPUs from this process's affinity, starting at the `rotation`-th one (a second
 /// run uses another rotation to land on other cores where there are enough).
 pub fn choose_cpus(count: usize, rotation: usize) -> Result<Vec<usize>, PlanError> {
-    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(PlanError::Affinity)?;
-    let usable: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect();
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map_err(PlanError::Affinity)?;
+    let usable: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect();
     if usable.len() < count {
-        return Err(PlanError::TooFewCpus { wanted: count, available: usable.len() });
+        return Err(PlanError::TooFewCpus {
+            wanted: count,
+            available: usable.len(),
+        });
     }
     let start = rotation % usable.len();
-    let mut chosen: Vec<usize> = usable.iter().cycle().skip(start).take(count).copied().collect();
+    let mut chosen: Vec<usize> = usable
+        .iter()
+        .cycle()
+        .skip(start)
+        .take(count)
+        .copied()
+        .collect();
     chosen.sort_unstable();
     Ok(chosen)
 }

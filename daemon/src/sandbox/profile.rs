@@ -35,7 +35,11 @@ pub enum ProfileError {
     #[error("failed to parse profile {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("invalid profile {origin}: {field}: {message}")]
-    Invalid { origin: String, field: &'static str, message: String },
+    Invalid {
+        origin: String,
+        field: &'static str,
+        message: String,
+    },
 }
 
 // ---- stage 1: the file as written ----
@@ -136,8 +140,13 @@ pub enum CgroupPolicy {
 
 #[derive(Clone, Debug, Serialize)]
 pub enum RootSource {
-    Host { binds: Vec<PathBuf>, etc: Vec<PathBuf> },
-    Rootfs { dir: PathBuf },
+    Host {
+        binds: Vec<PathBuf>,
+        etc: Vec<PathBuf>,
+    },
+    Rootfs {
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -180,30 +189,49 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
     if system.is_file() {
         return load_file(&system);
     }
-    match BUILTIN_PROFILES.iter().find(|(name, _)| *name == name_or_path) {
+    match BUILTIN_PROFILES
+        .iter()
+        .find(|(name, _)| *name == name_or_path)
+    {
         Some((name, text)) => parse(name, &format!("builtin:{name}"), text, None),
         None => Err(ProfileError::Unknown {
             name: name_or_path.to_string(),
-            known: list().into_iter().map(|(name, _)| name).collect::<Vec<_>>().join(", "),
+            known: list()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
 
 pub fn load_file(path: &Path) -> Result<Profile, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.into(), source })?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     parse(&name, &path.display().to_string(), &text, path.parent())
 }
 
 /// Every profile `load` can find by name, with its origin.
 pub fn list() -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> =
-        BUILTIN_PROFILES.iter().map(|(name, _)| (name.to_string(), format!("builtin:{name}"))).collect();
+    let mut found: Vec<(String, String)> = BUILTIN_PROFILES
+        .iter()
+        .map(|(name, _)| (name.to_string(), format!("builtin:{name}")))
+        .collect();
     if let Ok(dir) = std::fs::read_dir(SYSTEM_PROFILE_DIR) {
         for entry in dir.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                let name = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 found.retain(|(n, _)| *n != name);
                 found.push((name, path.display().to_string()));
             }
@@ -217,48 +245,104 @@ pub fn list() -> Vec<(String, String)> {
 pub fn source_text(name_or_path: &str) -> Result<String, ProfileError> {
     let profile = load(name_or_path)?;
     match profile.origin.strip_prefix("builtin:") {
-        Some(name) => Ok(BUILTIN_PROFILES.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string()).unwrap_or_default()),
-        None => std::fs::read_to_string(&profile.origin)
-            .map_err(|source| ProfileError::Read { path: profile.origin.clone().into(), source }),
+        Some(name) => Ok(BUILTIN_PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()),
+        None => std::fs::read_to_string(&profile.origin).map_err(|source| ProfileError::Read {
+            path: profile.origin.clone().into(),
+            source,
+        }),
     }
 }
 
-pub fn parse(name: &str, origin: &str, text: &str, base_dir: Option<&Path>) -> Result<Profile, ProfileError> {
-    let file: ProfileFile =
-        toml::from_str(text).map_err(|err| ProfileError::Parse { origin: origin.into(), message: err.to_string() })?;
-    let invalid = |field: &'static str, message: String| ProfileError::Invalid { origin: origin.into(), field, message };
+pub fn parse(
+    name: &str,
+    origin: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+) -> Result<Profile, ProfileError> {
+    let file: ProfileFile = toml::from_str(text).map_err(|err| ProfileError::Parse {
+        origin: origin.into(),
+        message: err.to_string(),
+    })?;
+    let invalid = |field: &'static str, message: String| ProfileError::Invalid {
+        origin: origin.into(),
+        field,
+        message,
+    };
 
     if file.version != PROFILE_VERSION {
-        return Err(invalid("version", format!("this hermetic reads version {PROFILE_VERSION}, the file says {}", file.version)));
+        return Err(invalid(
+            "version",
+            format!(
+                "this hermetic reads version {PROFILE_VERSION}, the file says {}",
+                file.version
+            ),
+        ));
     }
     let root = match file.root.mode.as_str() {
         "host" => {
             if file.root.rootfs.is_some() {
-                return Err(invalid("root.rootfs", "only allowed with mode = \"rootfs\"".into()));
+                return Err(invalid(
+                    "root.rootfs",
+                    "only allowed with mode = \"rootfs\"".into(),
+                ));
             }
             if file.root.binds.is_empty() {
-                return Err(invalid("root.binds", "host mode needs at least one directory (usually /usr)".into()));
+                return Err(invalid(
+                    "root.binds",
+                    "host mode needs at least one directory (usually /usr)".into(),
+                ));
             }
             for path in file.root.binds.iter().chain(&file.root.etc) {
                 require_absolute_normal(path).map_err(|m| invalid("root.binds", m))?;
             }
             if let Some(bad) = file.root.etc.iter().find(|p| !p.starts_with("/etc/")) {
-                return Err(invalid("root.etc", format!("{} is not below /etc", bad.display())));
+                return Err(invalid(
+                    "root.etc",
+                    format!("{} is not below /etc", bad.display()),
+                ));
             }
-            if let Some(bad) = file.root.binds.iter().find(|p| p.as_os_str() == "/" || p.as_os_str() == "/etc") {
-                return Err(invalid("root.binds", format!("{} exposes too much; list what the build needs", bad.display())));
+            if let Some(bad) = file
+                .root
+                .binds
+                .iter()
+                .find(|p| p.as_os_str() == "/" || p.as_os_str() == "/etc")
+            {
+                return Err(invalid(
+                    "root.binds",
+                    format!(
+                        "{} exposes too much; list what the build needs",
+                        bad.display()
+                    ),
+                ));
             }
-            RootSource::Host { binds: file.root.binds, etc: file.root.etc }
+            RootSource::Host {
+                binds: file.root.binds,
+                etc: file.root.etc,
+            }
         }
         "rootfs" => {
-            let dir = file.root.rootfs.ok_or_else(|| invalid("root.rootfs", "mode = \"rootfs\" needs a rootfs directory".into()))?;
+            let dir = file.root.rootfs.ok_or_else(|| {
+                invalid(
+                    "root.rootfs",
+                    "mode = \"rootfs\" needs a rootfs directory".into(),
+                )
+            })?;
             let dir = match (dir.is_absolute(), base_dir) {
                 (false, Some(base)) => base.join(dir),
                 _ => dir,
             };
             RootSource::Rootfs { dir }
         }
-        other => return Err(invalid("root.mode", format!("`{other}` is neither \"host\" nor \"rootfs\""))),
+        other => {
+            return Err(invalid(
+                "root.mode",
+                format!("`{other}` is neither \"host\" nor \"rootfs\""),
+            ))
+        }
     };
 
     let identity = crate::sandbox::spec::Identity {
@@ -270,11 +354,24 @@ pub fn parse(name: &str, origin: &str, text: &str, base_dir: Option<&Path>) -> R
         domainname: file.identity.domainname,
     };
     if identity.uid == 0 || identity.gid == 0 {
-        return Err(invalid("identity", "the build must not run as uid or gid 0".into()));
+        return Err(invalid(
+            "identity",
+            "the build must not run as uid or gid 0".into(),
+        ));
     }
-    for (field, value) in [("identity.user", &identity.user), ("identity.group", &identity.group)] {
-        if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(invalid(field, format!("`{value}` is not a plain user or group name")));
+    for (field, value) in [
+        ("identity.user", &identity.user),
+        ("identity.group", &identity.group),
+    ] {
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid(
+                field,
+                format!("`{value}` is not a plain user or group name"),
+            ));
         }
     }
     if identity.hostname.is_empty() || identity.hostname.len() > 64 {
@@ -286,21 +383,36 @@ pub fn parse(name: &str, origin: &str, text: &str, base_dir: Option<&Path>) -> R
         home: file.paths.home,
         tmp: file.paths.tmp,
     };
-    for (field, path) in [("paths.build_dir", &paths.build_dir), ("paths.home", &paths.home), ("paths.tmp", &paths.tmp)] {
+    for (field, path) in [
+        ("paths.build_dir", &paths.build_dir),
+        ("paths.home", &paths.home),
+        ("paths.tmp", &paths.tmp),
+    ] {
         require_absolute_normal(path).map_err(|m| invalid(field, m))?;
         let reserved = ["/", "/usr", "/etc", "/proc", "/dev", "/sys"];
         if reserved.iter().any(|r| path == Path::new(r)) {
-            return Err(invalid(field, format!("{} is reserved by the sandbox", path.display())));
+            return Err(invalid(
+                field,
+                format!("{} is reserved by the sandbox", path.display()),
+            ));
         }
     }
 
     let umask = u32::from_str_radix(&file.env.umask, 8)
         .ok()
         .filter(|m| *m <= 0o777)
-        .ok_or_else(|| invalid("env.umask", format!("`{}` is not an octal umask", file.env.umask)))?;
+        .ok_or_else(|| {
+            invalid(
+                "env.umask",
+                format!("`{}` is not an octal umask", file.env.umask),
+            )
+        })?;
     for name in file.env.extra.keys() {
         if name.is_empty() || name.contains('=') || name.contains('\0') {
-            return Err(invalid("env.extra", format!("`{name}` is not a valid variable name")));
+            return Err(invalid(
+                "env.extra",
+                format!("`{name}` is not a valid variable name"),
+            ));
         }
     }
     if file.limits.cpus == 0 {
@@ -315,11 +427,19 @@ pub fn parse(name: &str, origin: &str, text: &str, base_dir: Option<&Path>) -> R
     if !(landlock::MIN_ABI..=landlock::MAX_ABI).contains(&file.landlock.abi) {
         return Err(invalid(
             "landlock.abi",
-            format!("{} is outside {}..={}", file.landlock.abi, landlock::MIN_ABI, landlock::MAX_ABI),
+            format!(
+                "{} is outside {}..={}",
+                file.landlock.abi,
+                landlock::MIN_ABI,
+                landlock::MAX_ABI
+            ),
         ));
     }
     let size = |field: &'static str, text: &str| parse_size(text).map_err(|m| invalid(field, m));
-    let seccomp_policy = match (file.seccomp.policy.contains('/') || file.seccomp.policy.ends_with(".json"), base_dir) {
+    let seccomp_policy = match (
+        file.seccomp.policy.contains('/') || file.seccomp.policy.ends_with(".json"),
+        base_dir,
+    ) {
         (true, Some(base)) if !Path::new(&file.seccomp.policy).is_absolute() => {
             base.join(&file.seccomp.policy).display().to_string()
         }
@@ -358,7 +478,10 @@ fn require_absolute_normal(path: &Path) -> Result<(), String> {
     if !path.is_absolute() {
         return Err(format!("{} is not absolute", path.display()));
     }
-    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
         return Err(format!("{} contains . or ..", path.display()));
     }
     Ok(())
@@ -367,16 +490,24 @@ fn require_absolute_normal(path: &Path) -> Result<(), String> {
 /// "4GiB", "512MiB", "64k", "1G" or a plain byte count.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size like 512MiB or 4GiB"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 512MiB or 4GiB"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" | "kb" => 1 << 10,
         "m" | "mib" | "mb" => 1 << 20,
         "g" | "gib" | "gb" => 1 << 30,
         "t" | "tib" | "tb" => 1 << 40,
-        _ => return Err(format!("`{text}` has an unknown unit (use KiB, MiB, GiB or TiB)")),
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit (use KiB, MiB, GiB or TiB)"
+            ))
+        }
     };
     number
         .checked_mul(multiplier)
@@ -401,15 +532,39 @@ mod tests {
     fn unknown_keys_and_bad_values_are_refused() {
         let good = BUILTIN_PROFILES[0].1;
         let unknown = format!("{good}\n[extra]\nx = 1\n");
-        assert!(matches!(parse("t", "t", &unknown, None), Err(ProfileError::Parse { .. })));
+        assert!(matches!(
+            parse("t", "t", &unknown, None),
+            Err(ProfileError::Parse { .. })
+        ));
         let root_uid = good.replace("uid = 1000", "uid = 0");
-        assert!(matches!(parse("t", "t", &root_uid, None), Err(ProfileError::Invalid { field: "identity", .. })));
+        assert!(matches!(
+            parse("t", "t", &root_uid, None),
+            Err(ProfileError::Invalid {
+                field: "identity",
+                ..
+            })
+        ));
         let bad_size = good.replace("memory = \"4GiB\"", "memory = \"4 parsecs\"");
-        assert!(matches!(parse("t", "t", &bad_size, None), Err(ProfileError::Invalid { field: "limits.memory", .. })));
+        assert!(matches!(
+            parse("t", "t", &bad_size, None),
+            Err(ProfileError::Invalid {
+                field: "limits.memory",
+                ..
+            })
+        ));
         let all_etc = good.replace("binds = [", "binds = [\"/etc\", ");
-        assert!(matches!(parse("t", "t", &all_etc, None), Err(ProfileError::Invalid { field: "root.binds", .. })));
+        assert!(matches!(
+            parse("t", "t", &all_etc, None),
+            Err(ProfileError::Invalid {
+                field: "root.binds",
+                ..
+            })
+        ));
         let broken = "version = ";
-        assert!(matches!(parse("t", "t", broken, None), Err(ProfileError::Parse { .. })));
+        assert!(matches!(
+            parse("t", "t", broken, None),
+            Err(ProfileError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -1,1 +1,1028 @@
 //! Seccomp policies: JSON data in seccomp/, compiled to BPF once.
+//!
+//! A policy is a seccompiler JSON file with two filters, installed in this order:
+//! - `allowlist`: every syscall a build needs; anything else fails with its errno (ENOSYS,
+//!   which probing code such as glibc's clone3 → clone fallback understands);
+//! - `denylist`: calls that must fail with EPERM. When two stacked filters both return
+//!   SECCOMP_RET_ERRNO, the kernel keeps the errno of the filter installed last, so a call
+//!   that both filters stop reports the denylist's EPERM.
+//!
+//! seccomp/README.md describes the format and the reason for every denial.
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::sys;
+
+/// The policies shipped with hermetic, by name.
+pub const BUILTIN_POLICIES: &[(&str, &str)] =
+    &[("default", include_str!("../../../seccomp/default.json"))];
+
+const ALLOWLIST: &str = "allowlist";
+const DENYLIST: &str = "denylist";
+/// The filters of every policy, in install order.
+const FILTER_NAMES: [&str; 2] = [ALLOWLIST, DENYLIST];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("unknown seccomp policy `{name}` (built in: {builtin}); a path needs a '/' or a .json suffix")]
+    UnknownPolicy { name: String, builtin: String },
+    #[error("failed to read seccomp policy {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to parse seccomp policy {name}: {source}")]
+    Parse {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid seccomp policy {name}: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("failed to compile seccomp policy {name}: {source}")]
+    Compile {
+        name: String,
+        #[source]
+        source: seccompiler::Error,
+    },
+    #[error("refusing to install seccomp policy {name}: no_new_privs is not set on this thread (set PR_SET_NO_NEW_PRIVS first)")]
+    NoNewPrivs { name: String },
+    #[error("failed to install seccomp policy {name}: {step}: {source}")]
+    Install {
+        name: String,
+        step: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A policy compiled to BPF, ready to send to the sandbox helper and install there.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CompiledPolicy {
+    pub name: String,
+    /// SHA-256 of the source JSON bytes, lowercase hex, for provenance records.
+    pub sha256: String,
+    /// In install order.
+    pub filters: Vec<CompiledFilter>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CompiledFilter {
+    pub name: String,
+    pub instructions: Vec<BpfInstruction>,
+}
+
+/// One classic BPF instruction (struct sock_filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfInstruction {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+impl From<&seccompiler::sock_filter> for BpfInstruction {
+    fn from(instruction: &seccompiler::sock_filter) -> Self {
+        BpfInstruction {
+            code: instruction.code,
+            jt: instruction.jt,
+            jf: instruction.jf,
+            k: instruction.k,
+        }
+    }
+}
+
+impl CompiledFilter {
+    fn sock_filters(&self) -> Vec<libc::sock_filter> {
+        self.instructions
+            .iter()
+            .map(|instruction| libc::sock_filter {
+                code: instruction.code,
+                jt: instruction.jt,
+                jf: instruction.jf,
+                k: instruction.k,
+            })
+            .collect()
+    }
+}
+
+impl CompiledPolicy {
+    /// Installs every filter on the calling thread, in order. Requires no_new_privs: root
+    /// could install filters without it, but then a setuid exec would keep its privileges.
+    pub fn install(&self) -> Result<(), SeccompError> {
+        if self.filters.is_empty() {
+            return Err(SeccompError::Invalid {
+                name: self.name.clone(),
+                reason: "the compiled policy has no filters".into(),
+            });
+        }
+        let programs: Vec<Vec<libc::sock_filter>> = self
+            .filters
+            .iter()
+            .map(CompiledFilter::sock_filters)
+            .collect();
+        match sys::seccomp::no_new_privs() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(SeccompError::NoNewPrivs {
+                    name: self.name.clone(),
+                })
+            }
+            Err(source) => {
+                return Err(SeccompError::Install {
+                    name: self.name.clone(),
+                    step: "prctl(PR_GET_NO_NEW_PRIVS)".into(),
+                    source,
+                })
+            }
+        }
+        for (filter, program) in self.filters.iter().zip(&programs) {
+            sys::seccomp::install_filter(program).map_err(|source| SeccompError::Install {
+                name: self.name.clone(),
+                step: format!(
+                    "seccomp(SECCOMP_SET_MODE_FILTER) for filter {}",
+                    filter.name
+                ),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A built-in policy by name, or a policy file when the argument contains a '/' or ends
+/// with .json (the same rule the profiles use).
+pub fn load_policy(name_or_path: &str) -> Result<CompiledPolicy, SeccompError> {
+    if name_or_path.contains('/') || name_or_path.ends_with(".json") {
+        let path = Path::new(name_or_path);
+        let source = std::fs::read(path).map_err(|source| SeccompError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        return compile_policy(name_or_path, &source);
+    }
+    let (name, source) = BUILTIN_POLICIES
+        .iter()
+        .find(|(name, _)| *name == name_or_path)
+        .ok_or_else(|| SeccompError::UnknownPolicy {
+            name: name_or_path.to_string(),
+            builtin: BUILTIN_POLICIES
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    compile_policy(name, source.as_bytes())
+}
+
+/// Validates a policy (see [`validate`]) and compiles its filters for x86_64, each behind
+/// [`ABI_CHECK`].
+pub fn compile_policy(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, SeccompError> {
+    let invalid = |reason: String| SeccompError::Invalid {
+        name: name.to_string(),
+        reason,
+    };
+    if std::env::consts::ARCH != "x86_64" {
+        return Err(invalid(format!(
+            "policies use x86_64 syscall numbers and this build targets {}",
+            std::env::consts::ARCH
+        )));
+    }
+    let sources: BTreeMap<String, FilterSource> =
+        serde_json::from_slice(source_json).map_err(|source| SeccompError::Parse {
+            name: name.to_string(),
+            source,
+        })?;
+    validate(&sources).map_err(invalid)?;
+    let mut programs = seccompiler::compile_from_json(source_json, seccompiler::TargetArch::x86_64)
+        .map_err(|source| SeccompError::Compile {
+            name: name.to_string(),
+            source,
+        })?;
+    let mut filters = Vec::with_capacity(FILTER_NAMES.len());
+    for filter_name in FILTER_NAMES {
+        let program = programs.remove(filter_name).ok_or_else(|| {
+            invalid(format!(
+                "seccompiler produced no program for filter {filter_name}"
+            ))
+        })?;
+        let instructions = with_abi_check(&program)
+            .map_err(|reason| invalid(format!("filter {filter_name}: {reason}")))?;
+        filters.push(CompiledFilter {
+            name: filter_name.to_string(),
+            instructions,
+        });
+    }
+    Ok(CompiledPolicy {
+        name: name.to_string(),
+        sha256: hex::encode(Sha256::digest(source_json)),
+        filters,
+    })
+}
+
+const LOAD_WORD: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+const JUMP_IF_EQUAL: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+const JUMP_IF_AT_LEAST: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+const RETURN: u32 = libc::BPF_RET | libc::BPF_K;
+/// offsetof(struct seccomp_data, nr) and offsetof(struct seccomp_data, arch).
+const SYSCALL_NR_OFFSET: u32 = 0;
+const ARCH_OFFSET: u32 = 4;
+/// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
+const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// x32 processes enter with AUDIT_ARCH_X86_64 and mark their syscall numbers with this bit.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const DENY_OTHER_ABI: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+
+const fn statement(code: u32, k: u32) -> BpfInstruction {
+    BpfInstruction {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> BpfInstruction {
+    BpfInstruction {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// What seccompiler puts in front of every program: on any other arch, kill the process.
+const SECCOMPILER_ARCH_CHECK: [BpfInstruction; 3] = [
+    statement(LOAD_WORD, ARCH_OFFSET),
+    jump(JUMP_IF_EQUAL, AUDIT_ARCH_X86_64, 1, 0),
+    statement(RETURN, libc::SECCOMP_RET_KILL_PROCESS),
+];
+
+/// Replaces [`SECCOMPILER_ARCH_CHECK`]. An i386 syscall (int 0x80) or an x32 one fails with
+/// EPERM instead of killing the process: a build that runs a 32-bit tool sees a clear error
+/// rather than a bare SIGSYS, and nothing in a policy can return KILL. The x32 bit is
+/// tested here because seccompiler compares exact numbers, so x32 calls would otherwise
+/// reach each filter's default, and the denylist's default is "allow".
+const ABI_CHECK: [BpfInstruction; 6] = [
+    statement(LOAD_WORD, ARCH_OFFSET),
+    jump(JUMP_IF_EQUAL, AUDIT_ARCH_X86_64, 1, 0),
+    statement(RETURN, DENY_OTHER_ABI),
+    statement(LOAD_WORD, SYSCALL_NR_OFFSET),
+    jump(JUMP_IF_AT_LEAST, X32_SYSCALL_BIT, 0, 1),
+    statement(RETURN, DENY_OTHER_ABI),
+];
+
+/// Classic BPF only jumps forward and relative to the next instruction, so swapping the
+/// prefix keeps every jump of seccompiler's body valid. The body reloads the syscall number
+/// itself. Refuses a program that does not start as expected (a seccompiler change).
+fn with_abi_check(program: &[seccompiler::sock_filter]) -> Result<Vec<BpfInstruction>, String> {
+    let instructions: Vec<BpfInstruction> = program.iter().map(BpfInstruction::from).collect();
+    let body = instructions
+        .strip_prefix(&SECCOMPILER_ARCH_CHECK[..])
+        .ok_or("seccompiler's program does not start with its usual arch check")?;
+    let checked: Vec<BpfInstruction> = ABI_CHECK.iter().chain(body).copied().collect();
+    if checked.len() > libc::BPF_MAXINSNS as usize {
+        return Err(format!(
+            "{} BPF instructions, the kernel takes at most {}",
+            checked.len(),
+            libc::BPF_MAXINSNS
+        ));
+    }
+    Ok(checked)
+}
+
+/// The parts of seccompiler's JSON format that [`validate`] looks at; seccompiler checks the
+/// rest. Actions are limited to the two a policy may use, so KILL or TRAP fails to parse.
+#[derive(Deserialize)]
+struct FilterSource {
+    #[serde(alias = "default_action")]
+    mismatch_action: ActionSource,
+    #[serde(alias = "filter_action")]
+    match_action: ActionSource,
+    filter: Vec<RuleSource>,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum ActionSource {
+    Allow,
+    Errno(u32),
+}
+
+#[derive(Deserialize)]
+struct RuleSource {
+    syscall: String,
+    args: Option<Vec<ConditionSource>>,
+}
+
+#[derive(Deserialize)]
+struct ConditionSource {
+    index: u8,
+    #[serde(rename = "type")]
+    width: ArgWidth,
+    op: Comparison,
+    val: u64,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+enum ArgWidth {
+    Dword,
+    Qword,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+enum Comparison {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    MaskedEq(u64),
+}
+
+/// A condition without its comment; rules compare equal when their sorted keys do, since
+/// the conditions of a rule are and-ed.
+type ConditionKey = (u8, ArgWidth, Comparison, u64);
+
+/// Checks what seccompiler accepts but a policy must not be:
+/// - exactly the filters `allowlist` (default errno, match allow) and `denylist` (default
+///   allow, match errno);
+/// - no syscall listed twice with the same conditions in one filter;
+/// - no syscall listed both with and without conditions in one filter: seccompiler would
+///   silently keep only the conditional rules;
+/// - nothing allowed and denied unconditionally at once;
+/// - `seccomp` allowed, or the denylist could not be installed after the allowlist.
+fn validate(sources: &BTreeMap<String, FilterSource>) -> Result<(), String> {
+    if let Some(unknown) = sources
+        .keys()
+        .find(|name| !FILTER_NAMES.contains(&name.as_str()))
+    {
+        return Err(format!(
+            "unknown filter `{unknown}`: a policy holds exactly `{ALLOWLIST}` and `{DENYLIST}`"
+        ));
+    }
+    let filter = |name: &str| {
+        sources
+            .get(name)
+            .ok_or_else(|| format!("missing filter `{name}`"))
+    };
+    let allowlist = filter(ALLOWLIST)?;
+    let denylist = filter(DENYLIST)?;
+    if !(matches!(allowlist.mismatch_action, ActionSource::Errno(_))
+        && allowlist.match_action == ActionSource::Allow)
+    {
+        return Err(format!(
+            "`{ALLOWLIST}` needs mismatch_action {{\"errno\": N}} and match_action \"allow\""
+        ));
+    }
+    if !(denylist.mismatch_action == ActionSource::Allow
+        && matches!(denylist.match_action, ActionSource::Errno(_)))
+    {
+        return Err(format!(
+            "`{DENYLIST}` needs mismatch_action \"allow\" and match_action {{\"errno\": N}}"
+        ));
+    }
+    let allowed = rules_by_syscall(ALLOWLIST, allowlist)?;
+    let denied = rules_by_syscall(DENYLIST, denylist)?;
+    if !allowed.contains_key("seccomp") {
+        return Err(format!(
+            "`{ALLOWLIST}` must allow seccomp, or `{DENYLIST}` cannot be installed after it"
+        ));
+    }
+    let unconditional = |rules: &Vec<Vec<ConditionKey>>| rules.iter().any(Vec::is_empty);
+    if let Some(syscall) = allowed
+        .iter()
+        .find(|(syscall, rules)| {
+            unconditional(rules) && denied.get(*syscall).is_some_and(unconditional)
+        })
+        .map(|(syscall, _)| syscall)
+    {
+        return Err(format!(
+            "{syscall} is both allowed and denied without conditions"
+        ));
+    }
+    Ok(())
+}
+
+fn rules_by_syscall<'a>(
+    filter_name: &str,
+    filter: &'a FilterSource,
+) -> Result<BTreeMap<&'a str, Vec<Vec<ConditionKey>>>, String> {
+    let mut by_syscall: BTreeMap<&str, Vec<Vec<ConditionKey>>> = BTreeMap::new();
+    for rule in &filter.filter {
+        let mut conditions: Vec<ConditionKey> = rule
+            .args
+            .iter()
+            .flatten()
+            .map(|condition| {
+                (
+                    condition.index,
+                    condition.width,
+                    condition.op,
+                    condition.val,
+                )
+            })
+            .collect();
+        conditions.sort();
+        let rules = by_syscall.entry(&rule.syscall).or_default();
+        if rules.contains(&conditions) {
+            return Err(format!(
+                "`{filter_name}` lists {} twice with the same conditions",
+                rule.syscall
+            ));
+        }
+        if !rules.is_empty() && (conditions.is_empty() || rules.iter().any(Vec::is_empty)) {
+            return Err(format!(
+                "`{filter_name}` lists {} both with and without conditions (seccompiler would keep only the conditional rules)",
+                rule.syscall
+            ));
+        }
+        rules.push(conditions);
+    }
+    Ok(by_syscall)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Output, Stdio};
+
+    use super::*;
+
+    fn default_policy() -> CompiledPolicy {
+        load_policy("default").expect("the default policy compiles")
+    }
+
+    fn policy_with(allow_rules: &str, deny_rules: &str) -> String {
+        format!(
+            r#"{{
+                "allowlist": {{"mismatch_action": {{"errno": 38}}, "match_action": "allow",
+                               "filter": [{{"syscall": "seccomp"}}{allow_rules}]}},
+                "denylist": {{"mismatch_action": "allow", "match_action": {{"errno": 1}},
+                              "filter": [{deny_rules}]}}
+            }}"#
+        )
+    }
+
+    fn invalid_reason(source: &str) -> String {
+        match compile_policy("test", source.as_bytes()) {
+            Err(SeccompError::Invalid { reason, .. }) => reason,
+            other => panic!("expected an invalid-policy error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_builtin_policy_compiles_behind_the_abi_check() {
+        for (name, source) in BUILTIN_POLICIES {
+            let policy =
+                compile_policy(name, source.as_bytes()).unwrap_or_else(|err| panic!("{err}"));
+            assert_eq!(
+                policy.sha256,
+                hex::encode(Sha256::digest(source.as_bytes()))
+            );
+            let names: Vec<&str> = policy
+                .filters
+                .iter()
+                .map(|filter| filter.name.as_str())
+                .collect();
+            assert_eq!(names, FILTER_NAMES);
+            for filter in &policy.filters {
+                assert!(
+                    filter.instructions.starts_with(&ABI_CHECK),
+                    "{name}/{}",
+                    filter.name
+                );
+                for instruction in filter
+                    .instructions
+                    .iter()
+                    .filter(|i| u32::from(i.code) == RETURN)
+                {
+                    let action = instruction.k & libc::SECCOMP_RET_ACTION_FULL;
+                    assert!(
+                        action == libc::SECCOMP_RET_ALLOW || action == libc::SECCOMP_RET_ERRNO,
+                        "{name}/{} returns {:#x}",
+                        filter.name,
+                        instruction.k
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_builtin_rule_and_condition_says_who_needs_it() {
+        for (name, source) in BUILTIN_POLICIES {
+            let policy: serde_json::Value = serde_json::from_str(source).unwrap();
+            for filter_name in FILTER_NAMES {
+                for rule in policy[filter_name]["filter"].as_array().unwrap() {
+                    let has_comment = |value: &serde_json::Value| {
+                        value["comment"].as_str().is_some_and(|c| !c.is_empty())
+                    };
+                    assert!(has_comment(rule), "{name}/{filter_name}: {rule}");
+                    for condition in rule["args"].as_array().into_iter().flatten() {
+                        assert!(has_comment(condition), "{name}/{filter_name}: {rule}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_policy_file_loads_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("copy.json");
+        std::fs::write(&path, BUILTIN_POLICIES[0].1).unwrap();
+        let policy = load_policy(path.to_str().unwrap()).unwrap();
+        assert_eq!(policy.name, path.to_str().unwrap());
+        assert_eq!(policy.sha256, default_policy().sha256);
+    }
+
+    #[test]
+    fn a_malformed_policy_file_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.json");
+        std::fs::write(&path, "{\"allowlist\": {").unwrap();
+        let err = load_policy(path.to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, SeccompError::Parse { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(path.to_str().unwrap()) && message.contains("line 1"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_policy_file_or_unknown_name_is_reported() {
+        let err = load_policy("/nonexistent/policy.json").unwrap_err();
+        assert!(matches!(err, SeccompError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("/nonexistent/policy.json"),
+            "{err}"
+        );
+        let err = load_policy("no-such-policy").unwrap_err();
+        assert!(matches!(err, SeccompError::UnknownPolicy { .. }), "{err:?}");
+        assert!(err.to_string().contains("default"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_without_both_filters_is_refused() {
+        let only_allowlist = r#"{"allowlist": {"mismatch_action": {"errno": 38}, "match_action": "allow", "filter": [{"syscall": "seccomp"}]}}"#;
+        assert!(invalid_reason(only_allowlist).contains("missing filter `denylist`"));
+        let extra = policy_with("", "").replacen('{', r#"{"other": {"mismatch_action": "allow", "match_action": {"errno": 1}, "filter": []},"#, 1);
+        assert!(invalid_reason(&extra).contains("unknown filter `other`"));
+    }
+
+    #[test]
+    fn filters_with_the_wrong_actions_are_refused() {
+        let allow_by_default = policy_with("", "").replacen(r#"{"errno": 38}"#, r#""allow""#, 1);
+        assert!(invalid_reason(&allow_by_default).contains("`allowlist` needs"));
+        let deny_by_default = policy_with("", "").replacen(
+            r#""mismatch_action": "allow""#,
+            r#""mismatch_action": {"errno": 1}"#,
+            1,
+        );
+        assert!(invalid_reason(&deny_by_default).contains("`denylist` needs"));
+        let kill = policy_with("", "").replacen(r#"{"errno": 38}"#, r#""kill_process""#, 1);
+        let err = compile_policy("test", kill.as_bytes()).unwrap_err();
+        assert!(matches!(err, SeccompError::Parse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn redundant_or_contradictory_rules_are_refused() {
+        let ne_tiocsti = r#"{"index": 1, "type": "dword", "op": "ne", "val": 21522}"#;
+        let ne_tioclinux = r#"{"index": 1, "type": "dword", "op": "ne", "val": 21532}"#;
+        let same_conditions_reordered = format!(
+            r#", {{"syscall": "ioctl", "args": [{ne_tiocsti}, {ne_tioclinux}]}}, {{"syscall": "ioctl", "args": [{ne_tioclinux}, {ne_tiocsti}]}}"#
+        );
+        assert!(invalid_reason(&policy_with(&same_conditions_reordered, ""))
+            .contains("twice with the same conditions"));
+        assert!(invalid_reason(&policy_with(
+            r#", {"syscall": "read"}, {"syscall": "read"}"#,
+            ""
+        ))
+        .contains("lists read twice"));
+        let with_and_without =
+            format!(r#", {{"syscall": "ioctl"}}, {{"syscall": "ioctl", "args": [{ne_tiocsti}]}}"#);
+        assert!(invalid_reason(&policy_with(&with_and_without, ""))
+            .contains("both with and without conditions"));
+        let contradiction = policy_with(r#", {"syscall": "bpf"}"#, r#"{"syscall": "bpf"}"#);
+        assert!(invalid_reason(&contradiction).contains("bpf is both allowed and denied"));
+        assert!(invalid_reason(&policy_with("", "").replacen(
+            r#"{"syscall": "seccomp"}"#,
+            r#"{"syscall": "read"}"#,
+            1
+        ))
+        .contains("must allow seccomp"));
+        let conditional_overlap = format!(r#", {{"syscall": "ioctl", "args": [{ne_tiocsti}]}}"#);
+        let deny_tiocsti = r#"{"syscall": "ioctl", "args": [{"index": 1, "type": "dword", "op": "eq", "val": 21522}]}"#;
+        compile_policy(
+            "test",
+            policy_with(&conditional_overlap, deny_tiocsti).as_bytes(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_unknown_syscall_name_fails_to_compile() {
+        let err = compile_policy(
+            "test",
+            policy_with(r#", {"syscall": "no_such_call"}"#, "").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, SeccompError::Compile { .. }), "{err:?}");
+        assert!(err.to_string().contains("no_such_call"), "{err}");
+    }
+
+    #[test]
+    fn install_refuses_without_no_new_privs() {
+        if sys::seccomp::no_new_privs().unwrap() {
+            // Already confined (a test run inside a sandbox): installing would succeed, which
+            // is the correct behaviour there, and would filter this test thread.
+            eprintln!("no_new_privs is already set; nothing to check");
+            return;
+        }
+        let err = default_policy().install().unwrap_err();
+        assert!(matches!(err, SeccompError::NoNewPrivs { .. }), "{err:?}");
+        assert!(err.to_string().contains("no_new_privs"), "{err}");
+    }
+
+    /// Runs `command` with `policy` installed; stdin is /dev/null.
+    fn run_filtered(policy: &CompiledPolicy, command: &mut Command) -> Output {
+        let programs = policy
+            .filters
+            .iter()
+            .map(CompiledFilter::sock_filters)
+            .collect();
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = sys::seccomp::spawn_filtered(command, programs)
+            .unwrap_or_else(|err| panic!("spawning {command:?}: {err}"));
+        child.wait_with_output().unwrap()
+    }
+
+    /// A command with a scrubbed environment, working in `dir`.
+    fn tool(program: &str, dir: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", dir)
+            .env("LC_ALL", "C")
+            .current_dir(dir);
+        command
+    }
+
+    fn stdout_of_successful(policy: &CompiledPolicy, command: &mut Command) -> String {
+        let output = run_filtered(policy, command);
+        assert!(
+            output.status.success(),
+            "{command:?} under the filter: {}\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Each probe makes one raw syscall with harmless arguments (null pointers, missing
+    /// paths, /dev/null instead of a tty), so that a broken filter cannot hurt the machine
+    /// running the tests, and prints "<name> <errno>" (0 on success).
+    const PROBE_SOURCE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void report(const char *name, long ret) {
+    printf("%s %d\n", name, ret < 0 ? errno : 0);
+    fflush(stdout);
+}
+
+static long clone_with(unsigned long flags) {
+    long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return pid;
+}
+
+static long socket_of(int family, int type, int protocol) {
+    long fd = syscall(SYS_socket, family, type, protocol);
+    if (fd >= 0) close(fd);
+    return fd;
+}
+
+/* int 0x80 enters the i386 ABI even from a 64-bit process; 20 is getpid there. */
+static long i386_getpid(void) {
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory", "r8", "r9", "r10", "r11");
+    if (ret < 0 && ret > -4096) { errno = -ret; return -1; }
+    return ret;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2 || chdir(argv[1]) != 0) return 2;
+    int devnull = open("/dev/null", O_RDWR);
+    int scratch = open("scratch", O_CREAT | O_WRONLY, 0644);
+    if (devnull < 0 || scratch < 0) return 2;
+    char c = 'x';
+    struct winsize size;
+    report("getpid", syscall(SYS_getpid));
+    report("io_uring_setup", syscall(SYS_io_uring_setup, 1, NULL));
+    report("io_uring_enter", syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0));
+    report("ioctl_tiocsti", syscall(SYS_ioctl, devnull, TIOCSTI, &c));
+    report("ioctl_tiocsti_high_bits", syscall(SYS_ioctl, devnull, 0x100000000UL | TIOCSTI, &c));
+    report("ioctl_tioclinux", syscall(SYS_ioctl, devnull, TIOCLINUX, &c));
+    report("ioctl_tiocgwinsz", syscall(SYS_ioctl, devnull, TIOCGWINSZ, &size));
+    report("unshare_newuser", syscall(SYS_unshare, CLONE_NEWUSER));
+    report("setns", syscall(SYS_setns, -1, 0));
+    report("clone_plain", clone_with(0));
+    report("clone_newuser", clone_with(CLONE_NEWUSER));
+    report("clone_newnet", clone_with(CLONE_NEWNET));
+    report("clone_newuser_high_bits", clone_with(0x100000000UL | CLONE_NEWUSER));
+    report("clone3", syscall(SYS_clone3, NULL, 0));
+    report("keyctl", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0));
+    report("bpf", syscall(SYS_bpf, 0, NULL, 0));
+    report("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
+    report("userfaultfd", syscall(SYS_userfaultfd, 0));
+    report("ptrace", syscall(SYS_ptrace, 0x7fff, 0, 0, 0));
+    report("process_vm_readv", syscall(SYS_process_vm_readv, getpid(), NULL, 0, NULL, 0, 0));
+    report("mount", syscall(SYS_mount, "none", "/nonexistent-probe", "tmpfs", 0, NULL));
+    report("umount2", syscall(SYS_umount2, "/nonexistent-probe", 0));
+    report("open_by_handle_at", syscall(SYS_open_by_handle_at, -1, NULL, 0));
+    report("chroot", syscall(SYS_chroot, "/nonexistent-probe"));
+    report("init_module", syscall(SYS_init_module, NULL, 0, ""));
+    report("reboot", syscall(SYS_reboot, 0, 0, 0, NULL));
+    report("syslog", syscall(SYS_syslog, 10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0));
+    report("clock_settime", syscall(SYS_clock_settime, CLOCK_REALTIME, NULL));
+    report("settimeofday", syscall(SYS_settimeofday, NULL, NULL));
+    report("socket_unix", socket_of(AF_UNIX, SOCK_STREAM, 0));
+    report("socket_inet", socket_of(AF_INET, SOCK_STREAM, 0));
+    report("socket_inet6", socket_of(AF_INET6, SOCK_DGRAM, 0));
+    report("socket_netlink_route", socket_of(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE));
+    report("socket_netlink_audit", socket_of(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT));
+    report("socket_vsock", socket_of(AF_VSOCK, SOCK_STREAM, 0));
+    report("socket_packet", socket_of(AF_PACKET, SOCK_RAW, 0));
+    report("socket_alg", socket_of(AF_ALG, SOCK_SEQPACKET, 0));
+    report("chmod_plain", syscall(SYS_chmod, "scratch", 0755));
+    report("chmod_setuid", syscall(SYS_chmod, "scratch", 04755));
+    report("chmod_setgid", syscall(SYS_chmod, "scratch", 02755));
+    report("fchmod_setuid", syscall(SYS_fchmod, scratch, 04755));
+    report("fchmodat_setgid", syscall(SYS_fchmodat, AT_FDCWD, "scratch", 02755));
+    report("openat_create_setuid", syscall(SYS_openat, AT_FDCWD, "created", O_CREAT | O_WRONLY, 04755));
+    report("openat_tmpfile_setgid", syscall(SYS_openat, AT_FDCWD, ".", O_TMPFILE | O_WRONLY, 02755));
+    report("openat_read_garbage_mode", syscall(SYS_openat, AT_FDCWD, "scratch", O_RDONLY, 04755));
+    report("openat2", syscall(SYS_openat2, AT_FDCWD, "scratch", NULL, 0));
+    report("personality_query", syscall(SYS_personality, 0xffffffffUL));
+    report("personality_linux", syscall(SYS_personality, 0));
+    report("personality_no_aslr", syscall(SYS_personality, 0x0040000 /* ADDR_NO_RANDOMIZE */));
+    report("unlisted_1000", syscall(1000));
+    report("x32_getpid", syscall(0x40000000 | SYS_getpid));
+    report("i386_getpid", i386_getpid());
+    return 0;
+}
+"#;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Expect {
+        /// Stopped by the denylist: its errno.
+        Denied,
+        /// Not in the allowlist: its errno.
+        Unlisted,
+        /// i386 or x32 ABI: EPERM from [`ABI_CHECK`].
+        OtherAbi,
+        /// Allowed and works with the probe's arguments.
+        Succeeds,
+        /// Allowed; the kernel may still refuse the arguments (ENOTTY on /dev/null, no IPv6).
+        Passes,
+    }
+
+    const EXPECTATIONS: &[(&str, Expect)] = &[
+        ("getpid", Expect::Succeeds),
+        ("io_uring_setup", Expect::Denied),
+        ("io_uring_enter", Expect::Denied),
+        ("ioctl_tiocsti", Expect::Denied),
+        ("ioctl_tiocsti_high_bits", Expect::Denied),
+        ("ioctl_tioclinux", Expect::Denied),
+        ("ioctl_tiocgwinsz", Expect::Passes),
+        ("unshare_newuser", Expect::Denied),
+        ("setns", Expect::Denied),
+        ("clone_plain", Expect::Succeeds),
+        ("clone_newuser", Expect::Denied),
+        ("clone_newnet", Expect::Denied),
+        ("clone_newuser_high_bits", Expect::Denied),
+        ("clone3", Expect::Unlisted),
+        ("keyctl", Expect::Denied),
+        ("bpf", Expect::Denied),
+        ("perf_event_open", Expect::Denied),
+        ("userfaultfd", Expect::Denied),
+        ("ptrace", Expect::Denied),
+        ("process_vm_readv", Expect::Denied),
+        ("mount", Expect::Denied),
+        ("umount2", Expect::Denied),
+        ("open_by_handle_at", Expect::Denied),
+        ("chroot", Expect::Denied),
+        ("init_module", Expect::Denied),
+        ("reboot", Expect::Denied),
+        ("syslog", Expect::Denied),
+        ("clock_settime", Expect::Denied),
+        ("settimeofday", Expect::Denied),
+        ("socket_unix", Expect::Succeeds),
+        ("socket_inet", Expect::Succeeds),
+        ("socket_inet6", Expect::Passes),
+        ("socket_netlink_route", Expect::Succeeds),
+        ("socket_netlink_audit", Expect::Denied),
+        ("socket_vsock", Expect::Denied),
+        ("socket_packet", Expect::Denied),
+        ("socket_alg", Expect::Denied),
+        ("chmod_plain", Expect::Succeeds),
+        ("chmod_setuid", Expect::Denied),
+        ("chmod_setgid", Expect::Denied),
+        ("fchmod_setuid", Expect::Denied),
+        ("fchmodat_setgid", Expect::Denied),
+        ("openat_create_setuid", Expect::Denied),
+        ("openat_tmpfile_setgid", Expect::Denied),
+        ("openat_read_garbage_mode", Expect::Succeeds),
+        ("openat2", Expect::Unlisted),
+        ("personality_query", Expect::Succeeds),
+        ("personality_linux", Expect::Succeeds),
+        ("personality_no_aslr", Expect::Denied),
+        ("unlisted_1000", Expect::Unlisted),
+        ("x32_getpid", Expect::OtherAbi),
+        ("i386_getpid", Expect::OtherAbi),
+    ];
+
+    /// Compiles the probe, runs it under `policy` and returns errno by probe name.
+    fn probe(policy: &CompiledPolicy) -> BTreeMap<String, i32> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("probe.c"), PROBE_SOURCE).unwrap();
+        let compiled = tool("gcc", dir.path())
+            .args(["-O1", "-o", "probe", "probe.c"])
+            .output()
+            .unwrap();
+        assert!(
+            compiled.status.success(),
+            "gcc: {}",
+            String::from_utf8_lossy(&compiled.stderr)
+        );
+        let mut command = tool(dir.path().join("probe").to_str().unwrap(), dir.path());
+        command.arg(dir.path());
+        stdout_of_successful(policy, &mut command)
+            .lines()
+            .map(|line| {
+                let (name, errno) = line.split_once(' ').unwrap();
+                (name.to_string(), errno.parse().unwrap())
+            })
+            .collect()
+    }
+
+    fn assert_probes(policy: &CompiledPolicy, denied_errno: i32, unlisted_errno: i32) {
+        let results = probe(policy);
+        let mut failures = Vec::new();
+        for &(name, expect) in EXPECTATIONS {
+            let Some(&errno) = results.get(name) else {
+                failures.push(format!("{name}: no result"));
+                continue;
+            };
+            let ok = match expect {
+                Expect::Denied => errno == denied_errno,
+                Expect::Unlisted => errno == unlisted_errno,
+                Expect::OtherAbi => errno == libc::EPERM,
+                Expect::Succeeds => errno == 0,
+                Expect::Passes => ![denied_errno, unlisted_errno, libc::EPERM].contains(&errno),
+            };
+            if !ok {
+                failures.push(format!("{name}: expected {expect:?}, got errno {errno}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn the_default_policy_answers_probes_with_the_documented_errnos() {
+        assert_probes(&default_policy(), libc::EPERM, libc::ENOSYS);
+    }
+
+    /// Natural kernel errors can look like the filter's (EPERM for mount as non-root,
+    /// ENOSYS for syscall 1000), so this run gives each filter an errno no kernel path
+    /// returns. Calls both filters stop (io_uring_*, unlisted in the allowlist) also show
+    /// that the errno of the filter installed last wins.
+    #[test]
+    fn the_errnos_come_from_the_filters_and_the_denylist_wins() {
+        const DENIED_MARK: i32 = 200;
+        const UNLISTED_MARK: i32 = 201;
+        let mut source: serde_json::Value = serde_json::from_str(BUILTIN_POLICIES[0].1).unwrap();
+        source[DENYLIST]["match_action"] = serde_json::json!({ "errno": DENIED_MARK });
+        source[ALLOWLIST]["mismatch_action"] = serde_json::json!({ "errno": UNLISTED_MARK });
+        let marked = compile_policy("marked", &serde_json::to_vec(&source).unwrap()).unwrap();
+        assert_probes(&marked, DENIED_MARK, UNLISTED_MARK);
+    }
+
+    #[test]
+    fn a_shell_pipeline_through_gzip_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tool("sh", dir.path());
+        command.args(["-c", "echo hi | gzip | gunzip"]);
+        assert_eq!(
+            stdout_of_successful(&default_policy(), &mut command),
+            "hi\n"
+        );
+    }
+
+    #[test]
+    fn python3_runs_a_subprocess() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tool("/usr/bin/python3", dir.path());
+        command.args([
+            "-c",
+            "import os, subprocess; print(subprocess.run(['true']).returncode)",
+        ]);
+        assert_eq!(stdout_of_successful(&default_policy(), &mut command), "0\n");
+    }
+
+    #[test]
+    fn gcc_builds_and_runs_a_threaded_hello_world() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hello.c"),
+            "#include <pthread.h>\n#include <stdio.h>\n\
+             static void *greet(void *arg) { puts(arg); return NULL; }\n\
+             int main(void) { pthread_t t; pthread_create(&t, NULL, greet, \"hello\"); return pthread_join(t, NULL); }\n",
+        )
+        .unwrap();
+        let mut command = tool("sh", dir.path());
+        command.args(["-c", "gcc -O2 -pthread -o hello hello.c && ./hello"]);
+        assert_eq!(
+            stdout_of_successful(&default_policy(), &mut command),
+            "hello\n"
+        );
+    }
+
+    #[test]
+    fn make_reports_its_version_and_runs_a_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut version = tool("make", dir.path());
+        version.arg("-v");
+        assert!(stdout_of_successful(&default_policy(), &mut version).starts_with("GNU Make"));
+        std::fs::write(
+            dir.path().join("Makefile"),
+            "all:\n\t@echo built > out\n\t@cat out\n",
+        )
+        .unwrap();
+        assert_eq!(
+            stdout_of_successful(&default_policy(), &mut tool("make", dir.path())),
+            "built\n"
+        );
+    }
+
+    #[test]
+    fn tar_find_and_sort_work() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tree")).unwrap();
+        for name in ["b", "a", "c"] {
+            std::fs::write(dir.path().join("tree").join(name), format!("{name}\n")).unwrap();
+        }
+        let mut tar = tool("tar", dir.path());
+        tar.args(["cf", "tree.tar", "tree"]);
+        stdout_of_successful(&default_policy(), &mut tar);
+        let mut list = tool("tar", dir.path());
+        list.args(["tf", "tree.tar"]);
+        assert_eq!(
+            stdout_of_successful(&default_policy(), &mut list)
+                .lines()
+                .count(),
+            4
+        );
+        let mut find = tool("find", dir.path());
+        find.args(["tree", "-type", "f"]);
+        assert_eq!(
+            stdout_of_successful(&default_policy(), &mut find)
+                .lines()
+                .count(),
+            3
+        );
+        let mut sort = tool("sort", dir.path());
+        sort.args(["--parallel=2", "tree/b", "tree/c", "tree/a"]);
+        assert_eq!(
+            stdout_of_successful(&default_policy(), &mut sort),
+            "a\nb\nc\n"
+        );
+    }
+}

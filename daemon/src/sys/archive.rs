@@ -1,1 +1,325 @@
 //! Raw calls used by the archive packer and strict extractor.
+//!
+//! Trees handled here were written by untrusted builds or come out of untrusted archives, so
+//! no call follows a symlink: multi-component paths are resolved with openat2(2) (Linux 5.6+)
+//! and `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS` relative to a
+//! directory fd, and single names go through the `*at` calls with `AT_SYMLINK_NOFOLLOW` or
+//! `O_NOFOLLOW`. The nix wrappers keep all of it safe code.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags, OFlag, OpenHow, RenameFlags, ResolveFlag};
+use nix::sys::stat::{self, FileStat, Mode};
+use nix::unistd::{self, UnlinkatFlags};
+
+/// File type of a directory entry, as lstat(2) reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl NodeKind {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::File => "regular file",
+            Self::Dir => "directory",
+            Self::Symlink => "symlink",
+            Self::Fifo => "fifo",
+            Self::Socket => "socket",
+            Self::CharDevice => "character device",
+            Self::BlockDevice => "block device",
+        }
+    }
+}
+
+/// The parts of stat(2) the archive code looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NodeStat {
+    pub(crate) kind: NodeKind,
+    /// Permission bits including setuid/setgid/sticky.
+    pub(crate) mode: u32,
+    pub(crate) size: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+impl NodeStat {
+    fn from_stat(st: &FileStat) -> io::Result<Self> {
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => NodeKind::File,
+            libc::S_IFDIR => NodeKind::Dir,
+            libc::S_IFLNK => NodeKind::Symlink,
+            libc::S_IFIFO => NodeKind::Fifo,
+            libc::S_IFSOCK => NodeKind::Socket,
+            libc::S_IFCHR => NodeKind::CharDevice,
+            libc::S_IFBLK => NodeKind::BlockDevice,
+            other => {
+                return Err(io::Error::other(format!(
+                    "unknown file type {other:#o} in st_mode"
+                )))
+            }
+        };
+        Ok(Self {
+            kind,
+            mode: st.st_mode & 0o7777,
+            size: u64::try_from(st.st_size).map_err(io::Error::other)?,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+}
+
+fn strict_resolution() -> ResolveFlag {
+    ResolveFlag::RESOLVE_BENEATH
+        | ResolveFlag::RESOLVE_NO_SYMLINKS
+        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+}
+
+fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: Mode) -> io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .mode(mode)
+        .resolve(strict_resolution());
+    Ok(fcntl::openat2(dir, path, how)?)
+}
+
+/// True when the kernel refused a resolution because it would follow a symlink, leave the
+/// starting directory or treat a non-directory as one: ELOOP from `RESOLVE_NO_SYMLINKS` or
+/// `O_NOFOLLOW`, EXDEV from `RESOLVE_BENEATH`, ENOTDIR from `O_DIRECTORY` (which is also what
+/// opening a symlink as a parent directory reports).
+pub(crate) fn is_resolution_refused(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR)
+    )
+}
+
+/// Opens a directory given by a trusted path (from our own configuration, so symlinks in it
+/// are followed).
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens directory `path` beneath `dir` as an `O_PATH` fd, for use as the base of `*at` calls.
+pub(crate) fn open_dir_beneath(
+    dir: BorrowedFd<'_>,
+    path: &(impl AsRef<Path> + ?Sized),
+) -> io::Result<OwnedFd> {
+    open_beneath(
+        dir,
+        path.as_ref(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+}
+
+/// Describes `path` beneath `dir`. A symlink as the last component is described, not
+/// followed; a symlink anywhere before it is an ELOOP error.
+pub(crate) fn stat_beneath(
+    dir: BorrowedFd<'_>,
+    path: &(impl AsRef<Path> + ?Sized),
+) -> io::Result<NodeStat> {
+    let fd = open_beneath(dir, path.as_ref(), OFlag::O_PATH, Mode::empty())?;
+    stat_fd(fd.as_fd())
+}
+
+/// Describes an open file.
+pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<NodeStat> {
+    NodeStat::from_stat(&stat::fstat(fd)?)
+}
+
+/// Opens file `path` beneath `dir` for reading.
+pub(crate) fn open_file_beneath(
+    dir: BorrowedFd<'_>,
+    path: &(impl AsRef<Path> + ?Sized),
+) -> io::Result<File> {
+    // O_NONBLOCK: if a FIFO were swapped in after the caller checked the type, opening it
+    // must fail fast instead of waiting for a writer. It changes nothing for regular files.
+    let fd = open_beneath(
+        dir,
+        path.as_ref(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// A directory opened for listing; its children are looked at without following symlinks.
+pub(crate) struct DirFd(Dir);
+
+impl DirFd {
+    /// Opens directory `path` beneath `dir`.
+    pub(crate) fn open_beneath(
+        dir: BorrowedFd<'_>,
+        path: &(impl AsRef<Path> + ?Sized),
+    ) -> io::Result<Self> {
+        let fd = open_beneath(
+            dir,
+            path.as_ref(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )?;
+        Ok(Self(Dir::from_fd(fd)?))
+    }
+
+    /// Names of the children, without `.` and `..`, in readdir order.
+    pub(crate) fn names(&mut self) -> io::Result<Vec<OsString>> {
+        let mut names = Vec::new();
+        for entry in self.0.iter() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsStr::from_bytes(name).to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    /// Describes child `name` (lstat semantics).
+    pub(crate) fn stat_child(&self, name: &OsStr) -> io::Result<NodeStat> {
+        NodeStat::from_stat(&stat::fstatat(
+            self.0.as_fd(),
+            name,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?)
+    }
+
+    /// Target of symlink child `name`, verbatim.
+    pub(crate) fn read_link_child(&self, name: &OsStr) -> io::Result<OsString> {
+        Ok(fcntl::readlinkat(self.0.as_fd(), name)?)
+    }
+
+    /// Removes child `name`, a directory when `is_dir`.
+    pub(crate) fn remove_child(&self, name: &OsStr, is_dir: bool) -> io::Result<()> {
+        remove_at(self.0.as_fd(), name, is_dir)
+    }
+}
+
+/// Creates directory `name` in `parent`, sets its mode exactly (regardless of umask) and
+/// returns it opened.
+pub(crate) fn create_dir_at(parent: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<OwnedFd> {
+    stat::mkdirat(parent, name, Mode::S_IRWXU)?;
+    let dir = open_beneath(
+        parent,
+        Path::new(name),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )?;
+    set_mode(dir.as_fd(), mode)?;
+    Ok(dir)
+}
+
+/// Creates file `name` in `parent` for writing, mode 0600; fails if anything, even a dangling
+/// symlink, already has that name.
+pub(crate) fn create_file_at(parent: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let fd = open_beneath(
+        parent,
+        Path::new(name),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Creates symlink `name` in `parent` pointing at `target` (stored, never resolved).
+pub(crate) fn create_symlink_at(
+    parent: BorrowedFd<'_>,
+    name: &str,
+    target: &str,
+) -> io::Result<()> {
+    Ok(unistd::symlinkat(target, parent, name)?)
+}
+
+/// Sets the permission bits of an open file or directory.
+pub(crate) fn set_mode(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    Ok(stat::fchmod(fd, Mode::from_bits_truncate(mode))?)
+}
+
+/// Whether `parent` has a child `name` of any type (a dangling symlink counts).
+pub(crate) fn exists_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+    match stat::fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(_) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Renames `from` to `to` within `parent`, failing with EEXIST if `to` exists.
+pub(crate) fn rename_noreplace(parent: BorrowedFd<'_>, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    Ok(fcntl::renameat2(
+        parent,
+        from,
+        parent,
+        to,
+        RenameFlags::RENAME_NOREPLACE,
+    )?)
+}
+
+/// Removes `name` from `parent` without following it; a directory must be empty.
+pub(crate) fn remove_at(parent: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> io::Result<()> {
+    let flag = if is_dir {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    Ok(unistd::unlinkat(parent, name, flag)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn beneath_resolution_refuses_symlinks_and_escapes() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("real")).unwrap();
+        std::fs::write(tmp.path().join("real/file"), b"x").unwrap();
+        symlink("real", tmp.path().join("link")).unwrap();
+        let root = open_dir(tmp.path()).unwrap();
+
+        let through_link = stat_beneath(root.as_fd(), "link/file").unwrap_err();
+        assert!(is_resolution_refused(&through_link), "{through_link}");
+        let escape = stat_beneath(root.as_fd(), "../x").unwrap_err();
+        assert!(is_resolution_refused(&escape), "{escape}");
+        let absolute = open_file_beneath(root.as_fd(), "/etc/passwd").unwrap_err();
+        assert!(is_resolution_refused(&absolute), "{absolute}");
+
+        assert_eq!(
+            stat_beneath(root.as_fd(), "link").unwrap().kind,
+            NodeKind::Symlink
+        );
+        assert_eq!(stat_beneath(root.as_fd(), "real/file").unwrap().size, 1);
+        let opened_link = open_file_beneath(root.as_fd(), "link").unwrap_err();
+        assert!(is_resolution_refused(&opened_link), "{opened_link}");
+    }
+
+    #[test]
+    fn create_file_refuses_existing_names_including_dangling_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        symlink(&outside, tmp.path().join("dangling")).unwrap();
+        let root = open_dir(tmp.path()).unwrap();
+        let err = create_file_at(root.as_fd(), "dangling").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(!outside.exists());
+    }
+}

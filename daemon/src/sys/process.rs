@@ -22,25 +22,40 @@ pub(crate) fn fork() -> io::Result<Forked> {
     }
 }
 
+/// Descriptor numbers at or above this are free for parking in a freshly forked child.
+const PARK_FLOOR: RawFd = 64;
+
 /// Spawns `command` with `fds` moved to fixed descriptor numbers (source → target) and the
 /// child killed when the spawning thread dies.
 pub(crate) fn spawn_with_fds(command: &mut Command, fds: &[(RawFd, RawFd)]) -> io::Result<Child> {
     let fds = fds.to_vec();
+    let mut parked = vec![-1; fds.len()];
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // calls (dup2, fcntl, prctl) on values captured before the fork; it allocates nothing.
+    // calls (fcntl, dup2, prctl) on values captured before the fork; it allocates nothing
+    // (`parked` is allocated before the fork and only indexed).
     unsafe {
         command.pre_exec(move || {
-            for &(source, target) in &fds {
-                if source == target {
-                    let flags = libc::fcntl(source, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(source, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else if libc::dup2(source, target) < 0 {
+            // Park every source above the targets first: a source may sit on another
+            // entry's target number, and dup2 onto it would destroy it.
+            for (slot, &(source, _)) in parked.iter_mut().zip(&fds) {
+                *slot = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, PARK_FLOOR);
+                if *slot < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+            for (&parked, &(_, target)) in parked.iter().zip(&fds) {
+                if libc::dup2(parked, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
@@ -83,7 +98,8 @@ pub(crate) fn pidfd_open(pid: nix::unistd::Pid) -> io::Result<OwnedFd> {
 pub(crate) fn wait_pidfd(pidfd: &OwnedFd, timeout_ms: Option<u64>) -> io::Result<bool> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
-    let deadline = timeout_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+    let deadline =
+        timeout_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
     loop {
         let wait = match deadline {
             None => PollTimeout::NONE,

@@ -1,0 +1,36 @@
+"""Times sandbox variants running /bin/true; see run.sh."""
+import statistics
+import subprocess
+import sys
+import time
+
+runs, hermetic, src = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+variants = {
+    "hermetic run (full stack)": [hermetic, "run", "--src", src, "--", "/bin/true"],
+    "bwrap hardened": [
+        "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+        "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/true",
+    ],
+    "unshare -Urnpf": ["unshare", "-Urnpf", "/bin/true"],
+}
+
+samples = {name: [] for name in variants}
+for name, argv in variants.items():  # warm-up, and fail early if a variant is broken
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+for _ in range(runs):
+    for name, argv in variants.items():
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+        samples[name].append((time.perf_counter() - start) * 1000)
+
+base = statistics.median(samples["bwrap hardened"])
+print(f"startup + teardown of /bin/true, {runs} interleaved runs each (ms)")
+print(f"{'variant':<28}{'min':>8}{'median':>9}{'p90':>9}{'x bwrap':>9}")
+for name, values in samples.items():
+    values.sort()
+    median = statistics.median(values)
+    p90 = values[int(len(values) * 0.9) - 1]
+    print(f"{name:<28}{values[0]:>8.2f}{median:>9.2f}{p90:>9.2f}{median / base:>9.2f}")

@@ -1,0 +1,682 @@
+//! Deterministic packing of build outputs into tar+zstd, with their manifest.
+//!
+//! The tree was written by an untrusted build, so the walk never follows a symlink: every
+//! open is beneath the build dir fd with symlink resolution refused (see `sys::archive`), and
+//! symlinks are archived as symlinks with their target verbatim.
+//!
+//! Byte-for-byte determinism comes from: entries sorted by path bytes, fixed header fields
+//! (GNU headers, uid/gid 0, empty owner names, one mtime, normalised modes), long names and
+//! targets in GNU `L`/`K` members written the same way every time, zstd fed in fixed-size
+//! chunks on one thread, and nothing read from the environment. It assumes the same zstd
+//! library version (the `zstd` crate bundles it) and the same compression level.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use sha2::Digest as _;
+
+use super::manifest::{FileEntry, FileKind, Manifest, MODE_EXECUTABLE, MODE_REGULAR, MODE_SYMLINK};
+use super::outpath::{OutputPath, MAX_PATH_BYTES};
+use crate::sys::archive::{self as sys, DirFd, NodeKind, NodeStat};
+
+/// How file contents are read and fed to the compressor: large enough to amortise syscalls
+/// and let BLAKE3 use its widest SIMD path.
+const IO_CHUNK: usize = 1 << 20;
+/// Size of the name and linkname fields of a tar header; longer values go in GNU `L`/`K`
+/// members.
+const TAR_NAME_FIELD: usize = 100;
+/// Name GNU tar gives the `L`/`K` members that carry long names.
+const GNU_LONG_LINK_NAME: &[u8] = b"././@LongLink";
+
+/// Settings that shape the archive bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackOptions {
+    /// Modification time of every entry (the build's `SOURCE_DATE_EPOCH`).
+    pub mtime: u64,
+    /// zstd compression level.
+    pub zstd_level: i32,
+}
+
+/// Result of [`pack_outputs`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedArchive {
+    /// What the archive holds, entry by entry.
+    pub manifest: Manifest,
+    /// SHA-256 of the compressed archive bytes, lowercase hex.
+    pub sha256: String,
+    /// BLAKE3 of the compressed archive bytes, lowercase hex.
+    pub blake3: String,
+    /// Length of the compressed archive in bytes.
+    pub size: u64,
+}
+
+/// Why outputs could not be packed or described.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("failed to open build dir `{root}`")]
+    OpenBuildDir {
+        root: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("output path `{path}` does not exist in the build dir")]
+    MissingOutput { path: String },
+    #[error("output path `{path}` is a symlink; outputs must be real files or directories")]
+    OutputIsSymlink { path: String },
+    #[error("output path `{output}` goes through `{path}`, which is not a directory")]
+    AncestorNotDirectory { path: String, output: String },
+    #[error("failed to stat `{path}`")]
+    Stat {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to open directory `{path}`")]
+    OpenDir {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to list directory `{path}`")]
+    ReadDir {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to read symlink `{path}`")]
+    ReadLink {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to open `{path}`")]
+    OpenFile {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to read `{path}`")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unsupported file type at `{path}` ({kind}); outputs may only hold files, directories and symlinks")]
+    UnsupportedFileType { path: String, kind: &'static str },
+    #[error("failed to archive an entry of `{dir}`: its name {name:?} is not valid UTF-8")]
+    NonUtf8Name { dir: String, name: String },
+    #[error("failed to archive symlink `{path}`: its target is not valid UTF-8")]
+    NonUtf8SymlinkTarget { path: String },
+    #[error(
+        "failed to archive `{path}`: the path is {len} bytes long, the limit is {MAX_PATH_BYTES}"
+    )]
+    PathTooLong { path: String, len: usize },
+    #[error("`{path}` changed while it was being packed")]
+    ChangedDuringPack { path: String },
+    #[error("failed to write the archive")]
+    WriteArchive {
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Packs `outputs` (paths under the build dir `root`; files or directories, directories
+/// recursively) into a deterministic tar+zstd stream written to `out`.
+///
+/// The archive holds each output's ancestor directories, then everything sorted by path
+/// bytes, so a directory always precedes its contents. Hardlinks become regular files. On
+/// error, whatever was written to `out` must be discarded.
+pub fn pack_outputs<W: Write>(
+    root: &Path,
+    outputs: &[OutputPath],
+    opts: &PackOptions,
+    out: W,
+) -> Result<PackedArchive, PackError> {
+    let write_failed = |source| PackError::WriteArchive { source };
+    let tree = Tree::scan(root, outputs)?;
+    let mut encoder = zstd::stream::write::Encoder::new(DigestingWriter::new(out), opts.zstd_level)
+        .map_err(write_failed)?;
+    // The checksum lets the extractor tell a corrupted frame from a valid one on its own.
+    encoder.include_checksum(true).map_err(write_failed)?;
+    let mut sink = TarSink {
+        builder: tar::Builder::new(FixedChunkWriter::new(encoder)),
+        mtime: opts.mtime,
+    };
+    let manifest = tree.emit(&mut sink)?;
+    let chunked = sink.builder.into_inner().map_err(write_failed)?;
+    let encoder = chunked.into_inner().map_err(write_failed)?;
+    let mut digesting = encoder.finish().map_err(write_failed)?;
+    digesting.inner.flush().map_err(write_failed)?;
+    Ok(PackedArchive {
+        manifest,
+        sha256: hex::encode(digesting.sha256.finalize()),
+        blake3: digesting.blake3.finalize().to_hex().to_string(),
+        size: digesting.size,
+    })
+}
+
+/// The manifest [`pack_outputs`] would produce for the same tree, without building an
+/// archive (to compare two runs cheaply).
+pub fn manifest_of_tree(root: &Path, outputs: &[OutputPath]) -> Result<Manifest, PackError> {
+    Tree::scan(root, outputs)?.emit(&mut DigestOnly)
+}
+
+/// What the walk found at one path.
+enum Node {
+    Dir,
+    Symlink { target: String },
+    File { stat: NodeStat },
+}
+
+/// The outputs' entries, sorted by path, described but not yet read.
+struct Tree {
+    root: OwnedFd,
+    nodes: BTreeMap<String, Node>,
+}
+
+impl Tree {
+    fn scan(root: &Path, outputs: &[OutputPath]) -> Result<Self, PackError> {
+        let root_fd = sys::open_dir(root).map_err(|source| PackError::OpenBuildDir {
+            root: root.to_owned(),
+            source,
+        })?;
+        let mut tree = Self {
+            root: root_fd,
+            nodes: BTreeMap::new(),
+        };
+        let mut sorted: Vec<&OutputPath> = outputs.iter().collect();
+        sorted.sort();
+        let mut walked: Vec<&str> = Vec::new();
+        for output in sorted {
+            let output = output.as_str();
+            tree.add_output(output)?;
+            let covered = walked.iter().any(|dir| is_within(output, dir));
+            if !covered && matches!(tree.nodes.get(output), Some(Node::Dir)) {
+                tree.walk(output)?;
+                walked.push(output);
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Checks `output` and its ancestors component by component and records them.
+    fn add_output(&mut self, output: &str) -> Result<(), PackError> {
+        let ancestors = output.match_indices('/').map(|(end, _)| &output[..end]);
+        for ancestor in ancestors {
+            match self.stat_output_prefix(ancestor, output)?.kind {
+                NodeKind::Dir => {
+                    self.nodes.insert(ancestor.to_owned(), Node::Dir);
+                }
+                NodeKind::Symlink => {
+                    return Err(PackError::OutputIsSymlink {
+                        path: ancestor.to_owned(),
+                    })
+                }
+                _ => {
+                    return Err(PackError::AncestorNotDirectory {
+                        path: ancestor.to_owned(),
+                        output: output.to_owned(),
+                    })
+                }
+            }
+        }
+        let stat = self.stat_output_prefix(output, output)?;
+        let node = match stat.kind {
+            NodeKind::Symlink => {
+                return Err(PackError::OutputIsSymlink {
+                    path: output.to_owned(),
+                })
+            }
+            NodeKind::Dir => Node::Dir,
+            NodeKind::File => Node::File { stat },
+            other => {
+                return Err(PackError::UnsupportedFileType {
+                    path: output.to_owned(),
+                    kind: other.describe(),
+                })
+            }
+        };
+        self.nodes.insert(output.to_owned(), node);
+        Ok(())
+    }
+
+    fn stat_output_prefix(&self, prefix: &str, output: &str) -> Result<NodeStat, PackError> {
+        sys::stat_beneath(self.root.as_fd(), prefix).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                PackError::MissingOutput {
+                    path: output.to_owned(),
+                }
+            } else {
+                PackError::Stat {
+                    path: prefix.to_owned(),
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Records everything below directory `start`. Directories are reopened from the root by
+    /// path rather than kept open, so deep trees cannot exhaust file descriptors.
+    fn walk(&mut self, start: &str) -> Result<(), PackError> {
+        let mut pending = vec![start.to_owned()];
+        while let Some(dir_path) = pending.pop() {
+            let mut dir = DirFd::open_beneath(self.root.as_fd(), &dir_path).map_err(|source| {
+                PackError::OpenDir {
+                    path: dir_path.clone(),
+                    source,
+                }
+            })?;
+            let names = dir.names().map_err(|source| PackError::ReadDir {
+                path: dir_path.clone(),
+                source,
+            })?;
+            for name in names {
+                let name_str = name.to_str().ok_or_else(|| PackError::NonUtf8Name {
+                    dir: dir_path.clone(),
+                    name: name.to_string_lossy().into_owned(),
+                })?;
+                let path = format!("{dir_path}/{name_str}");
+                if path.len() > MAX_PATH_BYTES {
+                    return Err(PackError::PathTooLong {
+                        len: path.len(),
+                        path,
+                    });
+                }
+                let stat = dir.stat_child(&name).map_err(|source| PackError::Stat {
+                    path: path.clone(),
+                    source,
+                })?;
+                let node = match stat.kind {
+                    NodeKind::Dir => {
+                        pending.push(path.clone());
+                        Node::Dir
+                    }
+                    NodeKind::File => Node::File { stat },
+                    NodeKind::Symlink => {
+                        let target =
+                            dir.read_link_child(&name)
+                                .map_err(|source| PackError::ReadLink {
+                                    path: path.clone(),
+                                    source,
+                                })?;
+                        let target = target
+                            .into_string()
+                            .map_err(|_| PackError::NonUtf8SymlinkTarget { path: path.clone() })?;
+                        Node::Symlink { target }
+                    }
+                    other => {
+                        return Err(PackError::UnsupportedFileType {
+                            path,
+                            kind: other.describe(),
+                        })
+                    }
+                };
+                self.nodes.insert(path, node);
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds every entry to `sink` in path order, reading each file once, and returns the
+    /// manifest.
+    fn emit(&self, sink: &mut impl EntrySink) -> Result<Manifest, PackError> {
+        let write_failed = |source| PackError::WriteArchive { source };
+        let mut buffer = vec![0; IO_CHUNK];
+        let mut files = Vec::with_capacity(self.nodes.len());
+        for (path, node) in &self.nodes {
+            let entry = match node {
+                Node::Dir => {
+                    sink.directory(path).map_err(write_failed)?;
+                    FileEntry {
+                        path: path.clone(),
+                        kind: FileKind::Dir,
+                        mode: MODE_EXECUTABLE,
+                        size: 0,
+                        blake3: None,
+                        target: None,
+                    }
+                }
+                Node::Symlink { target } => {
+                    sink.symlink(path, target).map_err(write_failed)?;
+                    FileEntry {
+                        path: path.clone(),
+                        kind: FileKind::Symlink,
+                        mode: MODE_SYMLINK,
+                        size: 0,
+                        blake3: None,
+                        target: Some(target.clone()),
+                    }
+                }
+                Node::File { stat } => self.emit_file(path, stat, sink, &mut buffer)?,
+            };
+            files.push(entry);
+        }
+        Ok(Manifest::new(files))
+    }
+
+    fn emit_file(
+        &self,
+        path: &str,
+        walked: &NodeStat,
+        sink: &mut impl EntrySink,
+        buffer: &mut [u8],
+    ) -> Result<FileEntry, PackError> {
+        let file = sys::open_file_beneath(self.root.as_fd(), path).map_err(|source| {
+            PackError::OpenFile {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        let opened = sys::stat_fd(file.as_fd()).map_err(|source| PackError::Stat {
+            path: path.to_owned(),
+            source,
+        })?;
+        let same_file = opened.kind == NodeKind::File
+            && (opened.dev, opened.ino, opened.size) == (walked.dev, walked.ino, walked.size);
+        if !same_file {
+            return Err(PackError::ChangedDuringPack {
+                path: path.to_owned(),
+            });
+        }
+        let mode = if walked.mode & 0o111 != 0 {
+            MODE_EXECUTABLE
+        } else {
+            MODE_REGULAR
+        };
+        let mut content = FileContent::new(file, walked.size, buffer);
+        let written = sink.file(path, mode, walked.size, &mut content);
+        if let Some(source) = content.read_error.take() {
+            return Err(PackError::ReadFile {
+                path: path.to_owned(),
+                source,
+            });
+        }
+        written.map_err(|source| PackError::WriteArchive { source })?;
+        if content.remaining != 0 {
+            return Err(PackError::ChangedDuringPack {
+                path: path.to_owned(),
+            });
+        }
+        Ok(FileEntry {
+            path: path.to_owned(),
+            kind: FileKind::File,
+            mode,
+            size: walked.size,
+            blake3: Some(content.hasher.finalize().to_hex().to_string()),
+            target: None,
+        })
+    }
+}
+
+/// Whether `path` is `dir` itself or below it.
+fn is_within(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Where the walk's entries go: into a tar stream, or only through the hasher.
+trait EntrySink {
+    fn directory(&mut self, path: &str) -> io::Result<()>;
+    fn symlink(&mut self, path: &str, target: &str) -> io::Result<()>;
+    /// Must consume `content` to its end.
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        content: &mut FileContent<'_>,
+    ) -> io::Result<()>;
+}
+
+/// Sink of [`manifest_of_tree`]: contents are only hashed.
+struct DigestOnly;
+
+impl EntrySink for DigestOnly {
+    fn directory(&mut self, _path: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn symlink(&mut self, _path: &str, _target: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        _path: &str,
+        _mode: u32,
+        _size: u64,
+        content: &mut FileContent<'_>,
+    ) -> io::Result<()> {
+        while content.fill()? != 0 {}
+        Ok(())
+    }
+}
+
+/// Sink of [`pack_outputs`]: writes deterministic tar members.
+struct TarSink<W: Write> {
+    builder: tar::Builder<W>,
+    mtime: u64,
+}
+
+impl<W: Write> TarSink<W> {
+    fn header(&self, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size);
+        header.set_mtime(self.mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header
+    }
+
+    /// Appends a member, preceded by GNU `L`/`K` members when the name or target does not
+    /// fit its header field. Names are copied byte for byte: the tar crate's `set_path` and
+    /// `set_link_name` would normalise them (`a/./b` becomes `a/b`), and targets must stay
+    /// verbatim.
+    fn append(
+        &mut self,
+        mut header: tar::Header,
+        path: &str,
+        target: Option<&str>,
+        data: impl Read,
+    ) -> io::Result<()> {
+        if path.len() > TAR_NAME_FIELD {
+            self.append_long_name(tar::EntryType::GNULongName, path)?;
+        }
+        copy_truncated(&mut header.as_old_mut().name, path);
+        if let Some(target) = target {
+            if target.len() > TAR_NAME_FIELD {
+                self.append_long_name(tar::EntryType::GNULongLink, target)?;
+            }
+            copy_truncated(&mut header.as_old_mut().linkname, target);
+        }
+        header.set_cksum();
+        self.builder.append(&header, data)
+    }
+
+    /// Writes a GNU long-name member exactly as GNU tar (and the tar crate) lay it out.
+    fn append_long_name(&mut self, kind: tar::EntryType, value: &str) -> io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..GNU_LONG_LINK_NAME.len()].copy_from_slice(GNU_LONG_LINK_NAME);
+        header.set_entry_type(kind);
+        header.set_mode(MODE_REGULAR);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(value.len() as u64 + 1);
+        header.set_cksum();
+        self.builder
+            .append(&header, value.as_bytes().chain(&[0u8][..]))
+    }
+}
+
+fn copy_truncated(field: &mut [u8; TAR_NAME_FIELD], value: &str) {
+    let len = value.len().min(TAR_NAME_FIELD);
+    field[..len].copy_from_slice(&value.as_bytes()[..len]);
+}
+
+impl<W: Write> EntrySink for TarSink<W> {
+    fn directory(&mut self, path: &str) -> io::Result<()> {
+        let header = self.header(tar::EntryType::Directory, MODE_EXECUTABLE, 0);
+        self.append(header, path, None, io::empty())
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
+        let header = self.header(tar::EntryType::Symlink, MODE_SYMLINK, 0);
+        self.append(header, path, Some(target), io::empty())
+    }
+
+    fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        content: &mut FileContent<'_>,
+    ) -> io::Result<()> {
+        let header = self.header(tar::EntryType::Regular, mode, size);
+        self.append(header, path, None, content)
+    }
+}
+
+/// A file's content read in large blocks, each hashed with BLAKE3 as it arrives, so the file
+/// is read exactly once whether it is archived or only digested.
+struct FileContent<'b> {
+    file: File,
+    /// Bytes still to read; more than zero at the end means the file shrank.
+    remaining: u64,
+    buffer: &'b mut [u8],
+    start: usize,
+    end: usize,
+    hasher: blake3::Hasher,
+    /// Set when reading failed, so callers can tell it apart from a failing archive writer.
+    read_error: Option<io::Error>,
+}
+
+impl<'b> FileContent<'b> {
+    fn new(file: File, size: u64, buffer: &'b mut [u8]) -> Self {
+        Self {
+            file,
+            remaining: size,
+            buffer,
+            start: 0,
+            end: 0,
+            hasher: blake3::Hasher::new(),
+            read_error: None,
+        }
+    }
+
+    /// Replaces the buffer with the next block of the file and hashes it; returns its length,
+    /// 0 at the end. Bytes beyond the size seen by the walk are never read.
+    fn fill(&mut self) -> io::Result<usize> {
+        let want =
+            usize::try_from(self.remaining).map_or(self.buffer.len(), |r| r.min(self.buffer.len()));
+        let mut filled = 0;
+        while filled < want {
+            match self.file.read(&mut self.buffer[filled..want]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.hasher.update(&self.buffer[..filled]);
+        self.remaining -= filled as u64;
+        self.start = 0;
+        self.end = filled;
+        Ok(filled)
+    }
+}
+
+impl Read for FileContent<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.end {
+            if let Err(err) = self.fill() {
+                let kind = err.kind();
+                self.read_error = Some(err);
+                return Err(io::Error::new(kind, "reading an output file failed"));
+            }
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buffer[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+/// Passes data on in chunks of exactly [`IO_CHUNK`] bytes (except the last), so the
+/// compressor's input boundaries, and thus its output, never depend on how the tar writer
+/// split its writes, and zstd is called once per MiB rather than once per header.
+struct FixedChunkWriter<W: Write> {
+    inner: W,
+    chunk: Vec<u8>,
+}
+
+impl<W: Write> FixedChunkWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            chunk: Vec::with_capacity(IO_CHUNK),
+        }
+    }
+
+    /// Passes on the last, partial chunk and returns the inner writer.
+    fn into_inner(mut self) -> io::Result<W> {
+        self.inner.write_all(&self.chunk)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for FixedChunkWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(IO_CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&data[..n]);
+        if self.chunk.len() == IO_CHUNK {
+            self.inner.write_all(&self.chunk)?;
+            self.chunk.clear();
+        }
+        Ok(n)
+    }
+
+    /// Does not pass on a partial chunk: that would make chunk boundaries depend on when
+    /// flush is called. [`FixedChunkWriter::into_inner`] does it at the end.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hashes and counts the compressed bytes on their way to the caller's writer.
+struct DigestingWriter<W: Write> {
+    inner: W,
+    sha256: sha2::Sha256,
+    blake3: blake3::Hasher,
+    size: u64,
+}
+
+impl<W: Write> DigestingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            sha256: sha2::Sha256::new(),
+            blake3: blake3::Hasher::new(),
+            size: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for DigestingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.sha256.update(&data[..n]);
+        self.blake3.update(&data[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,178 @@
+use std::path::Path;
+
+use crate::support::{assert_status, hermetic, stderr, Source};
+
+/// `hermetic build --single` in `dir`, with its artifact there too.
+fn build_in(dir: &Path, extra: &[&str], script: &str) -> std::process::Output {
+    hermetic()
+        .current_dir(dir)
+        .args(["build", "--single", "--src", "."])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("spawn hermetic")
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_missing_source_dir_is_refused() {
+    let output = hermetic()
+        .args([
+            "build",
+            "--single",
+            "--src",
+            "/nonexistent/src",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains("/nonexistent/src"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unknown_profile_is_refused_naming_the_known_ones() {
+    let src = Source::new(&[]);
+    let output = build_in(src.path(), &["--profile", "nope"], "true");
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains("unknown profile `nope`") && stderr(&output).contains("default"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_malformed_profile_is_refused_with_its_location() {
+    let src = Source::new(&[("bad.toml", "version = 1\n[root\nmode = \"host\"\n")]);
+    let output = build_in(src.path(), &["--profile", "./bad.toml"], "true");
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains("failed to parse profile ./bad.toml"),
+        "{}",
+        stderr(&output)
+    );
+    let check = hermetic()
+        .args(["profile", "check"])
+        .arg(src.join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_status(&check, 2);
+}
+
+#[test]
+fn a_malformed_seccomp_policy_is_refused() {
+    let default = hermetic()
+        .args(["profile", "show", "default"])
+        .output()
+        .unwrap();
+    assert_status(&default, 0);
+    let profile = String::from_utf8(default.stdout)
+        .unwrap()
+        .replace("policy = \"default\"", "policy = \"broken.json\"");
+    let src = Source::new(&[
+        ("p.toml", &profile),
+        ("broken.json", "{ \"allowlist\": [ }"),
+    ]);
+    let output = build_in(src.path(), &["--profile", "./p.toml"], "true");
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains("broken.json"),
+        "{}",
+        stderr(&output)
+    );
+    let check = hermetic()
+        .args(["profile", "check"])
+        .arg(src.join("p.toml"))
+        .output()
+        .unwrap();
+    assert_status(&check, 2);
+    assert!(stderr(&check).contains("broken.json"), "{}", stderr(&check));
+}
+
+#[test]
+fn profile_check_accepts_the_shipped_profiles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
+    for name in ["default.toml", "strict.toml"] {
+        let output = hermetic()
+            .args(["profile", "check"])
+            .arg(root.join(name))
+            .output()
+            .unwrap();
+        assert_status(&output, 0);
+    }
+}
+
+#[test]
+fn output_paths_outside_the_build_dir_are_refused_before_anything_runs() {
+    let src = Source::new(&[]);
+    for bad in ["../x", "/etc", "out/../../x", "", "./out"] {
+        let output = build_in(src.path(), &["--output", bad], "touch /build/ran");
+        assert_status(&output, 2);
+        assert!(
+            stderr(&output).contains(&format!("--output {bad}")),
+            "{bad}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        listing(src.path()),
+        Vec::<String>::new(),
+        "nothing was written on the host"
+    );
+}
+
+#[test]
+fn an_output_that_is_a_symlink_to_etc_is_refused() {
+    let src = Source::new(&[]);
+    let output = build_in(src.path(), &["--output", "out", "--json"], "ln -s /etc out");
+    assert_status(&output, 1);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        report["error"].as_str().unwrap().contains("symlink"),
+        "{report}"
+    );
+    assert_eq!(
+        listing(src.path()),
+        Vec::<String>::new(),
+        "no archive and nothing else on the host"
+    );
+}
+
+#[test]
+fn the_host_tree_is_never_modified_and_only_the_artifact_is_written() {
+    let src = Source::new(&[("keep.txt", "original\n")]);
+    let output = build_in(
+        src.path(),
+        &[],
+        "echo changed > keep.txt; rm -f keep.txt; mkdir -p out; echo o > out/o",
+    );
+    assert_status(&output, 0);
+    assert_eq!(
+        std::fs::read_to_string(src.join("keep.txt")).unwrap(),
+        "original\n"
+    );
+    assert_eq!(listing(src.path()), ["hermetic-out.tar.zst", "keep.txt"]);
+}
+
+#[test]
+fn extract_refuses_an_existing_destination() {
+    let src = Source::new(&[]);
+    std::fs::create_dir(src.join("dest")).unwrap();
+    let output = build_in(src.path(), &["--extract", "dest"], "mkdir -p out");
+    assert_status(&output, 2);
+    assert!(stderr(&output).contains("already exists"));
+}

@@ -1,0 +1,95 @@
+use crate::support::{assert_status, hermetic, run_in, sh, stderr, stdout, Source};
+
+#[test]
+fn run_exits_with_the_commands_status_and_streams_its_output() {
+    let output = sh("echo to-stdout; echo to-stderr >&2; exit 42");
+    assert_status(&output, 42);
+    assert_eq!(stdout(&output), "to-stdout\n");
+    assert_eq!(stderr(&output), "to-stderr\n");
+}
+
+#[test]
+fn run_reports_a_signal_as_128_plus_its_number() {
+    assert_status(&sh("kill -TERM $$"), 128 + 15);
+}
+
+#[test]
+fn run_exits_127_when_the_command_is_not_found() {
+    let output = run_in(&Source::new(&[]), &[], &["no-such-command-anywhere"]);
+    assert_status(&output, 127);
+    assert!(
+        stderr(&output).contains("no-such-command-anywhere"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn run_exits_126_when_the_command_cannot_be_executed() {
+    let src = Source::new(&[("not-executable", "#!/bin/sh\necho hi\n")]);
+    let output = run_in(&src, &[], &["./not-executable"]);
+    assert_status(&output, 126);
+}
+
+#[test]
+fn run_exits_125_when_the_sandbox_cannot_be_set_up() {
+    let output = run_in(
+        &Source::new(&[]),
+        &["--profile", "no-such-profile"],
+        &["true"],
+    );
+    assert_status(&output, 125);
+    let output = hermetic()
+        .args(["run", "--src", "/nonexistent/source", "--", "true"])
+        .output()
+        .unwrap();
+    assert_status(&output, 125);
+    assert!(
+        stderr(&output).contains("/nonexistent/source"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn build_exits_1_when_the_command_fails_and_reports_its_status() {
+    let out = tempfile::tempdir().unwrap();
+    let output = hermetic()
+        .args(["build", "--single", "--json", "--src"])
+        .arg(out.path())
+        .arg("--artifact")
+        .arg(out.path().join("a.tar.zst"))
+        .args(["--", "sh", "-c", "exit 7"])
+        .output()
+        .unwrap();
+    assert_status(&output, 1);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "failed");
+    assert_eq!(report["exit_code"], 1);
+    assert_eq!(report["runs"][0]["exit_status"], 7);
+}
+
+#[test]
+fn build_without_single_is_a_usage_error_until_dual_runs_exist() {
+    let output = hermetic().args(["build", "--", "true"]).output().unwrap();
+    assert_status(&output, 2);
+    assert!(stderr(&output).contains("--single"));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in [
+        &["run"][..],
+        &["build"],
+        &["profile", "list"],
+        &["profile", "show"],
+        &["profile", "check"],
+    ] {
+        let output = hermetic().args(command).arg("--help").output().unwrap();
+        assert_status(&output, 0);
+        assert!(
+            stdout(&output).contains("Example"),
+            "{command:?} --help has no example"
+        );
+    }
+}

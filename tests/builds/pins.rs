@@ -1,0 +1,134 @@
+use crate::support::{assert_status, run_in, stdout, Source};
+
+const REPORT: &str = r#"
+echo "env:"; env | sort
+echo "id: $(id)"
+echo "umask: $(umask)"
+echo "hostname: $(hostname) $(cat /proc/sys/kernel/hostname) $(domainname)"
+echo "pwd: $(pwd)"
+echo "date: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ) tz=$(date +%Z)"
+echo "nproc: $(nproc) $(python3 -c 'import os; print(os.cpu_count(), len(os.sched_getaffinity(0)))') $(getconf _NPROCESSORS_ONLN)"
+echo "online: $(cat /sys/devices/system/cpu/online)"
+echo "home: $HOME $(ls -ld "$HOME" | cut -d' ' -f1,3,4)"
+echo "boot_id: $(cat /proc/sys/kernel/random/boot_id)"
+echo "passwd: $(getent passwd build)"
+echo "python hash: $(python3 -c 'print(hash("hermetic"))')"
+echo "locale sort: $(printf 'b\nB\na\nA\n' | sort | tr '\n' ' ')"
+"#;
+
+fn report(src: &Source) -> String {
+    let output = run_in(
+        src,
+        &["--source-date-epoch", "1700000000"],
+        &["sh", "-c", REPORT],
+    );
+    assert_status(&output, 0);
+    stdout(&output)
+}
+
+#[test]
+fn a_build_sees_the_pinned_values() {
+    let src = Source::new(&[]);
+    let seen = report(&src);
+    for expected in [
+        "SOURCE_DATE_EPOCH=1700000000",
+        "TZ=UTC",
+        "LC_ALL=C.UTF-8",
+        "LANG=C.UTF-8",
+        "HOME=/home/build",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+        "TMPDIR=/tmp",
+        "PYTHONHASHSEED=0",
+        "USER=build",
+        "id: uid=1000(build) gid=1000(build) groups=1000(build)",
+        "umask: 0022",
+        "hostname: hermetic hermetic (none)",
+        "pwd: /build",
+        "date: 2023-11-14T22:13:20Z tz=UTC",
+        "nproc: 2 2 2 2",
+        "online: 0-1",
+        "home: /home/build drwxr-xr-x build build",
+        "boot_id: 00000000-0000-4000-8000-000000000000",
+        "passwd: build:x:1000:1000:build:/home/build:/bin/sh",
+        "locale sort: A B a b",
+    ] {
+        assert!(seen.contains(expected), "missing `{expected}` in:\n{seen}");
+    }
+    let env_names: Vec<&str> = seen
+        .lines()
+        .skip_while(|l| *l != "env:")
+        .skip(1)
+        .take_while(|l| !l.starts_with("id: "))
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert_eq!(
+        env_names,
+        [
+            "HOME",
+            "HOSTNAME",
+            "LANG",
+            "LC_ALL",
+            "LOGNAME",
+            "PATH",
+            "PWD",
+            "PYTHONHASHSEED",
+            "SHELL",
+            "SOURCE_DATE_EPOCH",
+            "TMPDIR",
+            "TZ",
+            "USER"
+        ],
+        "the environment holds exactly the pinned variables"
+    );
+}
+
+#[test]
+fn two_runs_see_identical_values() {
+    let src = Source::new(&[]);
+    assert_eq!(report(&src), report(&src));
+}
+
+#[test]
+fn the_strict_profile_pins_one_cpu() {
+    let src = Source::new(&[]);
+    let output = run_in(
+        &src,
+        &["--profile", "strict"],
+        &["sh", "-c", "nproc; cat /sys/devices/system/cpu/online"],
+    );
+    assert_status(&output, 0);
+    assert_eq!(stdout(&output), "1\n0\n");
+}
+
+#[test]
+fn source_date_epoch_defaults_to_git_head_then_1980() {
+    let plain = Source::new(&[("f", "x")]);
+    let output = run_in(&plain, &[], &["sh", "-c", "echo $SOURCE_DATE_EPOCH"]);
+    assert_status(&output, 0);
+    assert_eq!(stdout(&output), "315532800\n");
+
+    let repo = Source::new(&[("f", "x")]);
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-C",
+            ])
+            .arg(repo.path())
+            .args(args)
+            .env("GIT_COMMITTER_DATE", "1234567890 +0000")
+            .env("GIT_AUTHOR_DATE", "1234567890 +0000")
+            .status()
+            .expect("git");
+        assert!(status.success());
+    };
+    git(&["init", "-q"]);
+    git(&["add", "f"]);
+    git(&["commit", "-qm", "init"]);
+    let output = run_in(&repo, &[], &["sh", "-c", "echo $SOURCE_DATE_EPOCH"]);
+    assert_status(&output, 0);
+    assert_eq!(stdout(&output), "1234567890\n");
+}

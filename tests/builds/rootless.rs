@@ -1,0 +1,89 @@
+//! The sandbox started by an unprivileged user. On a cgroup v1/hybrid host the user needs
+//! a delegated cgroup (what systemd's Delegate=yes gives on v2): the test, as root, makes
+//! one per controller, hands it to `nobody`, and starts hermetic inside it as `nobody`.
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::support::{assert_status, require_root, stdout, Source};
+
+const NOBODY: u32 = 65534;
+
+struct DelegatedCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl DelegatedCgroup {
+    fn create(name: &str) -> DelegatedCgroup {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut dirs = Vec::new();
+        for controller in ["pids", "memory", "cpu"] {
+            let path = own
+                .lines()
+                .find_map(|line| {
+                    let mut parts = line.splitn(3, ':');
+                    let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+                    list.split(',')
+                        .any(|c| c == controller)
+                        .then(|| path.to_string())
+                })
+                .unwrap_or_else(|| {
+                    panic!("this test needs cgroup v1 {controller} (the CI host's layout)")
+                });
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(path.trim_start_matches('/'))
+                .join(name);
+            std::fs::create_dir(&dir).unwrap();
+            for entry in std::iter::once(dir.clone())
+                .chain(std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()))
+            {
+                std::os::unix::fs::chown(&entry, Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+            dirs.push(dir);
+        }
+        DelegatedCgroup { dirs }
+    }
+}
+
+impl Drop for DelegatedCgroup {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn an_unprivileged_user_gets_the_same_sandbox() {
+    require_root();
+    let cgroup = DelegatedCgroup::create(&format!("hermetic-rootless-test-{}", std::process::id()));
+    // nobody must be able to execute the binary and read the source.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = bin_dir.path().join("hermetic");
+    std::fs::copy(env!("CARGO_BIN_EXE_hermetic"), &binary).unwrap();
+    let src = Source::new(&[("hello.c", "int main(void){return 0;}\n")]);
+    std::fs::set_permissions(src.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let join: String = cgroup
+        .dirs
+        .iter()
+        .map(|d| format!("echo $$ > {}/cgroup.procs && ", d.display()))
+        .collect();
+    let script = format!(
+        "{join} exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --reset-env {} run --src {} -- \
+         sh -c 'id; cc -o /tmp/h hello.c && /tmp/h && echo compiled; cat /proc/self/status | grep -E \"^(CapEff|NoNewPrivs|Seccomp):\"; \
+         touch /usr/x 2>&1 | grep -c Read-only'",
+        binary.display(),
+        src.path().display()
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_status(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        "uid=1000(build) gid=1000(build) groups=1000(build)\ncompiled\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n1\n"
+    );
+}
