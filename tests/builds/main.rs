@@ -14,5 +14,7 @@ mod exit_codes;
 mod pins;
 /// gcc + make, python byte-compilation, tar and gzip in the default profile.
 mod real_builds;
+/// A profile with its own root filesystem.
+mod rootfs;
 /// An unprivileged caller in a delegated cgroup.
 mod rootless;

@@ -45,6 +45,9 @@ struct ProfileReport {
     name: String,
     origin: String,
     sha256: String,
+    /// BLAKE3 of the rootfs tree, for profiles that use one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rootfs_blake3: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -114,6 +117,7 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
             name: profile.name.clone(),
             origin: profile.origin.clone(),
             sha256: profile.sha256.clone(),
+            rootfs_blake3: plan.rootfs_blake3.clone(),
         },
         pins: Some(plan.pins()),
         sandbox: None,

@@ -1170,7 +1170,7 @@ impl<R: Read> DecodedStream<R> {
                 detail: "the end-of-archive marker is missing".to_owned(),
             });
         }
-        if padding % TAR_BLOCK != 0 {
+        if !padding.is_multiple_of(TAR_BLOCK) {
             return Err(ExtractError::TrailingData {
                 detail: "the padding is not a whole number of tar blocks".to_owned(),
             });

@@ -680,3 +680,409 @@ impl<W: Write> Write for DigestingWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::archive::extract::{extract_verified, ExtractLimits};
+
+    fn outputs(paths: &[&str]) -> Vec<OutputPath> {
+        paths
+            .iter()
+            .map(|path| OutputPath::parse(path).unwrap())
+            .collect()
+    }
+
+    fn options() -> PackOptions {
+        PackOptions {
+            mtime: 1_700_000_000,
+            zstd_level: 3,
+        }
+    }
+
+    fn pack(root: &Path, outputs: &[OutputPath]) -> Result<(Vec<u8>, PackedArchive), PackError> {
+        let mut bytes = Vec::new();
+        let packed = pack_outputs(root, outputs, &options(), &mut bytes)?;
+        Ok((bytes, packed))
+    }
+
+    /// Incompressible, reproducible bytes spanning several read chunks.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                (state >> 33) as u8
+            })
+            .collect()
+    }
+
+    enum Item {
+        Dir(&'static str),
+        File(String, Vec<u8>, bool),
+        Link(&'static str, String),
+        HardLink(&'static str, &'static str),
+    }
+
+    fn long_dir() -> String {
+        format!(
+            "out/{}",
+            "long-directory-name/".repeat(6).trim_end_matches('/')
+        )
+    }
+
+    fn sample_items() -> Vec<Item> {
+        vec![
+            Item::Dir("out"),
+            Item::Dir("out/bin"),
+            Item::File(
+                "out/bin/tool".into(),
+                b"#!/bin/sh\necho hi\n".to_vec(),
+                true,
+            ),
+            Item::Dir("out/lib"),
+            Item::File("out/lib/data.txt".into(), b"hello\n".to_vec(), false),
+            Item::File("out/empty".into(), Vec::new(), false),
+            Item::File(
+                "out/a.txt".into(),
+                b"sorts between out/a and its children".to_vec(),
+                false,
+            ),
+            Item::Dir("out/a"),
+            Item::File("out/a/b".into(), b"b".to_vec(), false),
+            Item::File("out/big.bin".into(), noise(3 * IO_CHUNK + 17), false),
+            Item::Link("out/rel", "lib/./data.txt".into()),
+            Item::Link("out/abs", "/etc/passwd".into()),
+            Item::Link("out/long-target", "t/".repeat(80)),
+            Item::Dir("out/long-directory-name"),
+            Item::File(
+                "out/ünïcode name".into(),
+                "ü".repeat(10).into_bytes(),
+                false,
+            ),
+            Item::HardLink("out/hard", "out/lib/data.txt"),
+            Item::Dir("other"),
+            Item::File("other/file.txt".into(), b"other".to_vec(), false),
+            Item::File("other/not-an-output.txt".into(), b"no".to_vec(), false),
+            Item::File("stray.txt".into(), b"no".to_vec(), false),
+        ]
+    }
+
+    /// Creates the sample tree, items in reverse order if `reverse`, with permission bits
+    /// varied by `loose` (as a different umask would) and every mtime set to `mtime`.
+    fn build_tree(root: &Path, reverse: bool, loose: bool, mtime: SystemTime) {
+        let long = long_dir();
+        fs::create_dir_all(root.join(&long)).unwrap();
+        for dir in ["out/bin", "out/lib", "out/a", "other"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let mut items = sample_items();
+        items.push(Item::File(format!("{long}/leaf"), b"leaf".to_vec(), false));
+        if reverse {
+            items.reverse();
+        }
+        let (exec_mode, file_mode, dir_mode) = if loose {
+            (0o775, 0o664, 0o777)
+        } else {
+            (0o700, 0o600, 0o700)
+        };
+        let mut hard_links = Vec::new();
+        for item in items {
+            match item {
+                Item::Dir(path) => {
+                    fs::set_permissions(root.join(path), fs::Permissions::from_mode(dir_mode))
+                        .unwrap()
+                }
+                Item::File(path, content, executable) => {
+                    let path = root.join(path);
+                    fs::write(&path, content).unwrap();
+                    let mode = if executable { exec_mode } else { file_mode };
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+                }
+                Item::Link(path, target) => symlink(target, root.join(path)).unwrap(),
+                Item::HardLink(path, original) => hard_links.push((path, original)),
+            }
+        }
+        for (path, original) in hard_links {
+            fs::hard_link(root.join(original), root.join(path)).unwrap();
+        }
+        set_mtimes(root, mtime);
+    }
+
+    fn set_mtimes(dir: &Path, mtime: SystemTime) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                set_mtimes(&path, mtime);
+            }
+            if !meta.is_symlink() {
+                fs::File::open(&path).unwrap().set_modified(mtime).unwrap();
+            }
+        }
+    }
+
+    fn sample_outputs() -> Vec<OutputPath> {
+        outputs(&["out", "other/file.txt", "out/bin"])
+    }
+
+    #[test]
+    fn round_trip_restores_the_same_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("build");
+        build_tree(
+            &root,
+            false,
+            false,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+        );
+        let (bytes, packed) = pack(&root, &sample_outputs()).unwrap();
+
+        assert_eq!(packed.size, bytes.len() as u64);
+        assert_eq!(packed.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+        assert_eq!(packed.blake3, blake3::hash(&bytes).to_hex().to_string());
+        assert_eq!(
+            packed.manifest,
+            manifest_of_tree(&root, &sample_outputs()).unwrap()
+        );
+        packed.manifest.validate().unwrap();
+
+        let manifest = &packed.manifest;
+        let entry = |path: &str| manifest.files.iter().find(|entry| entry.path == path);
+        assert_eq!(entry("out/bin/tool").unwrap().mode, 0o755);
+        assert_eq!(entry("out/lib/data.txt").unwrap().mode, 0o644);
+        assert_eq!(entry("out/a").unwrap().kind, FileKind::Dir);
+        assert_eq!(entry("other").unwrap().kind, FileKind::Dir);
+        assert_eq!(
+            entry("out/rel").unwrap().target.as_deref(),
+            Some("lib/./data.txt")
+        );
+        let hard = entry("out/hard").unwrap();
+        assert_eq!((hard.kind, hard.size), (FileKind::File, 6));
+        assert!(entry("other/not-an-output.txt").is_none());
+        assert!(entry("stray.txt").is_none());
+        let paths: Vec<&str> = manifest
+            .files
+            .iter()
+            .map(|entry| entry.path.as_str())
+            .collect();
+        assert!(paths.windows(2).all(|pair| pair[0] < pair[1]), "{paths:?}");
+        assert!(paths.iter().any(|path| path.len() > TAR_NAME_FIELD));
+
+        let dest = tmp.path().join("restored");
+        let report =
+            extract_verified(bytes.as_slice(), manifest, &dest, &ExtractLimits::default()).unwrap();
+        assert_eq!(report.files, manifest.files.len() as u64);
+        assert_eq!(
+            report.bytes,
+            manifest.files.iter().map(|entry| entry.size).sum::<u64>()
+        );
+        assert_eq!(
+            &manifest_of_tree(&dest, &sample_outputs()).unwrap(),
+            manifest
+        );
+        assert_eq!(
+            fs::read(dest.join("out/big.bin")).unwrap(),
+            noise(3 * IO_CHUNK + 17)
+        );
+        assert_eq!(
+            fs::read_link(dest.join("out/abs")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        let mode = |path: &str| {
+            fs::symlink_metadata(dest.join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("out/bin/tool"), 0o755);
+        assert_eq!(mode("out/lib/data.txt"), 0o644);
+        assert_eq!(mode("out/a"), 0o755);
+        assert_eq!(mode(""), 0o755);
+    }
+
+    #[test]
+    fn same_tree_gives_identical_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = tmp.path().join("first");
+        build_tree(
+            &first,
+            false,
+            false,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+        );
+        let second = tmp.path().join("elsewhere/second");
+        build_tree(&second, true, true, SystemTime::now());
+
+        let (bytes, packed) = pack(&first, &sample_outputs()).unwrap();
+        let (again, _) = pack(&first, &sample_outputs()).unwrap();
+        assert!(bytes == again, "packing the same tree twice differs");
+        let reordered: Vec<OutputPath> = sample_outputs().into_iter().rev().collect();
+        let (other, other_packed) = pack(&second, &reordered).unwrap();
+        assert_eq!(packed, other_packed);
+        assert!(
+            bytes == other,
+            "a copy made in another order with other modes and times differs"
+        );
+
+        let mut archive =
+            tar::Archive::new(zstd::stream::read::Decoder::new(bytes.as_slice()).unwrap());
+        for member in archive.entries().unwrap() {
+            let member = member.unwrap();
+            let header = member.header();
+            assert_eq!(header.mtime().unwrap(), options().mtime);
+            assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
+            assert_eq!(header.username_bytes(), Some(&b""[..]));
+            assert_eq!(header.groupname_bytes(), Some(&b""[..]));
+        }
+    }
+
+    #[test]
+    fn missing_outputs_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("out")).unwrap();
+        for missing in ["nope", "out/nope", "nope/deeper"] {
+            let err = pack(tmp.path(), &outputs(&[missing])).unwrap_err();
+            assert!(
+                matches!(&err, PackError::MissingOutput { path } if path == missing),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("output path `{missing}` does not exist in the build dir")
+            );
+        }
+    }
+
+    #[test]
+    fn symlink_outputs_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("out/bin")).unwrap();
+        fs::write(tmp.path().join("out/file"), b"x").unwrap();
+        symlink("out", tmp.path().join("link")).unwrap();
+        for (output, offender) in [("link", "link"), ("link/bin", "link")] {
+            let err = pack(tmp.path(), &outputs(&[output])).unwrap_err();
+            assert!(
+                matches!(&err, PackError::OutputIsSymlink { path } if path == offender),
+                "{err}"
+            );
+        }
+        let err = pack(tmp.path(), &outputs(&["out/file/x"])).unwrap_err();
+        assert!(
+            matches!(&err, PackError::AncestorNotDirectory { path, .. } if path == "out/file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn symlinks_inside_outputs_are_stored_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        nix::unistd::mkfifo(&outside.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        fs::write(outside.join("secret"), b"secret").unwrap();
+        let root = tmp.path().join("build");
+        fs::create_dir_all(root.join("out")).unwrap();
+        symlink("/etc/passwd", root.join("out/passwd")).unwrap();
+        symlink(&outside, root.join("out/escape")).unwrap();
+
+        let (bytes, packed) = pack(&root, &outputs(&["out"])).unwrap();
+        let targets: Vec<(&str, Option<&str>)> = packed
+            .manifest
+            .files
+            .iter()
+            .map(|entry| (entry.path.as_str(), entry.target.as_deref()))
+            .collect();
+        let outside_target = outside.to_str().unwrap();
+        assert_eq!(
+            targets,
+            [
+                ("out", None),
+                ("out/escape", Some(outside_target)),
+                ("out/passwd", Some("/etc/passwd"))
+            ]
+        );
+        let size: u64 = packed.manifest.files.iter().map(|entry| entry.size).sum();
+        assert_eq!(
+            size, 0,
+            "no file content may have been read through the links"
+        );
+        let mut archive =
+            tar::Archive::new(zstd::stream::read::Decoder::new(bytes.as_slice()).unwrap());
+        let kinds: Vec<tar::EntryType> = archive
+            .entries()
+            .unwrap()
+            .map(|member| member.unwrap().header().entry_type())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                tar::EntryType::Directory,
+                tar::EntryType::Symlink,
+                tar::EntryType::Symlink
+            ]
+        );
+    }
+
+    #[test]
+    fn fifos_sockets_and_non_utf8_names_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("fifo")).unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("fifo/pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for output in ["fifo", "fifo/pipe"] {
+            let err = pack(tmp.path(), &outputs(&[output])).unwrap_err();
+            assert!(
+                matches!(&err, PackError::UnsupportedFileType { path, kind: "fifo" } if path == "fifo/pipe"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("fifo/pipe"), "{err}");
+        }
+
+        fs::create_dir_all(tmp.path().join("socket")).unwrap();
+        let _listener =
+            std::os::unix::net::UnixListener::bind(tmp.path().join("socket/sock")).unwrap();
+        let err = pack(tmp.path(), &outputs(&["socket"])).unwrap_err();
+        assert!(
+            matches!(&err, PackError::UnsupportedFileType { kind: "socket", .. }),
+            "{err}"
+        );
+
+        fs::create_dir_all(tmp.path().join("bytes")).unwrap();
+        fs::write(
+            tmp.path()
+                .join("bytes")
+                .join(std::ffi::OsStr::from_bytes(b"\xff")),
+            b"",
+        )
+        .unwrap();
+        let err = pack(tmp.path(), &outputs(&["bytes"])).unwrap_err();
+        assert!(
+            matches!(&err, PackError::NonUtf8Name { dir, .. } if dir == "bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_outputs_give_an_empty_archive_that_restores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bytes, packed) = pack(tmp.path(), &[]).unwrap();
+        assert!(packed.manifest.files.is_empty());
+        let dest = tmp.path().join("dest");
+        extract_verified(
+            bytes.as_slice(),
+            &packed.manifest,
+            &dest,
+            &ExtractLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(fs::read_dir(&dest).unwrap().count(), 0);
+    }
+}

@@ -259,11 +259,14 @@ fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> 
 
 /// Binds every top-level entry of a rootfs directory except the ones the sandbox provides
 /// itself; its /etc is mirrored entry by entry so the synthetic identity files win.
+/// Top-level rootfs entries the sandbox replaces with its own (etc is mirrored entry by
+/// entry instead, so the synthetic identity files win).
+pub(crate) const ROOTFS_REPLACED: &[&str] = &["proc", "dev", "sys", "tmp", "home", "run", "build"];
+
 fn bind_rootfs(dir: &Path) -> Result<(), StepError> {
-    const PROVIDED: &[&str] = &["proc", "dev", "sys", "tmp", "home", "run", "etc", "build"];
     let root = Path::new(OLD_ROOT).join(relative(dir));
     for (name, path) in sorted_entries(&root)? {
-        if PROVIDED.contains(&name.as_str()) {
+        if ROOTFS_REPLACED.contains(&name.as_str()) || name == "etc" {
             continue;
         }
         mirror_host_path(&dir.join(&name), Path::new("/").join(&name).as_path())

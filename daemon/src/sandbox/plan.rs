@@ -32,6 +32,8 @@ pub enum PlanError {
     Seccomp { policy: String, message: String },
     #[error("rootfs {path} is not a directory")]
     Rootfs { path: PathBuf },
+    #[error("failed to compute the digest of rootfs {path}: {message}")]
+    RootfsDigest { path: PathBuf, message: String },
 }
 
 /// What the caller wants run.
@@ -45,6 +47,8 @@ pub struct Request<'a> {
 /// The spec, and the facts about it a report needs.
 pub struct Plan {
     pub spec: SandboxSpec,
+    /// BLAKE3 of the rootfs tree, when the profile uses one.
+    pub rootfs_blake3: Option<String>,
     pub epoch: u64,
     pub epoch_source: EpochSource,
 }
@@ -112,21 +116,24 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         source_date_epoch: epoch,
         extra: &profile.extra_env,
     });
-    let root = match &profile.root {
-        RootSource::Host { binds, etc } => RootSpec::Host {
-            binds: binds.clone(),
-            etc_binds: etc.clone(),
-        },
+    let (root, rootfs_blake3) = match &profile.root {
+        RootSource::Host { binds, etc } => (
+            RootSpec::Host {
+                binds: binds.clone(),
+                etc_binds: etc.clone(),
+            },
+            None,
+        ),
         RootSource::Rootfs { dir } => {
             if !dir.is_dir() {
                 return Err(PlanError::Rootfs { path: dir.clone() });
             }
-            RootSpec::Rootfs {
-                dir: dir.canonicalize().map_err(|source| PlanError::Source {
-                    path: dir.clone(),
-                    source,
-                })?,
-            }
+            let dir = dir.canonicalize().map_err(|source| PlanError::Source {
+                path: dir.clone(),
+                source,
+            })?;
+            let digest = rootfs_digest(&dir)?;
+            (RootSpec::Rootfs { dir }, Some(digest))
         }
     };
     let seccomp = load_seccomp(&profile.seccomp_policy)?;
@@ -160,9 +167,48 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
                 zstd_level: ARCHIVE_ZSTD_LEVEL,
             }),
         },
+        rootfs_blake3,
         epoch,
         epoch_source,
     })
+}
+
+/// BLAKE3 over what the sandbox will show of a rootfs: the manifest (path, type, mode,
+/// size, content digest) of every top-level directory and file it binds, plus its
+/// top-level symlinks. Directories the sandbox replaces (proc, dev, ...) do not count.
+fn rootfs_digest(dir: &Path) -> Result<String, PlanError> {
+    let fail = |message: String| PlanError::RootfsDigest {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let mut trees = Vec::new();
+    let mut links = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .and_then(|read| read.collect::<Result<Vec<_>, _>>())
+        .map_err(|err| fail(err.to_string()))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::sandbox::mount::ROOTFS_REPLACED.contains(&name.as_str()) {
+            continue;
+        }
+        let kind = entry.file_type().map_err(|err| fail(err.to_string()))?;
+        if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|err| fail(err.to_string()))?;
+            links.push(format!("{name} -> {}", target.display()));
+        } else {
+            trees.push(OutputPath::parse(&name).map_err(|err| fail(err.to_string()))?);
+        }
+    }
+    let manifest =
+        crate::archive::pack::manifest_of_tree(dir, &trees).map_err(|err| fail(err.to_string()))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&manifest.to_canonical_json());
+    for link in &links {
+        hasher.update(link.as_bytes());
+        hasher.update(b"\n");
+    }
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 fn load_seccomp(policy: &str) -> Result<CompiledPolicy, PlanError> {
