@@ -829,6 +829,18 @@ mod tests {
         }
     }
 
+    fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                chown_tree(&path, uid, gid);
+            } else {
+                std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+    }
+
     fn sample_outputs() -> Vec<OutputPath> {
         outputs(&["out", "other/file.txt", "out/bin"])
     }
@@ -921,6 +933,9 @@ mod tests {
         );
         let second = tmp.path().join("elsewhere/second");
         build_tree(&second, true, true, SystemTime::now());
+        if nix::unistd::geteuid().is_root() {
+            chown_tree(&second, 1234, 5678);
+        }
 
         let (bytes, packed) = pack(&first, &sample_outputs()).unwrap();
         let (again, _) = pack(&first, &sample_outputs()).unwrap();

@@ -6,7 +6,6 @@
 //! → init (pid 1 of the new pid namespace: builds the filesystem, reaps, archives) → build.
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
@@ -36,7 +35,6 @@ pub fn run_helper_if_requested() {
 }
 
 fn helper_main() -> i32 {
-    let started = Instant::now();
     let mut messages = MessageSink::from_helper_fd();
     let spec = match read_spec() {
         Ok(spec) => spec,
@@ -45,7 +43,7 @@ fn helper_main() -> i32 {
             return SETUP_FAILED;
         }
     };
-    match enter_namespaces_and_wait(&spec, &mut messages, started) {
+    match enter_namespaces_and_wait(&spec, &mut messages) {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -81,7 +79,6 @@ fn read_spec() -> Result<SandboxSpec, StepError> {
 fn enter_namespaces_and_wait(
     spec: &SandboxSpec,
     messages: &mut MessageSink,
-    started: Instant,
 ) -> Result<i32, StepError> {
     // Join the build's cgroup before the cgroup namespace is created, so that the
     // namespace's root is the build's own cgroup and no host cgroup path is visible.
@@ -162,7 +159,7 @@ fn enter_namespaces_and_wait(
         "fork",
         None,
     ))? {
-        Forked::Child => crate::sandbox::init::run(spec, started),
+        Forked::Child => crate::sandbox::init::run(spec),
         Forked::Parent { child } => child,
     };
     let pidfd = crate::sys::process::pidfd_open(init).map_err(step(

@@ -16,7 +16,6 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -32,9 +31,9 @@ use crate::sys::process::{exit_now, fork, Forked};
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-pub(crate) fn run(spec: &SandboxSpec, started: Instant) -> ! {
+pub(crate) fn run(spec: &SandboxSpec) -> ! {
     let mut messages = MessageSink::from_helper_fd();
-    let code = match init_main(spec, &mut messages, started) {
+    let code = match init_main(spec, &mut messages) {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -44,11 +43,7 @@ pub(crate) fn run(spec: &SandboxSpec, started: Instant) -> ! {
     exit_now(code)
 }
 
-fn init_main(
-    spec: &SandboxSpec,
-    messages: &mut MessageSink,
-    started: Instant,
-) -> Result<i32, StepError> {
+fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, StepError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step(
         Layer::Helper,
         "die with the helper",
@@ -77,7 +72,7 @@ fn init_main(
     ))?;
 
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
-        Forked::Child => build_child(spec, messages, started),
+        Forked::Child => build_child(spec, messages),
         Forked::Parent { child } => child,
     };
     let status = reap_until(build);
@@ -112,7 +107,7 @@ fn init_main(
                     size: packed.size,
                 }),
                 Err(err) => messages.send(&HelperMessage::PackFailed {
-                    message: err.to_string(),
+                    message: error_chain(&err),
                 }),
             }
         }
@@ -134,8 +129,8 @@ fn reap_until(main: Pid) -> WaitStatus {
     }
 }
 
-fn build_child(spec: &SandboxSpec, messages: &mut MessageSink, started: Instant) -> ! {
-    match confine_and_exec(spec, messages, started) {
+fn build_child(spec: &SandboxSpec, messages: &mut MessageSink) -> ! {
+    match confine_and_exec(spec, messages) {
         Ok(never) => match never {},
         Err(ChildFailure::Setup(err)) => {
             messages.setup_failed(&err);
@@ -172,7 +167,6 @@ impl From<StepError> for ChildFailure {
 fn confine_and_exec(
     spec: &SandboxSpec,
     messages: &mut MessageSink,
-    started: Instant,
 ) -> Result<Infallible, ChildFailure> {
     use nix::sys::resource::{setrlimit, Resource};
 
@@ -243,7 +237,6 @@ fn confine_and_exec(
     messages.send(&HelperMessage::Started {
         landlock_abi: spec.landlock_abi,
         kernel_landlock_abi,
-        setup_us: started.elapsed().as_micros() as u64,
     });
 
     let errno = match nix::unistd::execve(&program, &argv, &envp) {
@@ -318,7 +311,9 @@ fn drop_capabilities() -> Result<(), StepError> {
             )
         }
     };
-    for cap in caps::read(None, CapSet::Bounding).map_err(fail("read the bounding set"))? {
+    let known = caps::runtime::procfs_all_supported(None)
+        .map_err(fail("list the kernel's capabilities"))?;
+    for cap in known {
         caps::drop(None, CapSet::Bounding, cap).map_err(fail("clear the bounding set"))?;
     }
     caps::clear(None, CapSet::Ambient).map_err(fail("clear the ambient set"))?;
@@ -326,4 +321,16 @@ fn drop_capabilities() -> Result<(), StepError> {
         caps::set(None, set, &CapsHashSet::new()).map_err(fail("clear the capability sets"))?;
     }
     Ok(())
+}
+
+/// An error and its causes on one line: the pack error alone would drop the OS error.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -194,7 +194,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     Ok(RunOutcome {
         status,
         duration: started.elapsed(),
-        setup: outcome.setup_us.map(Duration::from_micros),
+        setup: outcome.started_at.map(|at| at.duration_since(started)),
         exec_failure: outcome.exec_failure,
         layers,
         outputs: outcome.outputs,
@@ -209,7 +209,8 @@ struct Reported {
     exec_failure: Option<(String, i32)>,
     landlock_abi: u8,
     kernel_landlock_abi: u8,
-    setup_us: Option<u64>,
+    /// When the build child reported that it is about to exec.
+    started_at: Option<Instant>,
     outputs: Option<Result<PackedOutputs, String>>,
 }
 
@@ -222,11 +223,10 @@ impl Reported {
             HelperMessage::Started {
                 landlock_abi,
                 kernel_landlock_abi,
-                setup_us,
             } => {
                 self.landlock_abi = landlock_abi;
                 self.kernel_landlock_abi = kernel_landlock_abi;
-                self.setup_us = Some(setup_us);
+                self.started_at = Some(Instant::now());
             }
             HelperMessage::ExecFailed { program, errno } => {
                 self.exec_failure = Some((program, errno))

@@ -26,7 +26,6 @@ pub enum HelperMessage {
         landlock_abi: u8,
         /// The newest ABI the kernel offers.
         kernel_landlock_abi: u8,
-        setup_us: u64,
     },
     /// execve failed in the build child (after every layer was applied).
     ExecFailed { program: String, errno: i32 },
