@@ -127,6 +127,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         Err(err) => return Err(SandboxError::setup(&err)),
     };
     layers.cgroup = cgroup.as_ref().map(|c| c.report.clone());
+    tracing::debug!(elapsed = ?started.elapsed(), "cgroup ready");
     let mut spec = spec.clone();
     spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default();
 
@@ -166,11 +167,13 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     // A helper that failed early closes its end; its report explains why.
     let _ = spec_pipe.write_all(&spec_json);
     drop(spec_pipe);
+    tracing::debug!(elapsed = ?started.elapsed(), "helper started and spec sent");
 
     let mut outcome = Reported::default();
     let read_result = read_messages(File::from(message_read), |message| outcome.absorb(message));
     let helper_status = helper.wait().map_err(protocol("wait for the helper"))?;
     drop(cgroup);
+    tracing::debug!(elapsed = ?started.elapsed(), "helper exited and cgroup removed");
     read_result.map_err(protocol("read the helper's reports"))?;
 
     if let Some((layer, message)) = outcome.setup_failure {

@@ -77,13 +77,27 @@ pub struct CompiledFilter {
     pub instructions: Vec<BpfInstruction>,
 }
 
-/// One classic BPF instruction (struct sock_filter).
+/// One classic BPF instruction (struct sock_filter). Serialised as a compact
+/// `[code, jt, jf, k]` array: a policy is thousands of them and is sent to every helper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "(u16, u8, u8, u32)", from = "(u16, u8, u8, u32)")]
 pub struct BpfInstruction {
     pub code: u16,
     pub jt: u8,
     pub jf: u8,
     pub k: u32,
+}
+
+impl From<BpfInstruction> for (u16, u8, u8, u32) {
+    fn from(i: BpfInstruction) -> Self {
+        (i.code, i.jt, i.jf, i.k)
+    }
+}
+
+impl From<(u16, u8, u8, u32)> for BpfInstruction {
+    fn from((code, jt, jf, k): (u16, u8, u8, u32)) -> Self {
+        BpfInstruction { code, jt, jf, k }
+    }
 }
 
 impl From<&seccompiler::sock_filter> for BpfInstruction {
