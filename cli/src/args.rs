@@ -83,6 +83,10 @@ pub struct BuildArgs {
     /// Run the build once (no determinism check).
     #[arg(long)]
     pub single: bool,
+    /// When the runs differ, write a per-file explanation next to the artifact
+    /// (diffoscope's report when diffoscope is installed, else a built-in summary).
+    #[arg(long, conflicts_with = "single")]
+    pub explain: bool,
     /// An output path relative to the build dir (repeatable; default: out).
     #[arg(long = "output", value_name = "PATH")]
     pub outputs: Vec<String>,

@@ -6,6 +6,8 @@ pub const SUCCESS: i32 = 0;
 pub const BUILD_FAILED: i32 = 1;
 /// Usage or configuration error (bad flag, unknown profile, bad output path, ...).
 pub const USAGE: i32 = 2;
+/// `hermetic build`: the outputs differ between the canonical and the varied run.
+pub const NONDETERMINISTIC: i32 = 3;
 /// `hermetic build`: the sandbox could not be set up, or an internal error.
 pub const SANDBOX_FAILED: i32 = 5;
 

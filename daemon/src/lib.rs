@@ -2,5 +2,7 @@
 //! the digests that describe them. See ARCHITECTURE.md for the map.
 pub mod archive;
 pub mod digest;
+pub mod repro;
 pub mod sandbox;
+pub mod signing;
 mod sys;

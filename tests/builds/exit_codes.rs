@@ -70,10 +70,13 @@ fn build_exits_1_when_the_command_fails_and_reports_its_status() {
 }
 
 #[test]
-fn build_without_single_is_a_usage_error_until_dual_runs_exist() {
-    let output = hermetic().args(["build", "--", "true"]).output().unwrap();
+fn explain_conflicts_with_single() {
+    let output = hermetic()
+        .args(["build", "--single", "--explain", "--", "true"])
+        .output()
+        .unwrap();
     assert_status(&output, 2);
-    assert!(stderr(&output).contains("--single"));
+    assert!(stderr(&output).contains("--explain"), "{}", stderr(&output));
 }
 
 #[test]

@@ -71,6 +71,14 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
         None,
     ))?;
 
+    if let Some(last_pid) = spec.variation.pid_offset {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", last_pid.to_string()).map_err(step(
+            Layer::Pins,
+            "shift the build's pids",
+            "write",
+            std::path::PathBuf::from("/proc/sys/kernel/ns_last_pid"),
+        ))?;
+    }
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
         Forked::Child => build_child(spec, messages),
         Forked::Parent { child } => child,

@@ -91,7 +91,11 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
     }
     if let Some(source) = &spec.source {
         let from = Path::new(OLD_ROOT).join(relative(source));
-        copy_tree(&from, &inside(&spec.paths.build_dir))?;
+        copy_tree(
+            &from,
+            &inside(&spec.paths.build_dir),
+            spec.variation.reverse_source_order,
+        )?;
     }
 
     mount(
@@ -475,7 +479,7 @@ const SCRATCH_FILES: &str = "/";
 /// Copies the source tree into the build dir: directories, regular files (content and
 /// exec bit) and symlinks (as symlinks, never followed). Other file types are refused so
 /// a build never depends on a fifo or device that only exists on one host.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), StepError> {
+fn copy_tree(from: &Path, to: &Path, reverse: bool) -> Result<(), StepError> {
     let read = fs::read_dir(from).map_err(step(
         Layer::Filesystem,
         "copy the source",
@@ -489,6 +493,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), StepError> {
         from.to_path_buf(),
     ))?;
     entries.sort_by_key(|entry| entry.file_name());
+    if reverse {
+        entries.reverse();
+    }
     for entry in entries {
         let source = entry.path();
         let target = to.join(entry.file_name());
@@ -513,7 +520,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), StepError> {
             ))?;
         } else if kind.is_dir() {
             mkdir(&target, 0o755)?;
-            copy_tree(&source, &target)?;
+            copy_tree(&source, &target, reverse)?;
         } else if kind.is_file() {
             fs::copy(&source, &target).map_err(step(
                 Layer::Filesystem,

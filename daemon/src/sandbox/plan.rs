@@ -7,7 +7,7 @@ use crate::archive::outpath::OutputPath;
 use crate::sandbox::pins::{self, EnvPins, EpochSource};
 use crate::sandbox::profile::{Profile, RootSource};
 use crate::sandbox::seccomp::CompiledPolicy;
-use crate::sandbox::spec::{Limits, OutputRequest, RootSpec, SandboxSpec, SPEC_VERSION};
+use crate::sandbox::spec::{Limits, OutputRequest, RootSpec, SandboxSpec, Variation, SPEC_VERSION};
 
 /// zstd level of output archives: fast, and the archive is byte-identical for any CPU.
 pub const ARCHIVE_ZSTD_LEVEL: i32 = 3;
@@ -166,6 +166,7 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
                 mtime: epoch,
                 zstd_level: ARCHIVE_ZSTD_LEVEL,
             }),
+            variation: Variation::default(),
         },
         rootfs_blake3,
         epoch,

@@ -38,6 +38,21 @@ pub struct SandboxSpec {
     /// cgroup.procs files the helper joins before creating namespaces.
     pub cgroup_procs: Vec<PathBuf>,
     pub outputs: Option<OutputRequest>,
+    /// What this run varies on purpose (the second run of a dual build); empty otherwise.
+    #[serde(default)]
+    pub variation: Variation,
+}
+
+/// Variation the sandbox applies itself. Everything else a second run varies (the clock
+/// through /etc files, the CPU set) is already in the spec's ordinary fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variation {
+    /// Copy the source tree in reverse name order, so the build enumerates its
+    /// directories in another order than the canonical run does.
+    pub reverse_source_order: bool,
+    /// The last pid handed out in the pid namespace before the build starts, so the
+    /// build's processes get other pids than in the canonical run.
+    pub pid_offset: Option<u32>,
 }
 
 /// Where the sandbox's read-only system comes from.
