@@ -57,15 +57,15 @@ pub struct SandboxArgs {
     /// Source directory copied into the build dir.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub src: PathBuf,
+    /// Override SOURCE_DATE_EPOCH (seconds since 1970).
+    #[arg(long, value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
-    /// Override SOURCE_DATE_EPOCH (seconds since 1970).
-    #[arg(long, value_name = "SECONDS")]
-    pub source_date_epoch: Option<u64>,
     /// The command and its arguments.
     #[arg(
         required = true,
@@ -99,9 +99,6 @@ pub struct BuildArgs {
     /// Print one JSON object (schema hermetic.build/v1) on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Override SOURCE_DATE_EPOCH (seconds since 1970).
-    #[arg(long, value_name = "SECONDS")]
-    pub source_date_epoch: Option<u64>,
     /// The build command and its arguments.
     #[arg(
         required = true,

@@ -142,7 +142,7 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
             command: &args.command,
             source: Some(&args.sandbox.src),
             outputs: Some(&outputs),
-            source_date_epoch: args.source_date_epoch,
+            source_date_epoch: args.sandbox.source_date_epoch,
         },
     )
     .map_err(|e| usage(e.into()))?;

@@ -19,7 +19,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             command: &args.command,
             source: Some(&args.sandbox.src),
             outputs: None,
-            source_date_epoch: args.source_date_epoch,
+            source_date_epoch: args.sandbox.source_date_epoch,
         },
     )
     .map_err(|e| setup_failed(e.into()))?;

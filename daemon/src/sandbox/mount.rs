@@ -362,20 +362,11 @@ fn build_dev() -> Result<(), StepError> {
             "creat",
             target.clone(),
         ))?;
-        let source = Path::new(OLD_ROOT).join("dev").join(name);
-        mount(
-            Some(&source),
+        bind_file(
+            &Path::new(OLD_ROOT).join("dev").join(name),
             &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(step(
-            Layer::Filesystem,
             "bind a device node",
-            "mount(MS_BIND)",
-            source.clone(),
-        ))?;
+        )?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -452,24 +443,29 @@ fn mount_proc() -> Result<(), StepError> {
     let pinned = Path::new(SCRATCH_FILES).join("boot_id");
     write_file(&pinned, PINNED_BOOT_ID, 0o444)?;
     let target = proc.join("sys/kernel/random/boot_id");
+    bind_file(&pinned, &target, "pin /proc boot_id")?;
+    crate::sys::mount::make_tree_readonly(&target).map_err(step(
+        Layer::Filesystem,
+        "pin /proc boot_id",
+        "mount_setattr(RDONLY)",
+        target,
+    ))
+}
+
+/// A plain (non-recursive) bind of one file or device node.
+fn bind_file(source: &Path, target: &Path, what: &'static str) -> Result<(), StepError> {
     mount(
-        Some(&pinned),
-        &target,
+        Some(source),
+        target,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     )
     .map_err(step(
         Layer::Filesystem,
-        "pin /proc boot_id",
+        what,
         "mount(MS_BIND)",
-        target.clone(),
-    ))?;
-    crate::sys::mount::make_tree_readonly(&target).map_err(step(
-        Layer::Filesystem,
-        "pin /proc boot_id",
-        "mount_setattr(RDONLY)",
-        target,
+        source.to_path_buf(),
     ))
 }
 
