@@ -1,19 +1,2 @@
-//! Exit codes: part of the CLI's contract with users' scripts. Documented in README.md.
-
-/// `hermetic build`: the build succeeded (and, for dual runs, was reproducible).
-pub const SUCCESS: i32 = 0;
-/// `hermetic build`: the build's command failed (its own status is in the report).
-pub const BUILD_FAILED: i32 = 1;
-/// Usage or configuration error (bad flag, unknown profile, bad output path, ...).
-pub const USAGE: i32 = 2;
-/// `hermetic build`: the outputs differ between the canonical and the varied run.
-pub const NONDETERMINISTIC: i32 = 3;
-/// `hermetic build`: the sandbox could not be set up, or an internal error.
-pub const SANDBOX_FAILED: i32 = 5;
-
-/// `hermetic run`: the sandbox could not be set up (docker/podman convention).
-pub const RUN_SANDBOX_FAILED: i32 = 125;
-/// `hermetic run`: the command exists but could not be executed.
-pub const RUN_CANNOT_EXECUTE: i32 = 126;
-/// `hermetic run`: the command was not found.
-pub const RUN_NOT_FOUND: i32 = 127;
+//! The documented exit codes live in the library, shared with the daemon's job results.
+pub use hermetic::exit_code::*;

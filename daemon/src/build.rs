@@ -1,0 +1,699 @@
+//! A build as users ask for it (`hermetic build`, or a daemon job): run it twice (the
+//! second time varied) and decide whether it is reproducible, or once when `single`;
+//! either way the canonical run's outputs are archived. Produces the `hermetic.build/v1`
+//! report; printing it is the caller's business.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+
+use crate::archive::extract::{extract_verified, ExtractLimits};
+use crate::archive::manifest::FileEntry;
+use crate::archive::outpath::{OutputPath, OutputPathError};
+use crate::exit_code as exit;
+use crate::repro::compare::{Difference, DifferenceKind};
+use crate::repro::dual::{self, DualOptions, RunIo, RunName, RunRecord, SuspectedCause, Verdict};
+use crate::repro::explain;
+use crate::repro::vary::Varied;
+use crate::sandbox::launch::{self, AppliedLayers, BuildStatus, Launch, PackedOutputs, RunOutcome};
+use crate::sandbox::plan::{self, PinReport, Plan, PlanError, Request};
+use crate::sandbox::profile::{self, Profile, ProfileError};
+use crate::sandbox::SandboxError;
+
+/// Version of the build report. Changelog:
+/// - hermetic.build/v1: first version (single and dual runs).
+pub const BUILD_REPORT_SCHEMA: &str = "hermetic.build/v1";
+
+/// How much of a non-canonical run's output is kept to show when it fails.
+const CAPTURED_LOG_BYTES: usize = 64 * 1024;
+
+/// What to build and how.
+#[derive(Clone, Debug, serde::Deserialize, Serialize)]
+pub struct BuildRequest {
+    /// Profile name or path.
+    pub profile: String,
+    pub src: PathBuf,
+    /// Output paths relative to the build dir; empty means `out`.
+    pub outputs: Vec<String>,
+    pub artifact: PathBuf,
+    pub extract: Option<PathBuf>,
+    pub single: bool,
+    pub explain: bool,
+    pub source_date_epoch: Option<u64>,
+    pub command: Vec<String>,
+}
+
+/// A request that cannot be built as asked (a usage or configuration error, exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("--output {path}: {source}")]
+    OutputPath {
+        path: String,
+        #[source]
+        source: OutputPathError,
+    },
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("--extract {0}: already exists; name a new directory")]
+    ExtractExists(PathBuf),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("--artifact {path}: {message}")]
+    Artifact { path: PathBuf, message: String },
+    #[error("failed to set up the build's output streams: {0}")]
+    Streams(#[source] std::io::Error),
+}
+
+/// Opens the canonical run's stdout and stderr. The other runs' output is kept internally
+/// and shown only when they fail.
+pub type LogStreams<'a> = &'a (dyn Fn() -> std::io::Result<(Stdio, Stdio)> + Sync);
+
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    pub schema: &'static str,
+    /// "built" (single) | "reproducible" | "nondeterministic" | "failed"
+    pub verdict: &'static str,
+    pub exit_code: i32,
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub profile: ProfileReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pins: Option<PinReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<AppliedLayers>,
+    pub runs: Vec<RunReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub varied: Option<Vec<Varied>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differences: Option<Vec<Difference>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspected_causes: Option<Vec<SuspectedCause>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain_report: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileReport {
+    pub name: String,
+    pub origin: String,
+    pub sha256: String,
+    /// BLAKE3 of the rootfs tree, for profiles that use one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs_blake3: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub name: RunName,
+    /// The command's exit code (128 + signal when killed, 124 on timeout); absent when
+    /// the sandbox could not be set up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_digest: Option<Digests>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputReport {
+    pub archive: PathBuf,
+    pub digest: Digests,
+    pub size: u64,
+    pub manifest_blake3: String,
+    /// Set when the archive is kept for inspection only ("nondeterministic"): it must not
+    /// be cached, signed or shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extracted_to: Option<PathBuf>,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Digests {
+    pub sha256: String,
+    pub blake3: String,
+}
+
+impl From<&PackedOutputs> for Digests {
+    fn from(packed: &PackedOutputs) -> Self {
+        Digests {
+            sha256: packed.sha256.clone(),
+            blake3: packed.blake3.clone(),
+        }
+    }
+}
+
+/// Runs the build described by `request`. An error is a request that cannot be built as
+/// asked; whatever happens once the build starts (a failed command, a sandbox error, a
+/// nondeterministic result) is in the report, with its exit code.
+pub fn execute(request: &BuildRequest, log: LogStreams<'_>) -> Result<BuildReport, BuildError> {
+    let outputs = parse_outputs(&request.outputs)?;
+    let profile = profile::load(&request.profile)?;
+    if let Some(dest) = &request.extract {
+        if dest.symlink_metadata().is_ok() {
+            return Err(BuildError::ExtractExists(dest.clone()));
+        }
+    }
+    let plan = plan::plan(
+        &profile,
+        &Request {
+            command: &request.command,
+            source: Some(&request.src),
+            outputs: Some(&outputs),
+            source_date_epoch: request.source_date_epoch,
+        },
+    )?;
+    let report = BuildReport {
+        schema: BUILD_REPORT_SCHEMA,
+        verdict: "failed",
+        exit_code: exit::SANDBOX_FAILED,
+        mode: if request.single { "single" } else { "dual" },
+        error: None,
+        profile: ProfileReport {
+            name: profile.name.clone(),
+            origin: profile.origin.clone(),
+            sha256: profile.sha256.clone(),
+            rootfs_blake3: plan.rootfs_blake3.clone(),
+        },
+        pins: Some(plan.pins()),
+        sandbox: None,
+        runs: Vec::new(),
+        varied: None,
+        differences: None,
+        suspected_causes: None,
+        explain_report: None,
+        output: None,
+    };
+    if request.single {
+        build_single(request, &profile, &plan, report, log)
+    } else {
+        build_dual(request, &profile, &plan, report, log)
+    }
+}
+
+fn build_single(
+    request: &BuildRequest,
+    profile: &Profile,
+    plan: &Plan,
+    mut report: BuildReport,
+    log: LogStreams<'_>,
+) -> Result<BuildReport, BuildError> {
+    let partial = PartialArtifact::create(&request.artifact, "")?;
+    let artifact = partial.file.try_clone().map_err(|err| partial.error(err))?;
+    let (stdout, stderr) = log().map_err(BuildError::Streams)?;
+    let outcome = launch::run(Launch {
+        spec: &plan.spec,
+        cgroup_policy: profile.cgroup,
+        stdout,
+        stderr,
+        artifact: Some(artifact),
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            report.error = Some(err.to_string());
+            return Ok(report);
+        }
+    };
+    report.sandbox = Some(outcome.layers.clone());
+    report.runs.push(run_report(RunName::A, Ok(&outcome)));
+    match judge(&outcome) {
+        Err(message) => {
+            report.exit_code = exit::BUILD_FAILED;
+            report.error = Some(message);
+        }
+        Ok(packed) => keep_archive(
+            request,
+            partial,
+            packed,
+            None,
+            "built",
+            exit::SUCCESS,
+            &mut report,
+        ),
+    }
+    Ok(report)
+}
+
+fn build_dual(
+    request: &BuildRequest,
+    profile: &Profile,
+    plan: &Plan,
+    mut report: BuildReport,
+    log: LogStreams<'_>,
+) -> Result<BuildReport, BuildError> {
+    let partials: Mutex<Vec<(RunName, PartialArtifact)>> = Mutex::new(Vec::new());
+    let captured: Mutex<Vec<(RunName, JoinHandle<Vec<u8>>)>> = Mutex::new(Vec::new());
+    let io = |name: RunName| -> std::io::Result<RunIo> {
+        let suffix = match name {
+            RunName::A => "",
+            RunName::B => ".run-b",
+            RunName::C => ".run-c",
+        };
+        let partial =
+            PartialArtifact::create(&request.artifact, suffix).map_err(std::io::Error::other)?;
+        let artifact = partial.file.try_clone()?;
+        let archive_path = partial.temp.clone();
+        partials.lock().expect("not poisoned").push((name, partial));
+        let (stdout, stderr) = if name == RunName::A {
+            log()?
+        } else {
+            // The other runs would interleave with the canonical log; keep their tail for
+            // a failure report instead.
+            let (reader, writer) = std::io::pipe()?;
+            let handle = std::thread::spawn(move || keep_tail(reader));
+            captured.lock().expect("not poisoned").push((name, handle));
+            (Stdio::from(writer.try_clone()?), Stdio::from(writer))
+        };
+        Ok(RunIo {
+            stdout,
+            stderr,
+            artifact,
+            archive_path,
+        })
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    let options = DualOptions {
+        cgroup_policy: profile.cgroup,
+        seed,
+        noise_pass: true,
+    };
+    let outcome = dual::run(&plan.spec, &options, &io).map_err(BuildError::Streams)?;
+    let logs: Vec<(RunName, Vec<u8>)> = captured
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .map(|(name, handle)| (name, handle.join().unwrap_or_default()))
+        .collect();
+    let mut partials = partials.into_inner().expect("not poisoned");
+
+    report.varied = Some(outcome.varied.clone());
+    report.sandbox = outcome.runs[0]
+        .result
+        .as_ref()
+        .ok()
+        .map(|o| o.layers.clone());
+    for record in &outcome.runs {
+        let mut run = run_report(record.name, record.result.as_ref());
+        run.output_digest = record.packed().map(Digests::from);
+        report.runs.push(run);
+    }
+    let mut take_a = || {
+        let index = partials
+            .iter()
+            .position(|(name, _)| *name == RunName::A)
+            .expect("run a has an artifact");
+        partials.swap_remove(index).1
+    };
+    match outcome.verdict {
+        Verdict::Failed => {
+            let (code, error) = failure_of(&outcome.runs);
+            report.exit_code = code;
+            report.error = Some(error);
+            for (name, log) in &logs {
+                let failed = outcome
+                    .runs
+                    .iter()
+                    .any(|r| r.name == *name && !dual::command_succeeded(r));
+                if failed && !log.is_empty() {
+                    tracing::warn!(
+                        "output of run {name:?} (last {} bytes):\n{}",
+                        log.len(),
+                        String::from_utf8_lossy(log)
+                    );
+                }
+            }
+        }
+        Verdict::Reproducible => {
+            let packed = outcome.runs[0]
+                .packed()
+                .expect("reproducible runs have outputs")
+                .clone();
+            keep_archive(
+                request,
+                take_a(),
+                &packed,
+                None,
+                "reproducible",
+                exit::SUCCESS,
+                &mut report,
+            );
+        }
+        Verdict::Nondeterministic => {
+            let packed = outcome.runs[0]
+                .packed()
+                .expect("compared runs have outputs")
+                .clone();
+            if request.explain {
+                match explain_differences(request, &outcome.differences, &outcome.runs) {
+                    Ok(path) => report.explain_report = Some(path),
+                    Err(err) => tracing::warn!("could not write the explanation: {err}"),
+                }
+            }
+            report.differences = Some(outcome.differences.clone());
+            report.suspected_causes = Some(outcome.suspected.clone());
+            keep_archive(
+                request,
+                take_a(),
+                &packed,
+                Some("nondeterministic"),
+                "nondeterministic",
+                exit::NONDETERMINISTIC,
+                &mut report,
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// Moves the canonical archive into place and fills in the report (and extracts it when
+/// asked; never a flagged one).
+fn keep_archive(
+    request: &BuildRequest,
+    partial: PartialArtifact,
+    packed: &PackedOutputs,
+    flagged: Option<&'static str>,
+    verdict: &'static str,
+    code: i32,
+    report: &mut BuildReport,
+) {
+    let archive = match partial.commit() {
+        Ok(archive) => archive,
+        Err(err) => {
+            report.exit_code = exit::SANDBOX_FAILED;
+            report.error = Some(err.to_string());
+            return;
+        }
+    };
+    let mut output = OutputReport {
+        archive,
+        digest: packed.into(),
+        size: packed.size,
+        manifest_blake3: packed.manifest.blake3_hex(),
+        flagged,
+        extracted_to: None,
+        files: packed.manifest.files.clone(),
+    };
+    report.verdict = verdict;
+    report.exit_code = code;
+    if let (Some(dest), None) = (&request.extract, flagged) {
+        match extract(&output.archive, packed, dest) {
+            Ok(()) => output.extracted_to = Some(dest.clone()),
+            Err(message) => {
+                report.verdict = "failed";
+                report.exit_code = exit::SANDBOX_FAILED;
+                report.error = Some(message);
+            }
+        }
+    }
+    report.output = Some(output);
+}
+
+/// The exit code and message of a failed dual build: a sandbox error wins (5), else the
+/// commands' statuses (1), all shown.
+fn failure_of(runs: &[RunRecord]) -> (i32, String) {
+    let mut parts = Vec::new();
+    let mut code = exit::BUILD_FAILED;
+    for record in runs {
+        let part = match &record.result {
+            Err(err) => {
+                code = exit::SANDBOX_FAILED;
+                format!("run {:?}: {err}", record.name)
+            }
+            Ok(outcome) => match judge(outcome) {
+                Ok(_) => format!("run {:?}: succeeded", record.name),
+                Err(message) => format!("run {:?}: {message}", record.name),
+            },
+        };
+        parts.push(part);
+    }
+    let only_one = runs.iter().filter(|r| dual::command_succeeded(r)).count() == 1;
+    let prefix = if only_one {
+        "only one run failed (itself a sign of nondeterminism); "
+    } else {
+        ""
+    };
+    (code, format!("{prefix}{}", parts.join("; ")))
+}
+
+/// Writes the explanation next to the artifact: diffoscope's text report when diffoscope
+/// is installed, else the built-in per-file summary.
+fn explain_differences(
+    request: &BuildRequest,
+    differences: &[Difference],
+    runs: &[RunRecord],
+) -> std::io::Result<PathBuf> {
+    const MAX_FILES: usize = 10;
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+    const MAX_REPORT: u64 = 4 << 20;
+    let wanted: BTreeSet<String> = differences
+        .iter()
+        .filter(|d| d.kind == DifferenceKind::Content)
+        .take(MAX_FILES)
+        .map(|d| d.path.clone())
+        .collect();
+    let read = |name: RunName| -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+        let record = runs
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| std::io::Error::other(format!("run {name:?} is missing")))?;
+        explain::read_archived_files(&record.archive_path, &wanted, 64 << 20)
+    };
+    let (files_a, files_b) = (read(RunName::A)?, read(RunName::B)?);
+
+    let diffoscope_report = sibling(&request.artifact, ".diffoscope.txt");
+    let scratch = std::env::temp_dir().join(format!("hermetic-explain-{}", std::process::id()));
+    let diffoscope = (|| -> std::io::Result<bool> {
+        let (a, b) = (
+            write_tree(&scratch.join("a"), &files_a)?,
+            write_tree(&scratch.join("b"), &files_b)?,
+        );
+        Ok(matches!(
+            explain::run_diffoscope(&a, &b, &diffoscope_report, TIMEOUT, MAX_REPORT),
+            Some(Ok(())) if diffoscope_report.exists()
+        ))
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    if diffoscope? {
+        return Ok(diffoscope_report);
+    }
+    let summary_path = sibling(&request.artifact, ".explain.txt");
+    let mut summary =
+        String::from("hermetic: built-in explanation (install diffoscope for a full report)\n\n");
+    let empty = Vec::new();
+    for path in &wanted {
+        let a = files_a.get(path).unwrap_or(&empty);
+        let b = files_b.get(path).unwrap_or(&empty);
+        summary.push_str(&explain::summarise_file(path, a, b));
+    }
+    std::fs::write(&summary_path, summary)?;
+    Ok(summary_path)
+}
+
+fn write_tree(root: &Path, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(root)?;
+    for (path, content) in files {
+        let target = root.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, content)?;
+    }
+    Ok(root.to_path_buf())
+}
+
+fn sibling(artifact: &Path, suffix: &str) -> PathBuf {
+    let mut name = artifact.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    artifact.with_file_name(name)
+}
+
+fn keep_tail(mut reader: std::io::PipeReader) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    while let Ok(n) = reader.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buffer[..n]);
+        if kept.len() > CAPTURED_LOG_BYTES {
+            kept.drain(..kept.len() - CAPTURED_LOG_BYTES);
+        }
+    }
+    kept
+}
+
+/// The build's outputs when it succeeded, else why it failed.
+fn judge(outcome: &RunOutcome) -> Result<&PackedOutputs, String> {
+    if let Some((program, errno)) = &outcome.exec_failure {
+        return Err(format!(
+            "cannot execute `{program}` in the sandbox: {}",
+            std::io::Error::from_raw_os_error(*errno)
+        ));
+    }
+    match outcome.status {
+        BuildStatus::Exited(0) => {}
+        BuildStatus::Exited(code) => {
+            return Err(format!("the build command exited with status {code}"))
+        }
+        BuildStatus::Signaled(signal) => {
+            return Err(format!("the build command was killed by signal {signal}"))
+        }
+        BuildStatus::TimedOut => {
+            return Err("the build exceeded the profile's timeout and was killed".into())
+        }
+    }
+    match &outcome.outputs {
+        Some(Ok(packed)) => Ok(packed),
+        Some(Err(message)) => Err(message.clone()),
+        None => Err("the sandbox reported no outputs".into()),
+    }
+}
+
+fn run_report(name: RunName, outcome: Result<&RunOutcome, &SandboxError>) -> RunReport {
+    match outcome {
+        Err(err) => RunReport {
+            name,
+            exit_status: None,
+            signal: None,
+            timed_out: false,
+            duration_ms: 0,
+            setup_ms: None,
+            error: Some(err.to_string()),
+            output_digest: None,
+        },
+        Ok(outcome) => RunReport {
+            name,
+            exit_status: Some(outcome.status.shell_code()),
+            signal: match outcome.status {
+                BuildStatus::Signaled(signal) => Some(signal),
+                _ => None,
+            },
+            timed_out: outcome.status == BuildStatus::TimedOut,
+            duration_ms: outcome.duration.as_millis() as u64,
+            setup_ms: outcome.setup.map(|d| d.as_secs_f64() * 1000.0),
+            error: judge(outcome).err(),
+            output_digest: None,
+        },
+    }
+}
+
+fn extract(archive: &Path, packed: &PackedOutputs, dest: &Path) -> Result<(), String> {
+    let file = File::open(archive)
+        .map_err(|err| format!("failed to open {}: {err}", archive.display()))?;
+    extract_verified(
+        std::io::BufReader::new(file),
+        &packed.manifest,
+        dest,
+        &ExtractLimits::default(),
+    )
+    .map(|_| ())
+    .map_err(|err| {
+        format!(
+            "failed to extract the outputs into {}: {err}",
+            dest.display()
+        )
+    })
+}
+
+fn parse_outputs(raw: &[String]) -> Result<Vec<OutputPath>, BuildError> {
+    let default = ["out".to_string()];
+    let raw = if raw.is_empty() { &default[..] } else { raw };
+    raw.iter()
+        .map(|path| {
+            OutputPath::parse(path).map_err(|source| BuildError::OutputPath {
+                path: path.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// An archive while it is written: a temporary file beside the destination, renamed into
+/// place only when it is kept, removed otherwise. Nobody ever sees half an archive.
+struct PartialArtifact {
+    file: File,
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl PartialArtifact {
+    fn create(dest: &Path, run_suffix: &str) -> Result<Self, BuildError> {
+        let artifact_error = |message: String| BuildError::Artifact {
+            path: dest.to_path_buf(),
+            message,
+        };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| artifact_error("not a file name".into()))?;
+        let dir = match dest.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(artifact_error(format!(
+                "directory {} does not exist",
+                dir.display()
+            )));
+        }
+        let temp = dir.join(format!(
+            ".{}{run_suffix}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = File::options()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|err| artifact_error(format!("failed to create {}: {err}", temp.display())))?;
+        Ok(PartialArtifact {
+            file,
+            temp,
+            dest: dest.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    fn error(&self, err: std::io::Error) -> BuildError {
+        BuildError::Artifact {
+            path: self.dest.clone(),
+            message: err.to_string(),
+        }
+    }
+
+    fn commit(mut self) -> std::io::Result<PathBuf> {
+        self.file.sync_all()?;
+        std::fs::rename(&self.temp, &self.dest)?;
+        self.committed = true;
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for PartialArtifact {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
