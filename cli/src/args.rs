@@ -47,6 +47,8 @@ hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- 
     /// List, show and check sandbox profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Create a key pair for signing build outputs (cosign-compatible).
+    Keygen(crate::commands::KeygenArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 //! report; printing it is the caller's business.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -69,9 +69,16 @@ pub enum BuildError {
     Streams(#[source] std::io::Error),
 }
 
-/// Opens the canonical run's stdout and stderr. The other runs' output is kept internally
-/// and shown only when they fail.
-pub type LogStreams<'a> = &'a (dyn Fn() -> std::io::Result<(Stdio, Stdio)> + Sync);
+/// Where the canonical run's log (its stdout and stderr, in the order written) is copied;
+/// called once. The other runs' output is kept internally and shown only when they fail.
+pub type LogSink<'a> = &'a (dyn Fn() -> std::io::Result<Box<dyn Write + Send>> + Sync);
+
+/// The canonical run's log as it was relayed: its digest goes into provenance.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LogReport {
+    pub sha256: String,
+    pub bytes: u64,
+}
 
 #[derive(Debug, Serialize)]
 pub struct BuildReport {
@@ -98,6 +105,8 @@ pub struct BuildReport {
     pub explain_report: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,7 +171,7 @@ impl From<&PackedOutputs> for Digests {
 /// Runs the build described by `request`. An error is a request that cannot be built as
 /// asked; whatever happens once the build starts (a failed command, a sandbox error, a
 /// nondeterministic result) is in the report, with its exit code.
-pub fn execute(request: &BuildRequest, log: LogStreams<'_>) -> Result<BuildReport, BuildError> {
+pub fn execute(request: &BuildRequest, log: LogSink<'_>) -> Result<BuildReport, BuildError> {
     let outputs = parse_outputs(&request.outputs)?;
     let profile = profile::load(&request.profile)?;
     if let Some(dest) = &request.extract {
@@ -199,6 +208,7 @@ pub fn execute(request: &BuildRequest, log: LogStreams<'_>) -> Result<BuildRepor
         suspected_causes: None,
         explain_report: None,
         output: None,
+        log: None,
     };
     if request.single {
         build_single(request, &profile, &plan, report, log)
@@ -212,11 +222,12 @@ fn build_single(
     profile: &Profile,
     plan: &Plan,
     mut report: BuildReport,
-    log: LogStreams<'_>,
+    log: LogSink<'_>,
 ) -> Result<BuildReport, BuildError> {
     let partial = PartialArtifact::create(&request.artifact, "")?;
     let artifact = partial.file.try_clone().map_err(|err| partial.error(err))?;
-    let (stdout, stderr) = log().map_err(BuildError::Streams)?;
+    let relay = LogRelay::start(log()).map_err(BuildError::Streams)?;
+    let (stdout, stderr) = relay.streams().map_err(BuildError::Streams)?;
     let outcome = launch::run(Launch {
         spec: &plan.spec,
         cgroup_policy: profile.cgroup,
@@ -224,6 +235,7 @@ fn build_single(
         stderr,
         artifact: Some(artifact),
     });
+    report.log = Some(relay.finish());
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -256,10 +268,11 @@ fn build_dual(
     profile: &Profile,
     plan: &Plan,
     mut report: BuildReport,
-    log: LogStreams<'_>,
+    log: LogSink<'_>,
 ) -> Result<BuildReport, BuildError> {
     let partials: Mutex<Vec<(RunName, PartialArtifact)>> = Mutex::new(Vec::new());
     let captured: Mutex<Vec<(RunName, JoinHandle<Vec<u8>>)>> = Mutex::new(Vec::new());
+    let canonical_log: Mutex<Option<LogRelay>> = Mutex::new(None);
     let io = |name: RunName| -> std::io::Result<RunIo> {
         let suffix = match name {
             RunName::A => "",
@@ -272,7 +285,10 @@ fn build_dual(
         let archive_path = partial.temp.clone();
         partials.lock().expect("not poisoned").push((name, partial));
         let (stdout, stderr) = if name == RunName::A {
-            log()?
+            let relay = LogRelay::start(log())?;
+            let streams = relay.streams()?;
+            *canonical_log.lock().expect("not poisoned") = Some(relay);
+            streams
         } else {
             // The other runs would interleave with the canonical log; keep their tail for
             // a failure report instead.
@@ -305,6 +321,10 @@ fn build_dual(
         .map(|(name, handle)| (name, handle.join().unwrap_or_default()))
         .collect();
     let mut partials = partials.into_inner().expect("not poisoned");
+    report.log = canonical_log
+        .into_inner()
+        .expect("not poisoned")
+        .map(LogRelay::finish);
 
     report.varied = Some(outcome.varied.clone());
     report.sandbox = outcome.runs[0]
@@ -525,6 +545,54 @@ fn sibling(artifact: &Path, suffix: &str) -> PathBuf {
     let mut name = artifact.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     artifact.with_file_name(name)
+}
+
+/// Copies a run's log to the caller's sink while hashing it. One pipe serves as both
+/// stdout and stderr, so the log keeps the order in which the build wrote it.
+struct LogRelay {
+    writer: std::io::PipeWriter,
+    thread: JoinHandle<LogReport>,
+}
+
+impl LogRelay {
+    fn start(sink: std::io::Result<Box<dyn Write + Send>>) -> std::io::Result<Self> {
+        let mut sink = sink?;
+        let (mut reader, writer) = std::io::pipe()?;
+        let thread = std::thread::spawn(move || {
+            use sha2::Digest;
+            let mut hasher = sha2::Sha256::new();
+            let mut bytes = 0u64;
+            let mut buffer = [0u8; 16 * 1024];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                bytes += n as u64;
+                // A sink that stops accepting (a closed terminal) must not stop the build.
+                let _ = sink.write_all(&buffer[..n]);
+            }
+            let _ = sink.flush();
+            LogReport {
+                sha256: hex::encode(hasher.finalize()),
+                bytes,
+            }
+        });
+        Ok(LogRelay { writer, thread })
+    }
+
+    fn streams(&self) -> std::io::Result<(Stdio, Stdio)> {
+        Ok((
+            Stdio::from(self.writer.try_clone()?),
+            Stdio::from(self.writer.try_clone()?),
+        ))
+    }
+
+    /// Waits for the log's end (every copy of the pipe closed) and returns its digest.
+    fn finish(self) -> LogReport {
+        drop(self.writer);
+        self.thread.join().unwrap_or_default()
+    }
 }
 
 fn keep_tail(mut reader: std::io::PipeReader) -> Vec<u8> {

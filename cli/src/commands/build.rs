@@ -1,13 +1,9 @@
 //! `hermetic build`: runs `hermetic::build::execute` and prints its report, as JSON
 //! (`--json`) or for a human.
-use std::sync::Mutex;
-use std::thread::JoinHandle;
-
 use hermetic::build::{self, BuildReport, BuildRequest};
 use hermetic::exit_code as exit;
 
 use crate::args::BuildArgs;
-use crate::stdio::{self, Target};
 use crate::Failure;
 
 pub fn build(args: BuildArgs) -> Result<i32, Failure> {
@@ -23,21 +19,10 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
         command: args.command.clone(),
     };
     // The build's own output is a log, not hermetic's result: it goes to stderr, so stdout
-    // carries only the report.
-    let relays: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
-    let log = || -> std::io::Result<_> {
-        let (stdout, relay_out) = stdio::for_build(Target::Stderr)?;
-        let (stderr, relay_err) = stdio::for_build(Target::Stderr)?;
-        relays
-            .lock()
-            .expect("not poisoned")
-            .extend(relay_out.into_iter().chain(relay_err));
-        Ok((stdout, stderr))
-    };
+    // carries only the report. The build never holds the terminal: its log is relayed.
+    let log =
+        || -> std::io::Result<Box<dyn std::io::Write + Send>> { Ok(Box::new(std::io::stderr())) };
     let report = build::execute(&request, &log).map_err(|err| Failure::new(exit::USAGE, err))?;
-    for relay in relays.into_inner().expect("not poisoned") {
-        let _ = relay.join();
-    }
     let json =
         serde_json::to_value(&report).map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;
     if args.json {

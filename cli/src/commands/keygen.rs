@@ -17,8 +17,7 @@ PREFIX.key is created with mode 0600 and PREFIX.pub with mode 0644. Existing fil
 overwritten.\n\n\
 Exit status: 0 written, 2 a key file already exists or the directory can't be written, \
 5 internal error.\n\n\
-Examples:\n  hermetic keygen\n  \
-HERMETIC_PASSWORD=\"$(cat ~/.config/hermetic/password)\" hermetic keygen --output-key-prefix keys/release"
+Examples:\n  hermetic keygen\n  hermetic keygen --output-key-prefix keys/release"
 )]
 pub struct KeygenArgs {
     /// Write the private key to PREFIX.key and the public key to PREFIX.pub.
@@ -26,14 +25,9 @@ pub struct KeygenArgs {
     pub output_key_prefix: PathBuf,
 }
 
+/// Writes a new key pair and prints where, with its key id.
 pub fn keygen(args: KeygenArgs) -> Result<i32, Failure> {
     let password = Password::from_env();
-    if password.is_empty() {
-        eprintln!(
-            "hermetic: warning: the private key is encrypted with the empty password \
-             (set HERMETIC_PASSWORD or COSIGN_PASSWORD to choose one)"
-        );
-    }
     let files = write_key_pair(&args.output_key_prefix, &password).map_err(|error| {
         let code = match error {
             // Problems with the path the user gave.
@@ -46,6 +40,12 @@ pub fn keygen(args: KeygenArgs) -> Result<i32, Failure> {
         };
         Failure::new(code, error)
     })?;
+    if password.is_empty() {
+        eprintln!(
+            "hermetic: warning: the private key is encrypted with the empty password \
+             (set HERMETIC_PASSWORD or COSIGN_PASSWORD to choose one)"
+        );
+    }
     println!("private key: {}", files.private_key.display());
     println!("public key:  {}", files.public_key.display());
     println!("key id:      {}", files.verifying_key.key_id());

@@ -52,7 +52,7 @@ pub enum Verdict {
 pub struct RunRecord {
     pub name: RunName,
     pub result: Result<RunOutcome, SandboxError>,
-    /// The wall-clock window the build saw (shifted for b when its clock was shifted).
+    /// The wall-clock window the build ran in.
     pub window: TimeWindow,
     pub archive_path: PathBuf,
 }
@@ -123,15 +123,9 @@ pub fn run(
             if second.start_delay_ms > 0 {
                 std::thread::sleep(Duration::from_millis(second.start_delay_ms));
             }
-            run_one(
-                RunName::B,
-                &second.spec,
-                options.cgroup_policy,
-                io_b,
-                second.clock_shift_secs.unwrap_or(0),
-            )
+            run_one(RunName::B, &second.spec, options.cgroup_policy, io_b)
         });
-        let a = run_one(RunName::A, canonical, options.cgroup_policy, io_a, 0);
+        let a = run_one(RunName::A, canonical, options.cgroup_policy, io_a);
         (a, b.join().expect("the run-b thread does not panic"))
     });
 
@@ -161,7 +155,6 @@ pub fn run(
             canonical,
             options.cgroup_policy,
             io(RunName::C)?,
-            0,
         );
         if let (Some(packed_a), Some(packed_c)) = (outcome.runs[0].packed(), record_c.packed()) {
             let noisy: BTreeSet<String> = compare(&packed_a.manifest, &packed_c.manifest)
@@ -185,13 +178,7 @@ pub fn run(
     Ok(outcome)
 }
 
-fn run_one(
-    name: RunName,
-    spec: &SandboxSpec,
-    cgroup_policy: CgroupPolicy,
-    io: RunIo,
-    clock_shift_secs: i64,
-) -> RunRecord {
+fn run_one(name: RunName, spec: &SandboxSpec, cgroup_policy: CgroupPolicy, io: RunIo) -> RunRecord {
     let start = now_secs();
     let result = launch::run(Launch {
         spec,
@@ -201,14 +188,10 @@ fn run_one(
         artifact: Some(io.artifact),
     });
     let end = now_secs();
-    let shift = |t: u64| t.saturating_add_signed(clock_shift_secs);
     RunRecord {
         name,
         result,
-        window: TimeWindow {
-            start: shift(start),
-            end: shift(end),
-        },
+        window: TimeWindow { start, end },
         archive_path: io.archive_path,
     }
 }

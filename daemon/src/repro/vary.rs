@@ -2,32 +2,24 @@
 //! and what differs between machines anyway. The mechanism must not be visible to the
 //! build as a difference in its inputs: no extra environment variable, no other path.
 //!
-//! - wall clock: libfaketime preloaded through the sandbox's own /etc/ld.so.preload and
-//!   configured by /etc/faketimerc (both exist only in this run's synthetic /etc), shifted
-//!   180-540 days like reprotest; it also shifts the file times the build reads back with
-//!   stat. Without libfaketime the run starts later instead (a real offset).
-//! - directory order: the source tree is copied in reverse order;
+//! - wall clock: run b starts [`START_OFFSET_MS`] after run a, a real offset, so every
+//!   clock the build can read (vDSO, syscalls, kernel-assigned file times seen through any
+//!   stat call) differs by more than two seconds. A faked clock (libfaketime) was tried
+//!   and rejected: it exports FAKETIME_SHARED into the build's environment, shifts
+//!   CLOCK_MONOTONIC, and misses fstatat/statx, so it both invents and hides differences.
+//!   Dates formatted at day resolution are therefore not varied.
+//! - directory order: the source tree is streamed in reverse order;
 //! - pids: the build's first pid is offset;
 //! - CPU placement: another set of cores where the host has enough;
 //! - ASLR: both runs randomise independently (it is never disabled).
-use std::path::{Path, PathBuf};
-
 use serde::Serialize;
 
 use crate::sandbox::plan::choose_cpus;
 use crate::sandbox::spec::{SandboxSpec, Variation};
 
-/// Where distributions install libfaketime.
-const FAKETIME_LIBRARIES: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/faketime/libfaketime.so.1",
-    "/usr/lib64/faketime/libfaketime.so.1",
-];
-
-/// The real start offset used when the clock cannot be shifted: more than one second, so
-/// a second-resolution timestamp always differs.
-pub const FALLBACK_START_DELAY_MS: u64 = 1_500;
+/// How much later run b starts: more than two seconds, so second-resolution timestamps,
+/// 2-second zip times and kernel-assigned file times always differ between the runs.
+pub const START_OFFSET_MS: u64 = 2_100;
 
 /// One thing the second run varied, for the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -40,9 +32,7 @@ pub struct Varied {
 pub struct SecondRun {
     pub spec: SandboxSpec,
     pub varied: Vec<Varied>,
-    /// How far the build's clock is shifted (seconds), when it is.
-    pub clock_shift_secs: Option<i64>,
-    /// A real delay before starting, when the clock could not be shifted.
+    /// How much later than run a this run starts.
     pub start_delay_ms: u64,
 }
 
@@ -52,27 +42,12 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     let mut spec = canonical.clone();
     let mut varied = Vec::new();
 
-    let days = 180 + seed % 361;
-    let (clock_shift_secs, start_delay_ms) = match faketime_library(canonical) {
-        Some(library) => {
-            spec.etc_files
-                .push(("ld.so.preload".into(), format!("{}\n", library.display())));
-            spec.etc_files
-                .push(("faketimerc".into(), format!("+{days}d\n")));
-            varied.push(Varied {
-                what: "clock",
-                how: format!("shifted +{days} days (libfaketime via the sandbox's /etc/ld.so.preload; file times read back are shifted too)"),
-            });
-            (Some(days as i64 * 86_400), 0)
-        }
-        None => {
-            varied.push(Varied {
-                what: "clock",
-                how: format!("started {FALLBACK_START_DELAY_MS} ms later (libfaketime is not installed, so the clock could not be shifted)"),
-            });
-            (None, FALLBACK_START_DELAY_MS)
-        }
-    };
+    varied.push(Varied {
+        what: "clock",
+        how: format!(
+            "started {START_OFFSET_MS} ms after run a (second-resolution times, zip times and kernel-assigned file times differ; day-resolution dates are not varied)"
+        ),
+    });
 
     spec.variation = Variation {
         reverse_source_order: true,
@@ -108,25 +83,6 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     SecondRun {
         spec,
         varied,
-        clock_shift_secs,
-        start_delay_ms,
+        start_delay_ms: START_OFFSET_MS,
     }
-}
-
-/// libfaketime as the sandbox will see it: only a host-toolchain sandbox binds the host's
-/// /usr; a rootfs brings its own (or none).
-fn faketime_library(spec: &SandboxSpec) -> Option<PathBuf> {
-    use crate::sandbox::spec::RootSpec;
-    let root = match &spec.root {
-        RootSpec::Host { .. } => PathBuf::from("/"),
-        RootSpec::Rootfs { dir } => dir.clone(),
-    };
-    FAKETIME_LIBRARIES
-        .iter()
-        .map(Path::new)
-        .find(|library| {
-            root.join(library.strip_prefix("/").unwrap_or(library))
-                .is_file()
-        })
-        .map(Path::to_path_buf)
 }

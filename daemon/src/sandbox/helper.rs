@@ -91,18 +91,11 @@ fn enter_namespaces_and_wait(
         ))?;
     }
 
+    if nix::unistd::geteuid().is_root() {
+        become_unprivileged()?;
+    }
     let outer_uid = nix::unistd::geteuid();
     let outer_gid = nix::unistd::getegid();
-    if outer_uid.is_root() {
-        // Supplementary groups of the caller would show up as "nogroup" inside; root can
-        // drop them, a rootless caller cannot (setgroups is denied in its namespace).
-        nix::unistd::setgroups(&[]).map_err(step(
-            Layer::Namespaces,
-            "drop supplementary groups",
-            "setgroups",
-            None,
-        ))?;
-    }
     unshare(CloneFlags::CLONE_NEWUSER).map_err(step(
         Layer::Namespaces,
         "create the user namespace",
@@ -189,6 +182,48 @@ fn enter_namespaces_and_wait(
         WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
         _ => SETUP_FAILED,
     })
+}
+
+/// The host uid and gid a root caller's builds run as.
+///
+/// The build's uid inside maps to the helper's uid outside. Mapped to root, the build would
+/// be host root without capabilities, which still passes every owner check on host-owned
+/// kernel files (a writable /proc/sys/kernel/core_pattern is a full escape). So a root
+/// helper first becomes `nobody`, exactly like an unprivileged caller.
+pub const ROOT_CALLER_BUILD_UID: u32 = 65534;
+pub const ROOT_CALLER_BUILD_GID: u32 = 65534;
+
+fn become_unprivileged() -> Result<(), StepError> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    // Supplementary groups would show up as "nogroup" inside.
+    setgroups(&[]).map_err(step(
+        Layer::Namespaces,
+        "drop supplementary groups",
+        "setgroups",
+        None,
+    ))?;
+    let gid = Gid::from_raw(ROOT_CALLER_BUILD_GID);
+    setresgid(gid, gid, gid).map_err(step(
+        Layer::Namespaces,
+        "become the build group",
+        "setresgid",
+        None,
+    ))?;
+    let uid = Uid::from_raw(ROOT_CALLER_BUILD_UID);
+    setresuid(uid, uid, uid).map_err(step(
+        Layer::Namespaces,
+        "become the build user",
+        "setresuid",
+        None,
+    ))?;
+    // Changing credentials made the process non-dumpable, which would hand its /proc/self
+    // files to root and stop it from writing its own uid_map.
+    nix::sys::prctl::set_dumpable(true).map_err(step(
+        Layer::Namespaces,
+        "keep /proc/self writable",
+        "prctl(PR_SET_DUMPABLE)",
+        None,
+    ))
 }
 
 /// The time namespace's offsets make CLOCK_MONOTONIC and CLOCK_BOOTTIME (and so

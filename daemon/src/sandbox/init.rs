@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 
 use crate::archive::pack::{pack_outputs, PackOptions};
 use crate::sandbox::error::{step, Layer, StepError};
-use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, ARTIFACT_FD};
+use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, ARTIFACT_FD, SOURCE_FD};
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{exit_now, fork, Forked};
 
@@ -52,6 +52,12 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     ))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     crate::sandbox::mount::build_root(spec)?;
+    if spec.source.is_some() {
+        crate::sandbox::source::unpack_source(
+            std::io::BufReader::with_capacity(256 * 1024, take_fd(SOURCE_FD)),
+            &spec.paths.build_dir,
+        )?;
+    }
     crate::sys::net::loopback_up().map_err(step(
         Layer::Network,
         "bring up loopback",

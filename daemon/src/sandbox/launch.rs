@@ -14,7 +14,9 @@ use crate::archive::manifest::Manifest;
 use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
-use crate::sandbox::message::{read_messages, HelperMessage, ARTIFACT_FD, MESSAGE_FD, SPEC_FD};
+use crate::sandbox::message::{
+    read_messages, HelperMessage, ARTIFACT_FD, MESSAGE_FD, SOURCE_FD, SPEC_FD,
+};
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{raw, spawn_with_fds};
@@ -150,6 +152,13 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
     }
+    let source_pipe = match &spec.source {
+        Some(_) => Some(pipe().map_err(protocol("create the source pipe"))?),
+        None => None,
+    };
+    if let Some((source_read, _)) = &source_pipe {
+        fds.push((raw(source_read), SOURCE_FD));
+    }
     let mut helper =
         spawn_with_fds(&mut command, &fds).map_err(|source| SandboxError::SpawnHelper {
             program: "/proc/self/exe".into(),
@@ -158,6 +167,23 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     drop(spec_read);
     drop(message_write);
     drop(launch.artifact);
+    // The source is read here, with the caller's privileges, and streamed to the sandbox's
+    // init (see source.rs).
+    let source_sender = source_pipe.map(|(source_read, source_write)| {
+        drop(source_read);
+        let dir = spec
+            .source
+            .clone()
+            .expect("a source pipe exists only for a source");
+        let reverse = spec.variation.reverse_source_order;
+        std::thread::spawn(move || {
+            crate::sandbox::source::stream_source(
+                &dir,
+                reverse,
+                std::io::BufWriter::with_capacity(256 * 1024, File::from(source_write)),
+            )
+        })
+    });
 
     let spec_json = serde_json::to_vec(&spec).map_err(|err| SandboxError::Protocol {
         step: "encode the spec",
@@ -175,6 +201,15 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     drop(cgroup);
     tracing::debug!(elapsed = ?started.elapsed(), "helper exited and cgroup removed");
     read_result.map_err(protocol("read the helper's reports"))?;
+    // A source the launcher could not send explains why the sandbox stopped.
+    if let Some(Ok(Err(err))) = source_sender.map(std::thread::JoinHandle::join) {
+        if !matches!(err, crate::sandbox::source::SourceError::Send(_)) {
+            return Err(SandboxError::Setup {
+                layer: Layer::Filesystem,
+                message: format!("filesystem: copy the source: {err}"),
+            });
+        }
+    }
 
     if let Some((layer, message)) = outcome.setup_failure {
         return Err(SandboxError::Setup { layer, message });

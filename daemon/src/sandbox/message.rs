@@ -14,6 +14,7 @@ use crate::sandbox::error::{Layer, StepError};
 pub(crate) const SPEC_FD: RawFd = 3;
 pub(crate) const MESSAGE_FD: RawFd = 4;
 pub(crate) const ARTIFACT_FD: RawFd = 5;
+pub(crate) const SOURCE_FD: RawFd = 6;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -89,14 +89,6 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
         mkdir_all(&target)?;
         tmpfs(&target, mode, size, "writable tmpfs")?;
     }
-    if let Some(source) = &spec.source {
-        let from = Path::new(OLD_ROOT).join(relative(source));
-        copy_tree(
-            &from,
-            &inside(&spec.paths.build_dir),
-            spec.variation.reverse_source_order,
-        )?;
-    }
 
     mount(
         None::<&str>,
@@ -471,76 +463,3 @@ fn bind_file(source: &Path, target: &Path, what: &'static str) -> Result<(), Ste
 
 /// Files that are bound over /proc entries live in the scratch root, outside the new root.
 const SCRATCH_FILES: &str = "/";
-
-/// Copies the source tree into the build dir: directories, regular files (content and
-/// exec bit) and symlinks (as symlinks, never followed). Other file types are refused so
-/// a build never depends on a fifo or device that only exists on one host.
-fn copy_tree(from: &Path, to: &Path, reverse: bool) -> Result<(), StepError> {
-    let read = fs::read_dir(from).map_err(step(
-        Layer::Filesystem,
-        "copy the source",
-        "opendir",
-        from.to_path_buf(),
-    ))?;
-    let mut entries: Vec<_> = read.collect::<Result<_, _>>().map_err(step(
-        Layer::Filesystem,
-        "copy the source",
-        "readdir",
-        from.to_path_buf(),
-    ))?;
-    entries.sort_by_key(|entry| entry.file_name());
-    if reverse {
-        entries.reverse();
-    }
-    for entry in entries {
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(step(
-            Layer::Filesystem,
-            "copy the source",
-            "lstat",
-            source.clone(),
-        ))?;
-        if kind.is_symlink() {
-            let link = fs::read_link(&source).map_err(step(
-                Layer::Filesystem,
-                "copy the source",
-                "readlink",
-                source.clone(),
-            ))?;
-            symlink(link, &target).map_err(step(
-                Layer::Filesystem,
-                "copy the source",
-                "symlink",
-                target.clone(),
-            ))?;
-        } else if kind.is_dir() {
-            mkdir(&target, 0o755)?;
-            copy_tree(&source, &target, reverse)?;
-        } else if kind.is_file() {
-            fs::copy(&source, &target).map_err(step(
-                Layer::Filesystem,
-                "copy the source",
-                "copy",
-                source.clone(),
-            ))?;
-        } else {
-            return Err(StepError::new(
-                Layer::Filesystem,
-                "copy the source",
-                "lstat",
-                Some(display_source_path(&source)),
-                io::Error::other("not a regular file, directory or symlink"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Error paths should name the host path the user knows, not our /oldroot view of it.
-fn display_source_path(path: &Path) -> PathBuf {
-    match path.strip_prefix(OLD_ROOT) {
-        Ok(rest) => Path::new("/").join(rest),
-        Err(_) => path.to_path_buf(),
-    }
-}

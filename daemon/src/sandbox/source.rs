@@ -1,0 +1,240 @@
+//! Getting the source tree into the sandbox.
+//!
+//! The launcher reads the source (with the caller's own privileges) and streams it as a
+//! tar archive through a pipe; the sandbox's init unpacks it into the build dir after the
+//! host root is gone. So the sandbox never needs to read host files itself (a root
+//! caller's build runs as an unprivileged host uid that could not), and nothing in the
+//! source, such as a symlink, can point the copy at a host path.
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::sandbox::error::{Layer, StepError};
+
+/// Why the source could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("failed to read the source at {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the source contains {path}, which is not a regular file, directory or symlink")]
+    Unsupported { path: PathBuf },
+    #[error("failed to send the source into the sandbox: {0}")]
+    Send(#[source] io::Error),
+}
+
+/// Writes `dir` as a tar stream: directories, regular files (content and exec bit) and
+/// symlinks (never followed), in name order, or reverse name order when `reverse` (the
+/// varied run of a dual build). Any other file type is refused, so a build never depends
+/// on a fifo or device that only exists on one host.
+pub fn stream_source(dir: &Path, reverse: bool, out: impl Write) -> Result<(), SourceError> {
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    append_dir(&mut builder, dir, Path::new(""), reverse)?;
+    builder
+        .into_inner()
+        .map_err(SourceError::Send)?
+        .flush()
+        .map_err(SourceError::Send)
+}
+
+fn append_dir<W: Write>(
+    builder: &mut tar::Builder<W>,
+    dir: &Path,
+    relative: &Path,
+    reverse: bool,
+) -> Result<(), SourceError> {
+    let read_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SourceError::Read { path, source }
+    };
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .and_then(|read| read.collect::<Result<Vec<_>, _>>())
+        .map_err(read_error(dir))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    if reverse {
+        entries.reverse();
+    }
+    for entry in entries {
+        let path = entry.path();
+        let name = relative.join(entry.file_name());
+        let meta = fs::symlink_metadata(&path).map_err(read_error(&path))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = fs::read_link(&path).map_err(read_error(&path))?;
+            builder
+                .append_link(&mut header, &name, &target)
+                .map_err(SourceError::Send)?;
+        } else if kind.is_dir() {
+            builder
+                .append_data(&mut header, &name, io::empty())
+                .map_err(SourceError::Send)?;
+            append_dir(builder, &path, &name, reverse)?;
+        } else if kind.is_file() {
+            let file = fs::File::open(&path).map_err(read_error(&path))?;
+            header.set_size(meta.len());
+            header.set_mode(if meta.mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            });
+            builder
+                .append_data(&mut header, &name, file)
+                .map_err(SourceError::Send)?;
+        } else {
+            return Err(SourceError::Unsupported { path });
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks the launcher's stream into `dest`. Runs inside the sandbox after the host root
+/// is detached. Entries come from our own launcher, but are still checked: every path must
+/// be relative and plain, and its parent a directory this unpacking created.
+pub(crate) fn unpack_source(stream: impl Read, dest: &Path) -> Result<(), StepError> {
+    let fail = |path: &Path, source: io::Error| {
+        StepError::new(
+            Layer::Filesystem,
+            "unpack the source",
+            "write",
+            Some(path.to_path_buf()),
+            source,
+        )
+    };
+    let mut archive = tar::Archive::new(stream);
+    let mut created: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    created.insert(PathBuf::new());
+    let entries = archive.entries().map_err(|err| fail(dest, err))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|err| fail(dest, err))?;
+        let name = entry.path().map_err(|err| fail(dest, err))?.into_owned();
+        let plain = name.components().all(|c| matches!(c, Component::Normal(_)));
+        let parent = name.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !plain || !created.contains(&parent) {
+            return Err(fail(
+                &name,
+                io::Error::other("unexpected path in the source stream"),
+            ));
+        }
+        let target = dest.join(&name);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(&target)
+                    .map_err(|err| fail(&target, err))?;
+                created.insert(name);
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(|err| fail(&target, err))?
+                    .ok_or_else(|| fail(&target, io::Error::other("symlink without a target")))?;
+                symlink(link, &target).map_err(|err| fail(&target, err))?;
+            }
+            tar::EntryType::Regular => {
+                let mode = entry.header().mode().map_err(|err| fail(&target, err))? & 0o755;
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .map_err(|err| fail(&target, err))?;
+                io::copy(&mut entry, &mut file).map_err(|err| fail(&target, err))?;
+                file.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|err| fail(&target, err))?;
+            }
+            _ => {
+                return Err(fail(
+                    &target,
+                    io::Error::other("unsupported entry type in the source stream"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_round_trips_without_following_symlinks() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("d/e")).unwrap();
+        fs::write(src.path().join("d/e/f"), "content").unwrap();
+        fs::write(src.path().join("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(src.path().join("run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+        symlink("/etc/passwd", src.path().join("link")).unwrap();
+        let mut stream = Vec::new();
+        stream_source(src.path(), false, &mut stream).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        unpack_source(stream.as_slice(), dest.path()).unwrap();
+        assert_eq!(
+            fs::read_to_string(dest.path().join("d/e/f")).unwrap(),
+            "content"
+        );
+        assert_eq!(
+            fs::metadata(dest.path().join("run.sh")).unwrap().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            fs::read_link(dest.path().join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+    }
+
+    #[test]
+    fn reverse_order_lists_entries_backwards() {
+        let src = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c"] {
+            fs::write(src.path().join(name), name).unwrap();
+        }
+        let names = |reverse| {
+            let mut stream = Vec::new();
+            stream_source(src.path(), reverse, &mut stream).unwrap();
+            let mut archive = tar::Archive::new(stream.as_slice());
+            archive
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(false), ["a", "b", "c"]);
+        assert_eq!(names(true), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn a_fifo_in_the_source_is_refused() {
+        let src = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &src.path().join("pipe"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let err = stream_source(src.path(), false, io::sink()).unwrap_err();
+        assert!(matches!(err, SourceError::Unsupported { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stream_that_writes_through_a_symlink_is_refused() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        builder.append_link(&mut link, "escape", "/tmp").unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_size(1);
+        builder
+            .append_data(&mut file, "escape/x", &b"x"[..])
+            .unwrap();
+        let stream = builder.into_inner().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        assert!(unpack_source(stream.as_slice(), dest.path()).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+int triple(int x) { return 3 * x; }
+static int counter;
+int next(void) { return ++counter; }

@@ -1,0 +1,139 @@
+//! What a dual run reports beyond the verdict: the kept (and flagged) archive, digests of
+//! every run and of both sides of a difference, --explain, and what was varied.
+use sha2::Digest as _;
+
+use crate::harness::{archived_files, Build};
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn a_nondeterministic_archive_is_kept_flagged_with_the_digests_of_every_run() {
+    let dual = Build::new("clock_nanoseconds").run();
+    dual.assert_nondeterministic(&["out/stamp"]);
+    let output = &dual.report["output"];
+    assert_eq!(output["archive"], dual.artifact.to_str().unwrap());
+    assert_eq!(output["flagged"], "nondeterministic");
+    let bytes = std::fs::read(&dual.artifact).unwrap();
+    assert_eq!(output["digest"]["sha256"], sha256_hex(&bytes));
+    assert_eq!(
+        output["digest"]["blake3"],
+        blake3::hash(&bytes).to_hex().as_str()
+    );
+    assert_eq!(output["size"], bytes.len() as u64);
+
+    // The kept archive is run a's; b's differs; every run has its timings.
+    let runs = dual.runs();
+    assert_eq!(runs[0]["output_digest"], output["digest"]);
+    assert_ne!(runs[1]["output_digest"], output["digest"]);
+    for run in runs {
+        assert!(run["duration_ms"].is_u64(), "{run}");
+        assert!(run["output_digest"]["sha256"].is_string(), "{run}");
+    }
+
+    // The difference names both sides; side a is the file in the kept archive.
+    let difference = dual.difference("out/stamp");
+    assert_eq!(difference["kind"], "content");
+    let (a, b) = (
+        difference["digest_a"].as_str().unwrap(),
+        difference["digest_b"].as_str().unwrap(),
+    );
+    assert_ne!(a, b);
+    assert_eq!(b.len(), 64);
+    let stamp = &archived_files(&dual.artifact)["out/stamp"];
+    assert_eq!(a, blake3::hash(stamp).to_hex().as_str());
+    let listed = output["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "out/stamp")
+        .unwrap();
+    assert_eq!(listed["blake3"], a);
+
+    // Only the kept archive is left: no run-b/run-c archives, no partial files.
+    assert_eq!(
+        dual.artifact_dir_entries(),
+        ["clock_nanoseconds.tar.zst".to_string()].into()
+    );
+}
+
+#[test]
+fn explain_writes_a_report_next_to_the_artifact() {
+    let dual = Build::new("clock_nanoseconds").explain().run();
+    dual.assert_nondeterministic(&["out/stamp"]);
+    let path = dual.report["explain_report"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no explain_report\n{}", dual.context()));
+    let artifact = dual.artifact.to_str().unwrap();
+    // diffoscope's report when it is installed, else the built-in summary.
+    assert!(
+        path == format!("{artifact}.diffoscope.txt") || path == format!("{artifact}.explain.txt"),
+        "{path}"
+    );
+    let text = std::fs::read_to_string(path).expect("the report exists");
+    assert!(text.contains("stamp"), "{text}");
+    if path.ends_with(".explain.txt") {
+        assert!(text.contains("== out/stamp"), "{text}");
+        assert!(text.contains("first difference at byte"), "{text}");
+    }
+    assert_eq!(dual.artifact_dir_entries().len(), 2, "archive and report");
+}
+
+#[test]
+fn without_explain_there_is_no_report() {
+    let dual = Build::new("pid").run();
+    dual.assert_nondeterministic(&["out/pid"]);
+    assert!(dual.report.get("explain_report").is_none());
+    assert_eq!(dual.artifact_dir_entries().len(), 1);
+}
+
+#[test]
+fn the_varied_run_names_every_variation() {
+    let dual = Build::new("sde_dates").run();
+    dual.assert_reproducible();
+    assert_eq!(
+        dual.varied(),
+        ["clock", "directory-order", "pids", "cpu-placement", "aslr"]
+    );
+    for what in dual.varied() {
+        assert!(!dual.how(what).is_empty(), "{what}");
+    }
+    // Reported even when reproducible; the archive is not flagged.
+    assert_eq!(
+        dual.report["output"]["archive"],
+        dual.artifact.to_str().unwrap()
+    );
+}
+
+#[test]
+fn the_varied_run_starts_more_than_two_seconds_later() {
+    let dual = Build::new("sde_dates").run();
+    assert!(
+        dual.how("clock").starts_with("started 2100 ms after run a"),
+        "{}",
+        dual.how("clock")
+    );
+}
+
+#[test]
+fn the_human_summary_lists_paths_and_causes() {
+    let dual = Build::new("pid").human().run();
+    assert_eq!(dual.code, Some(3), "{}", dual.context());
+    assert!(
+        dual.stdout.contains(
+            "nondeterministic: 1 path(s) differ between the canonical and the varied run"
+        ),
+        "{}",
+        dual.context()
+    );
+    assert!(
+        dual.stdout.contains("out/pid") && dual.stdout.contains("variation-sensitive"),
+        "{}",
+        dual.context()
+    );
+    assert!(dual
+        .stdout
+        .contains("varied: clock, directory-order, pids, cpu-placement, aslr"));
+    assert!(dual.artifact.is_file());
+}
