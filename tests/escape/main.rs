@@ -5,7 +5,8 @@
 //!
 //! Most probes are small python scripts: `probes/lib.py` is copied next to them into the
 //! build dir and prints one `LABEL: ok|ERRNO` line per attempt, which [`expect`] matches.
-//! Tests whose attempt currently succeeds are marked `#[ignore = "hole: ..."]`.
+//! A test whose attempt succeeds would be marked `#[ignore = "hole: ..."]` until the hole is
+//! fixed; none is today.
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -194,6 +194,7 @@ pub const ROOT_CALLER_BUILD_UID: u32 = 65534;
 pub const ROOT_CALLER_BUILD_GID: u32 = 65534;
 
 fn become_unprivileged() -> Result<(), StepError> {
+    let launcher = nix::unistd::getppid();
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     // Supplementary groups would show up as "nogroup" inside.
     setgroups(&[]).map_err(step(
@@ -216,8 +217,23 @@ fn become_unprivileged() -> Result<(), StepError> {
         "setresuid",
         None,
     ))?;
-    // Changing credentials made the process non-dumpable, which would hand its /proc/self
-    // files to root and stop it from writing its own uid_map.
+    // Changing credentials cleared the parent-death signal: set it again, and make sure
+    // the launcher did not die in between (the helper would then be an orphan of init).
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(step(
+        Layer::Helper,
+        "die with the launcher",
+        "prctl(PR_SET_PDEATHSIG)",
+        None,
+    ))?;
+    if nix::unistd::getppid() != launcher {
+        return Err(StepError::refused(
+            Layer::Helper,
+            "die with the launcher",
+            "the launcher exited during setup",
+        ));
+    }
+    // Changing credentials also made the process non-dumpable, which would hand its
+    // /proc/self files to root and stop it from writing its own uid_map.
     nix::sys::prctl::set_dumpable(true).map_err(step(
         Layer::Namespaces,
         "keep /proc/self writable",
