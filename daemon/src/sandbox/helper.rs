@@ -12,7 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 
 use crate::sandbox::error::{step, Layer, StepError};
-use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, SPEC_FD};
+use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, FIRST_UNUSED_FD, SPEC_FD};
 use crate::sandbox::spec::{SandboxSpec, SPEC_VERSION};
 use crate::sys::process::{fork, Forked};
 
@@ -35,7 +35,19 @@ pub fn run_helper_if_requested() {
 }
 
 fn helper_main() -> i32 {
+    // Before anything else can open a descriptor: drop whatever the caller leaked to us.
+    let leaked = crate::sys::process::close_from(FIRST_UNUSED_FD);
     let mut messages = MessageSink::from_helper_fd();
+    if let Err(err) = leaked {
+        messages.setup_failed(&StepError::new(
+            Layer::Helper,
+            "close inherited descriptors",
+            "close_range",
+            None,
+            err,
+        ));
+        return SETUP_FAILED;
+    }
     let spec = match read_spec() {
         Ok(spec) => spec,
         Err(err) => {

@@ -15,6 +15,8 @@ pub(crate) const SPEC_FD: RawFd = 3;
 pub(crate) const MESSAGE_FD: RawFd = 4;
 pub(crate) const ARTIFACT_FD: RawFd = 5;
 pub(crate) const SOURCE_FD: RawFd = 6;
+/// The first descriptor number the helper does not use.
+pub(crate) const FIRST_UNUSED_FD: RawFd = 7;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

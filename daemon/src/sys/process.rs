@@ -82,6 +82,25 @@ pub(crate) fn set_cloexec_from(first: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes every descriptor from `first` up: the helper keeps only what the launcher placed
+/// at fixed numbers, not whatever its caller leaked without close-on-exec.
+pub(crate) fn close_from(first: RawFd) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; the helper holds no Rust object (File,
+    // OwnedFd) for numbers at or above `first` at this point.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// pidfd_open(2): a descriptor that becomes readable when `pid` exits.
 pub(crate) fn pidfd_open(pid: nix::unistd::Pid) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes plain integers and returns a new descriptor or -1.
