@@ -49,6 +49,18 @@ hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- 
     Profile(ProfileCommand),
     /// Create a key pair for signing build outputs (cosign-compatible).
     Keygen(crate::commands::KeygenArgs),
+    /// Verify a provenance bundle against an artifact, offline, with trusted keys only.
+    #[command(
+        after_help = "Checks, in order: the bundle's single DSSE signature with a \
+--trust-key (never a key named by the bundle), the payload type, the in-toto statement and \
+SLSA v1 predicate types, that a subject's sha256 (and blake3) is the artifact's, and the \
+builder id when --builder-id is given.\n\n\
+Exit status: 0 verified, 4 not verified (the reason is named), 2 usage error.\n\n\
+The same bundle verifies with cosign:\n  cosign verify-blob-attestation --key PUB --type slsaprovenance1 \
+--insecure-ignore-tlog --bundle FILE ARCHIVE\n\n\
+Example:\n  hermetic verify --bundle out.intoto.json --artifact hermetic-out.tar.zst --trust-key cosign.pub"
+    )]
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +113,21 @@ pub struct BuildArgs {
     /// Print one JSON object (schema hermetic.build/v1) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write signed SLSA v1 provenance for the archive to FILE (a Sigstore bundle); only
+    /// for reproducible builds. Needs --sign-key.
+    #[arg(long, value_name = "FILE", conflicts_with = "single")]
+    pub provenance: Option<PathBuf>,
+    /// Cosign-compatible private key that signs the provenance (password from
+    /// HERMETIC_PASSWORD or COSIGN_PASSWORD).
+    #[arg(long, value_name = "KEY", requires = "provenance")]
+    pub sign_key: Option<PathBuf>,
+    /// The builder id recorded in the provenance (default: derived from the signing key).
+    #[arg(long, value_name = "ID", requires = "provenance")]
+    pub builder_id: Option<String>,
+    /// Write the provenance statement unsigned even when the build is not reproducible
+    /// (a report, never an attestation).
+    #[arg(long, requires = "provenance")]
+    pub unsigned_provenance: bool,
     /// The build command and its arguments.
     #[arg(
         required = true,
@@ -109,6 +136,25 @@ pub struct BuildArgs {
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The provenance bundle (Sigstore bundle v0.3 with a DSSE envelope).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The archive the provenance must be about.
+    #[arg(long, value_name = "ARCHIVE")]
+    pub artifact: PathBuf,
+    /// A trusted public key (PEM); repeatable.
+    #[arg(long = "trust-key", value_name = "PUB", required = true)]
+    pub trust_keys: Vec<PathBuf>,
+    /// Require this builder id.
+    #[arg(long, value_name = "ID")]
+    pub builder_id: Option<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -304,10 +304,13 @@ fn build_dual(
             archive_path,
         })
     };
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()))
-        .unwrap_or(0);
+    // The variation is derived from the inputs, so rebuilding the same inputs varies the
+    // same way and reports (and provenance) stay comparable.
+    let seed = {
+        let spec = serde_json::to_vec(&plan.spec).unwrap_or_default();
+        let digest = blake3::hash(&spec);
+        u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
+    };
     let options = DualOptions {
         cgroup_policy: profile.cgroup,
         seed,

@@ -9,6 +9,8 @@ pub const BUILD_FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 /// `hermetic build`: the outputs differ between the canonical and the varied run.
 pub const NONDETERMINISTIC: i32 = 3;
+/// `hermetic verify`: the bundle, manifest or artifact is not verified.
+pub const NOT_VERIFIED: i32 = 4;
 /// `hermetic build`: the sandbox could not be set up, or an internal error.
 pub const SANDBOX_FAILED: i32 = 5;
 

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod build;
 pub mod digest;
 pub mod exit_code;
+pub mod provenance;
 pub mod repro;
 pub mod sandbox;
 pub mod signing;

@@ -3,6 +3,7 @@ mod build;
 mod keygen;
 mod profile;
 mod run;
+mod verify;
 
 use crate::args::{Cli, Command};
 use crate::Failure;
@@ -15,5 +16,6 @@ pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Build(args) => build::build(args),
         Command::Profile(command) => profile::profile(command),
         Command::Keygen(args) => keygen::keygen(args),
+        Command::Verify(args) => verify::verify(args),
     }
 }

@@ -174,35 +174,43 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
     })
 }
 
-/// BLAKE3 over what the sandbox will show of a rootfs: the manifest (path, type, mode,
-/// size, content digest) of every top-level directory and file it binds, plus its
-/// top-level symlinks. Directories the sandbox replaces (proc, dev, ...) do not count.
+/// BLAKE3 over what the sandbox will show of a rootfs: the manifest of every top-level
+/// directory and file it binds, plus its top-level symlinks. Directories the sandbox
+/// replaces (proc, dev, ...) do not count.
 fn rootfs_digest(dir: &Path) -> Result<String, PlanError> {
-    let fail = |message: String| PlanError::RootfsDigest {
-        path: dir.to_path_buf(),
-        message,
-    };
+    tree_digest(dir, crate::sandbox::mount::ROOTFS_REPLACED).map_err(|message| {
+        PlanError::RootfsDigest {
+            path: dir.to_path_buf(),
+            message,
+        }
+    })
+}
+
+/// BLAKE3 over a directory tree: the manifest (path, type, mode, size, content digest) of
+/// every top-level entry not in `skip` that is not a symlink, then the top-level symlinks
+/// as `name -> target` lines. Used for rootfs identity and provenance source digests.
+pub fn tree_digest(dir: &Path, skip: &[&str]) -> Result<String, String> {
     let mut trees = Vec::new();
     let mut links = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .and_then(|read| read.collect::<Result<Vec<_>, _>>())
-        .map_err(|err| fail(err.to_string()))?;
+        .map_err(|err| err.to_string())?;
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if crate::sandbox::mount::ROOTFS_REPLACED.contains(&name.as_str()) {
+        if skip.contains(&name.as_str()) {
             continue;
         }
-        let kind = entry.file_type().map_err(|err| fail(err.to_string()))?;
+        let kind = entry.file_type().map_err(|err| err.to_string())?;
         if kind.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|err| fail(err.to_string()))?;
+            let target = std::fs::read_link(entry.path()).map_err(|err| err.to_string())?;
             links.push(format!("{name} -> {}", target.display()));
         } else {
-            trees.push(OutputPath::parse(&name).map_err(|err| fail(err.to_string()))?);
+            trees.push(OutputPath::parse(&name).map_err(|err| err.to_string())?);
         }
     }
     let manifest =
-        crate::archive::pack::manifest_of_tree(dir, &trees).map_err(|err| fail(err.to_string()))?;
+        crate::archive::pack::manifest_of_tree(dir, &trees).map_err(|err| err.to_string())?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(&manifest.to_canonical_json());
     for link in &links {

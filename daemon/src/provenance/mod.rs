@@ -1,0 +1,19 @@
+//! SLSA v1 provenance for a reproducible build: an in-toto Statement v1 whose subject is
+//! the output archive, signed as a DSSE envelope in a Sigstore bundle v0.3
+//! ([`crate::signing`]), and its offline verification. The format is documented in
+//! docs/provenance.md.
+pub mod statement;
+pub mod verify;
+
+pub use statement::{statement_for, ProvenanceError, ProvenanceInputs};
+pub use verify::{verify_provenance, ProvenanceVerifyError, VerifiedProvenance};
+
+/// in-toto Statement v1.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// SLSA Provenance v1.
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// Our build type. Version 1: a dual run (canonical run a, varied run b) in the hermetic
+/// sandbox; `externalParameters` and `internalParameters` as in docs/provenance.md.
+pub const BUILD_TYPE: &str = "urn:hermetic:buildtype:dual-run:v1";
+/// The builder id when the caller names none: derived from the signing key.
+pub const BUILDER_ID_PREFIX: &str = "urn:hermetic:builder:key:";

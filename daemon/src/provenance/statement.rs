@@ -1,0 +1,249 @@
+//! Building the in-toto statement from a finished build.
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::build::{BuildReport, BuildRequest};
+
+/// What the statement is made from besides the build report.
+pub struct ProvenanceInputs<'a> {
+    pub request: &'a BuildRequest,
+    pub report: &'a BuildReport,
+    pub builder_id: String,
+    pub started_on: SystemTime,
+    pub finished_on: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvenanceError {
+    #[error("provenance is only issued for reproducible builds; this build is {verdict} (pass --unsigned-provenance to get an unsigned report)")]
+    NotReproducible { verdict: String },
+    #[error("the build report has no archive to attest")]
+    NoOutput,
+    #[error("failed to compute the digest of the source {path}: {message}")]
+    SourceDigest { path: PathBuf, message: String },
+}
+
+/// The statement for `inputs`. Unless `allow_unreproducible`, only a reproducible dual
+/// build gets one.
+pub fn statement_for(
+    inputs: &ProvenanceInputs<'_>,
+    allow_unreproducible: bool,
+) -> Result<Value, ProvenanceError> {
+    let report = inputs.report;
+    if report.verdict != "reproducible" && !allow_unreproducible {
+        return Err(ProvenanceError::NotReproducible {
+            verdict: report.verdict.to_string(),
+        });
+    }
+    let output = report.output.as_ref().ok_or(ProvenanceError::NoOutput)?;
+    let source = inputs
+        .request
+        .src
+        .canonicalize()
+        .unwrap_or_else(|_| inputs.request.src.clone());
+    let source_blake3 = tree_blake3(&source)?;
+    let git_commit = git_head(&source);
+    let name = output
+        .archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let outputs: Vec<&str> = if inputs.request.outputs.is_empty() {
+        vec!["out"]
+    } else {
+        inputs.request.outputs.iter().map(String::as_str).collect()
+    };
+
+    let mut external = json!({
+        "command": inputs.request.command,
+        "outputs": outputs,
+        "profile": report.profile.name,
+        "source": { "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } },
+    });
+    if let Some(commit) = &git_commit {
+        external["source"]["gitCommit"] = json!(commit);
+    }
+    let mut dependencies = vec![
+        json!({ "name": "source", "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } }),
+        json!({ "name": "profile", "uri": report.profile.origin, "digest": { "sha256": report.profile.sha256 } }),
+    ];
+    if let Some(sandbox) = &report.sandbox {
+        dependencies.push(json!({
+            "name": "seccomp-policy",
+            "uri": format!("hermetic:seccomp/{}", sandbox.seccomp_policy),
+            "digest": { "sha256": sandbox.seccomp_sha256 },
+        }));
+    }
+    match &report.profile.rootfs_blake3 {
+        Some(rootfs) => {
+            dependencies.push(json!({ "name": "rootfs", "digest": { "blake3": rootfs } }))
+        }
+        None => {
+            if let Some(os_release) = file_sha256(Path::new("/usr/lib/os-release")) {
+                dependencies.push(json!({ "name": "toolchain", "uri": "host:/usr", "digest": { "sha256": os_release } }));
+            }
+        }
+    }
+
+    let run_b = report
+        .runs
+        .iter()
+        .find(|run| serde_json::to_value(run.name).ok() == Some(json!("b")));
+    let mut byproducts = vec![json!({
+        "name": "hermetic-verdict",
+        "annotations": {
+            "verdict": report.verdict,
+            "mode": report.mode,
+            "varied": report.varied,
+            "differences": report.differences.as_ref().map(Vec::len).unwrap_or(0),
+        },
+    })];
+    if let Some(digest) = run_b.and_then(|run| run.output_digest.as_ref()) {
+        byproducts.push(json!({ "name": "run-b-output", "digest": { "sha256": digest.sha256, "blake3": digest.blake3 } }));
+    }
+    byproducts.push(json!({ "name": "manifest", "digest": { "blake3": output.manifest_blake3 } }));
+    if let Some(log) = &report.log {
+        byproducts.push(json!({ "name": "log", "digest": { "sha256": log.sha256 } }));
+    }
+
+    Ok(json!({
+        "_type": super::STATEMENT_TYPE,
+        "subject": [ { "name": name, "digest": { "sha256": output.digest.sha256, "blake3": output.digest.blake3 } } ],
+        "predicateType": super::SLSA_PROVENANCE_V1,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": super::BUILD_TYPE,
+                "externalParameters": external,
+                "internalParameters": {
+                    "pins": report.pins,
+                    "sandbox": sandbox_parameters(report),
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": { "id": inputs.builder_id, "version": { "hermetic": env!("CARGO_PKG_VERSION") } },
+                "metadata": {
+                    "invocationId": invocation_id(),
+                    "startedOn": rfc3339(inputs.started_on),
+                    "finishedOn": rfc3339(inputs.finished_on),
+                },
+                "byproducts": byproducts,
+            },
+        },
+    }))
+}
+
+/// The layers in force, without what names this particular run (the cgroup directories
+/// carry a per-run name): two builds of the same inputs must state the same parameters.
+fn sandbox_parameters(report: &BuildReport) -> Value {
+    let mut sandbox = serde_json::to_value(&report.sandbox).unwrap_or(Value::Null);
+    if let Some(cgroup) = sandbox.get_mut("cgroup").and_then(Value::as_object_mut) {
+        for value in cgroup.values_mut() {
+            if let Some(version) = value.as_str().and_then(|placed| placed.split(':').next()) {
+                *value = json!(version);
+            }
+        }
+    }
+    sandbox
+}
+
+/// BLAKE3 over the manifest of every top-level entry of `dir` that is not a symlink,
+/// plus the symlinks themselves (the same digest a rootfs gets).
+fn tree_blake3(dir: &Path) -> Result<String, ProvenanceError> {
+    crate::sandbox::plan::tree_digest(dir, &[]).map_err(|message| ProvenanceError::SourceDigest {
+        path: dir.to_path_buf(),
+        message,
+    })
+}
+
+fn git_head(source: &Path) -> Option<String> {
+    if !source.join(".git").exists() {
+        return None;
+    }
+    let output = std::process::Command::new("git")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", "/nonexistent")
+        .args(["-c", "safe.directory=*", "-C"])
+        .arg(source)
+        .args(["rev-parse", "HEAD"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && commit.len() >= 40).then_some(commit)
+}
+
+fn file_sha256(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| crate::digest::sha256_hex(&bytes))
+}
+
+/// A random 128-bit id, hex.
+fn invocation_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom_fill(&mut bytes).is_err() {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    hex::encode(bytes)
+}
+
+fn getrandom_fill(bytes: &mut [u8]) -> Result<(), rand_core::Error> {
+    use rand_core::RngCore;
+    rand_core::OsRng.try_fill_bytes(bytes)
+}
+
+/// RFC 3339 in UTC with a `Z` and whole seconds, e.g. `2026-11-25T10:00:00Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_formats_utc_with_z() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(at(315_532_800)), "1980-01-01T00:00:00Z");
+        assert_eq!(rfc3339(at(1_700_000_000)), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn invocation_ids_differ() {
+        assert_ne!(invocation_id(), invocation_id());
+        assert_eq!(invocation_id().len(), 32);
+    }
+}

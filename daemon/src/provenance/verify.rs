@@ -1,0 +1,177 @@
+//! Verifying a provenance bundle against an artifact, offline, with trusted keys only.
+//!
+//! Order: the signature first (exactly one, exact payload type, a trusted key; the
+//! bundle's key hint is never trusted), then the statement: its type, the predicate type,
+//! a subject whose sha256 (and blake3, when present) is the artifact's, and the builder id
+//! when the caller pins one.
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::signing::dsse::IN_TOTO_PAYLOAD_TYPE;
+use crate::signing::{verify_dsse, Bundle, VerifyError, VerifyingKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvenanceVerifyError {
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the signature is not accepted: {0}")]
+    Signature(#[from] VerifyError),
+    #[error("the signed payload is not an in-toto statement: {0}")]
+    Statement(String),
+    #[error("the statement type is {0:?}, not {expected:?}", expected = super::STATEMENT_TYPE)]
+    StatementType(String),
+    #[error("the predicate type is {0:?}, not {expected:?}", expected = super::SLSA_PROVENANCE_V1)]
+    PredicateType(String),
+    #[error("no subject has the artifact's sha256 {sha256}")]
+    SubjectMismatch { sha256: String },
+    #[error("the subject with the artifact's sha256 has blake3 {claimed}, but the artifact's is {actual}")]
+    Blake3Mismatch { claimed: String, actual: String },
+    #[error("the builder id is {found:?}, not the expected {expected:?}")]
+    BuilderId { expected: String, found: String },
+}
+
+impl ProvenanceVerifyError {
+    /// A stable, machine-readable name for the failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProvenanceVerifyError::Read { .. } => "read",
+            ProvenanceVerifyError::Signature(err) => err.reason(),
+            ProvenanceVerifyError::Statement(_) => "statement_malformed",
+            ProvenanceVerifyError::StatementType(_) => "statement_type",
+            ProvenanceVerifyError::PredicateType(_) => "predicate_type",
+            ProvenanceVerifyError::SubjectMismatch { .. } => "subject_mismatch",
+            ProvenanceVerifyError::Blake3Mismatch { .. } => "subject_mismatch",
+            ProvenanceVerifyError::BuilderId { .. } => "builder_id",
+        }
+    }
+}
+
+/// What a verified bundle says.
+#[derive(Debug, serde::Serialize)]
+pub struct VerifiedProvenance {
+    pub key_id: String,
+    pub builder_id: String,
+    pub subject: String,
+    pub sha256: String,
+    pub blake3: String,
+    pub statement: Value,
+}
+
+/// The statement as in-toto defines it; unknown top-level fields are refused (as cosign's
+/// protojson parsing does).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Statement {
+    #[serde(rename = "_type")]
+    statement_type: String,
+    subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: Value,
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    #[serde(default)]
+    name: String,
+    digest: std::collections::BTreeMap<String, String>,
+}
+
+pub fn verify_provenance(
+    bundle_path: &Path,
+    artifact_path: &Path,
+    trusted: &[VerifyingKey],
+    builder_id: Option<&str>,
+) -> Result<VerifiedProvenance, ProvenanceVerifyError> {
+    let read = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ProvenanceVerifyError::Read { path, source }
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(bundle_path)
+        .and_then(|file| {
+            file.take(crate::signing::bundle::MAX_BUNDLE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(read(bundle_path))?;
+    let bundle = Bundle::from_json(&bytes).map_err(VerifyError::from)?;
+    let verified = verify_dsse(&bundle, trusted, IN_TOTO_PAYLOAD_TYPE)?;
+
+    let statement: Statement = serde_json::from_slice(&verified.payload)
+        .map_err(|err| ProvenanceVerifyError::Statement(err.to_string()))?;
+    if statement.statement_type != super::STATEMENT_TYPE {
+        return Err(ProvenanceVerifyError::StatementType(
+            statement.statement_type,
+        ));
+    }
+    if statement.predicate_type != super::SLSA_PROVENANCE_V1 {
+        return Err(ProvenanceVerifyError::PredicateType(
+            statement.predicate_type,
+        ));
+    }
+    let (sha256, blake3) = digests(artifact_path).map_err(read(artifact_path))?;
+    let subject = statement
+        .subject
+        .iter()
+        .find(|s| s.digest.get("sha256") == Some(&sha256))
+        .ok_or_else(|| ProvenanceVerifyError::SubjectMismatch {
+            sha256: sha256.clone(),
+        })?;
+    if let Some(claimed) = subject.digest.get("blake3") {
+        if *claimed != blake3 {
+            return Err(ProvenanceVerifyError::Blake3Mismatch {
+                claimed: claimed.clone(),
+                actual: blake3,
+            });
+        }
+    }
+    let found = statement.predicate["runDetails"]["builder"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(expected) = builder_id {
+        if found != expected {
+            return Err(ProvenanceVerifyError::BuilderId {
+                expected: expected.to_string(),
+                found,
+            });
+        }
+    }
+    let statement_value = serde_json::from_slice(&verified.payload).unwrap_or(Value::Null);
+    Ok(VerifiedProvenance {
+        key_id: verified.key.key_id(),
+        builder_id: found,
+        subject: subject.name.clone(),
+        sha256,
+        blake3,
+        statement: statement_value,
+    })
+}
+
+/// sha256 and blake3 of a file, in one read pass.
+fn digests(path: &Path) -> std::io::Result<(String, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = sha2::Sha256::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buffer[..n]);
+        b3.update(&buffer[..n]);
+    }
+    Ok((
+        hex::encode(sha.finalize()),
+        b3.finalize().to_hex().to_string(),
+    ))
+}
