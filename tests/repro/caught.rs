@@ -28,6 +28,13 @@ fn clock_seconds() {
 }
 
 #[test]
+fn clock_day() {
+    let dual = Build::new("clock_day").run();
+    dual.assert_nondeterministic(&["out/built-on"]);
+    dual.assert_causes(&["out/built-on"], &["variation-sensitive"]);
+}
+
+#[test]
 fn gzip_mtime() {
     let dual = Build::new("gzip_mtime").run();
     dual.assert_nondeterministic(&["out/notes.txt.gz"]);

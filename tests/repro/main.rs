@@ -27,6 +27,10 @@ pub const CORPUS: &[(&str, &str)] = &[
     // caught
     ("clock_nanoseconds", "1: sub-second clock"),
     ("clock_seconds", "1: second-resolution clock"),
+    (
+        "clock_day",
+        "2: build date from the clock, not SOURCE_DATE_EPOCH",
+    ),
     ("gzip_mtime", "3: kernel mtime in a gzip header"),
     ("tar_mtime", "3: kernel mtimes in a tar"),
     ("readdir_order", "6: readdir order of the source tree"),
@@ -66,7 +70,7 @@ pub const CORPUS: &[(&str, &str)] = &[
     ("make_parallel", "19: make -j, deterministic"),
     ("network_denied", "27: network fetch"),
     ("uptime_hours", "monotonic clock, hours"),
-    // caught thanks to the real start offset
+    // caught because the shim shifts file times read back
     ("listing_mtime", "3: kernel mtimes in a listing"),
     ("zip_dos_times", "3-4: kernel mtime in zip DOS times"),
     ("pyc_timestamp", "5: source mtime in a timestamp .pyc"),

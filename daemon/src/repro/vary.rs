@@ -2,23 +2,25 @@
 //! and what differs between machines anyway. The mechanism must not be visible to the
 //! build as a difference in its inputs: no extra environment variable, no other path.
 //!
-//! - wall clock: run b starts [`START_OFFSET_MS`] after run a, a real offset, so every
-//!   clock the build can read (vDSO, syscalls, kernel-assigned file times seen through any
-//!   stat call) differs by more than two seconds. A faked clock (libfaketime) was tried
-//!   and rejected: it exports FAKETIME_SHARED into the build's environment, shifts
-//!   CLOCK_MONOTONIC, and misses fstatat/statx, so it both invents and hides differences.
-//!   Dates formatted at day resolution are therefore not varied.
-//! - directory order: the source tree is streamed in reverse order;
+//! - wall clock and directory order: the variation shim (`sandbox::shim`, preloaded
+//!   through the run's own /etc/ld.so.preload) shifts every wall-clock read and every file
+//!   time read back by [`SHIFT_DAYS`] days, and reverses every directory listing (the
+//!   source tree's and those the build creates), so both runs can start together. Static
+//!   and non-glibc binaries do not load it; a rootfs sandbox (whose libc is unknown) also
+//!   starts [`START_OFFSET_MS`] later, a real offset every clock obeys, and gets its
+//!   source tree streamed in reverse order.
 //! - pids: the build's first pid is offset;
 //! - CPU placement: another set of cores where the host has enough;
 //! - ASLR: both runs randomise independently (it is never disabled).
 use serde::Serialize;
 
 use crate::sandbox::plan::choose_cpus;
-use crate::sandbox::spec::{SandboxSpec, Variation};
+use crate::sandbox::shim::{SHIFT_DAYS, SHIM_PATH};
+use crate::sandbox::spec::{RootSpec, SandboxSpec, Variation};
 
-/// How much later run b starts: more than two seconds, so second-resolution timestamps,
-/// 2-second zip times and kernel-assigned file times always differ between the runs.
+/// How much later run b starts in a rootfs sandbox: more than two seconds, so
+/// second-resolution timestamps, 2-second zip times and kernel-assigned file times always
+/// differ between the runs even where the shim is not loaded.
 pub const START_OFFSET_MS: u64 = 2_100;
 
 /// One thing the second run varied, for the report.
@@ -42,20 +44,33 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     let mut spec = canonical.clone();
     let mut varied = Vec::new();
 
-    varied.push(Varied {
-        what: "clock",
-        how: format!(
-            "started {START_OFFSET_MS} ms after run a (second-resolution times, zip times and kernel-assigned file times differ; day-resolution dates are not varied)"
-        ),
-    });
-
+    let rootfs = matches!(canonical.root, RootSpec::Rootfs { .. });
+    spec.etc_files
+        .push(("ld.so.preload".into(), format!("{SHIM_PATH}\n")));
     spec.variation = Variation {
-        reverse_source_order: true,
+        reverse_source_order: rootfs,
         pid_offset: Some(300 + (seed % 700) as u32),
+        vary_shim: true,
+    };
+    let clock = format!(
+        "shifted +{SHIFT_DAYS} days for every dynamically linked glibc program (wall-clock reads and file times read back; the canonical run's clock is real)"
+    );
+    let (clock, start_delay_ms) = if rootfs {
+        (
+            format!("{clock}; also started {START_OFFSET_MS} ms after run a (rootfs sandbox)"),
+            START_OFFSET_MS,
+        )
+    } else {
+        (clock, 0)
     };
     varied.push(Varied {
+        what: "clock",
+        how: clock,
+    });
+    varied.push(Varied {
         what: "directory-order",
-        how: "source tree enumerated in reverse order".into(),
+        how: "every directory listing reversed (the source tree and directories the build creates)"
+            .into(),
     });
     varied.push(Varied {
         what: "pids",
@@ -83,6 +98,6 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     SecondRun {
         spec,
         varied,
-        start_delay_ms: START_OFFSET_MS,
+        start_delay_ms,
     }
 }

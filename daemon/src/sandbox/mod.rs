@@ -19,6 +19,7 @@ pub mod pins;
 pub mod plan;
 pub mod profile;
 pub mod seccomp;
+pub mod shim;
 pub mod source;
 pub mod spec;
 

@@ -75,6 +75,21 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
         RootSpec::Rootfs { dir } => bind_rootfs(dir)?,
     }
     write_etc(spec)?;
+    if spec.variation.vary_shim {
+        let shim = inside(Path::new(crate::sandbox::shim::SHIM_PATH));
+        fs::write(&shim, crate::sandbox::shim::VARY_SHIM).map_err(step(
+            Layer::Filesystem,
+            "install the variation shim",
+            "write",
+            shim.clone(),
+        ))?;
+        fs::set_permissions(&shim, fs::Permissions::from_mode(0o755)).map_err(step(
+            Layer::Filesystem,
+            "install the variation shim",
+            "chmod",
+            shim,
+        ))?;
+    }
     build_dev()?;
     build_sys(spec.cpu_set.len())?;
     mount_proc()?;

@@ -53,6 +53,8 @@ pub struct Variation {
     /// The last pid handed out in the pid namespace before the build starts, so the
     /// build's processes get other pids than in the canonical run.
     pub pid_offset: Option<u32>,
+    /// Install the variation shim at `shim::SHIM_PATH` (the spec's etc files preload it).
+    pub vary_shim: bool,
 }
 
 /// Where the sandbox's read-only system comes from.

@@ -1,0 +1,191 @@
+//! The daemon's wire format: plain serde types shared with clients (the `hermetic` CLI).
+//!
+//! Every route lives under `/v{API_VERSION}/` (except `/metrics`); bodies are JSON.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::BuildRequest;
+
+/// Version of the HTTP API (the route prefix). Changelog:
+/// - 1: first version (jobs, log, cancel, health).
+pub const API_VERSION: u32 = 1;
+
+/// Schema of the JSON bodies. Changelog:
+/// - hermetic.daemon/v1: first version.
+pub const WIRE_SCHEMA: &str = "hermetic.daemon/v1";
+
+/// `POST /v1/jobs`: what to run. Fields a client adds beyond these (a uid, say) are
+/// ignored: a job always runs with the daemon's own privileges.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum JobRequest {
+    Run(RunRequest),
+    Build(BuildRequest),
+}
+
+impl JobRequest {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobRequest::Run(_) => JobKind::Run,
+            JobRequest::Build(_) => JobKind::Build,
+        }
+    }
+}
+
+/// One sandboxed command, as `hermetic run` runs it (no outputs).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RunRequest {
+    /// Profile name or path.
+    pub profile: String,
+    /// The source tree (an absolute path on the daemon's host).
+    pub src: PathBuf,
+    #[serde(default)]
+    pub source_date_epoch: Option<u64>,
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Run,
+    Build,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Run => "run",
+            JobKind::Build => "build",
+        }
+    }
+}
+
+/// The job state machine:
+///
+/// ```text
+/// queued ──► running ──► succeeded | failed | cancelled
+///   │           │
+///   │           └──► interrupted   (the daemon stopped or died while it ran)
+///   ├──► cancelled
+///   └──► interrupted               (the daemon stopped or died before it ran)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+
+    /// A job in a terminal state never changes again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// Digests of a build's archive.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Digests {
+    pub sha256: String,
+    pub blake3: String,
+}
+
+/// A job as the daemon reports it (`GET /v1/jobs/{id}`, and the answer to a submission).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Job {
+    pub schema: String,
+    pub id: u64,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub request: JobRequest,
+    /// Milliseconds since the Unix epoch.
+    pub submitted_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// Build: the report's verdict. Run: "exited", "signaled", "timed-out",
+    /// "not-found", "cannot-execute" or "sandbox-failed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// The documented exit code (`hermetic::exit_code`), as `hermetic run` or
+    /// `hermetic build` would have exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digests: Option<Digests>,
+    /// Where the daemon keeps the job's log.
+    pub log_path: PathBuf,
+    /// The full `hermetic.build/v1` report of a build job (only in `GET /v1/jobs/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<serde_json::Value>,
+}
+
+/// `GET /v1/jobs`: newest first.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct JobList {
+    pub schema: String,
+    pub jobs: Vec<Job>,
+}
+
+/// `GET /v1/health`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Health {
+    pub schema: String,
+    /// "ok", or "shutting-down".
+    pub status: String,
+    pub version: String,
+    pub api_version: u32,
+    pub queued: usize,
+    pub running: usize,
+    pub max_concurrent: usize,
+    pub queue_limit: usize,
+}
+
+/// Every 4xx/5xx answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ErrorInfo {
+    /// Stable, machine-readable: "busy", "bad-request", "body-too-large", "forbidden",
+    /// "not-found", "unsupported-api-version", "method-not-allowed", "not-cancellable",
+    /// "cancel-unsupported", "shutting-down", "internal".
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,496 @@
+//! The job queue: FIFO, at most `max_concurrent` jobs running, at most `queue_limit`
+//! waiting. Jobs run on blocking threads (`worker`); the scheduler records every state
+//! change in the store. States and transitions: `crate::api::wire::JobState`.
+pub mod log;
+pub mod metrics;
+pub mod worker;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{watch, Notify};
+
+use crate::api::wire::{Job, JobRequest, JobState};
+use crate::config::Config;
+use crate::exit_code as exit;
+use crate::store::{Finish, Store, StoreError};
+
+use self::log::JobLog;
+use self::metrics::{Gauges, Metrics};
+
+/// How often a cancelled job's sandbox is killed again until the job has ended (the
+/// helper may not have been spawned, or exec'd, at the first attempt).
+const KILL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long shutdown waits for killed jobs to end.
+const KILL_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the queue is full ({limit} jobs waiting); try again later")]
+    Busy { limit: usize },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error("invalid job request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("failed to create the job's scratch directory {path}: {source}")]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no job {0}")]
+    NotFound(u64),
+    #[error("job {id} is already {}", state.as_str())]
+    Finished { id: u64, state: JobState },
+    #[error("job {0} is a running dual build, which cannot be cancelled yet")]
+    Unsupported(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a running job is being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Cancel,
+    Shutdown,
+}
+
+struct Handle {
+    /// A dual build: its runs are spawned by threads of their own.
+    dual_build: bool,
+    stop: watch::Sender<Option<Stop>>,
+    /// The id of the thread running the job (0 when none).
+    thread: AtomicI32,
+}
+
+struct Pending {
+    id: u64,
+    request: JobRequest,
+    handle: Arc<Handle>,
+    submitted: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    accepting: bool,
+    pending: VecDeque<Pending>,
+    running: usize,
+    handles: HashMap<u64, Arc<Handle>>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    metrics: Metrics,
+    state: Mutex<State>,
+    /// Signalled whenever a running job ends.
+    ended: Notify,
+}
+
+/// The daemon's job queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Scheduler {
+    /// Takes over the store: jobs a previous daemon left queued or running are marked
+    /// interrupted and their scratch directories removed (unless `keep_failed`).
+    pub fn start(config: Config, store: Store) -> Result<Scheduler, StoreError> {
+        let scheduler = Scheduler {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                metrics: Metrics::default(),
+                state: Mutex::new(State {
+                    accepting: true,
+                    ..State::default()
+                }),
+                ended: Notify::new(),
+            }),
+        };
+        for id in scheduler.inner.store.interrupt_unfinished(now_ms())? {
+            tracing::warn!(job = id, "job interrupted by a daemon restart");
+            scheduler.inner.finalize_files(id, true);
+        }
+        Ok(scheduler)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// (queued, running)
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.inner.lock();
+        (state.pending.len(), state.running)
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.inner.lock().accepting
+    }
+
+    pub fn metrics(&self) -> String {
+        let (queued, running) = self.counts();
+        self.inner.metrics.render(&Gauges {
+            queued,
+            running,
+            max_concurrent: self.inner.config.max_concurrent,
+            queue_limit: self.inner.config.queue_limit,
+        })
+    }
+
+    /// The file holding job `id`'s log right now: in its scratch directory while it runs,
+    /// in the log directory once it has ended.
+    pub fn log_file(&self, id: u64) -> PathBuf {
+        let scratch = self.inner.scratch_log(id);
+        if scratch.exists() {
+            scratch
+        } else {
+            self.inner.final_log(id)
+        }
+    }
+
+    /// Queues a job. Must be called inside the tokio runtime.
+    pub fn submit(&self, request: JobRequest) -> Result<Job, SubmitError> {
+        validate(&request)?;
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        if !state.accepting {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if state.pending.len() >= inner.config.queue_limit {
+            inner.metrics.rejected_busy();
+            return Err(SubmitError::Busy {
+                limit: inner.config.queue_limit,
+            });
+        }
+        let job = inner
+            .store
+            .insert(&request, now_ms(), |id| inner.final_log(id))?;
+        let scratch = inner.scratch_dir(job.id);
+        let created = std::fs::create_dir_all(&scratch)
+            .and_then(|()| std::fs::File::create(inner.scratch_log(job.id)).map(drop));
+        if let Err(source) = created {
+            let finish = Finish {
+                error: Some(format!("failed to create {}: {source}", scratch.display())),
+                ..Finish::default()
+            };
+            let _ = inner
+                .store
+                .finish(job.id, JobState::Failed, now_ms(), &finish);
+            return Err(SubmitError::Scratch {
+                path: scratch,
+                source,
+            });
+        }
+        let (stop, _) = watch::channel(None);
+        let handle = Arc::new(Handle {
+            dual_build: matches!(&request, JobRequest::Build(build) if !build.single),
+            stop,
+            thread: AtomicI32::new(0),
+        });
+        state.handles.insert(job.id, handle.clone());
+        state.pending.push_back(Pending {
+            id: job.id,
+            request,
+            handle,
+            submitted: Instant::now(),
+        });
+        inner.metrics.submitted();
+        Inner::dispatch(inner, &mut state);
+        Ok(job)
+    }
+
+    /// Cancels a queued job, or kills a running job's sandbox.
+    pub fn cancel(&self, id: u64) -> Result<Job, CancelError> {
+        let inner = &self.inner;
+        {
+            let mut state = inner.lock();
+            if let Some(index) = state.pending.iter().position(|job| job.id == id) {
+                state.pending.remove(index);
+                state.handles.remove(&id);
+                drop(state);
+                inner.finish(id, JobState::Cancelled, &Finish::default(), None, None);
+            } else if let Some(handle) = state.handles.get(&id) {
+                if handle.dual_build {
+                    return Err(CancelError::Unsupported(id));
+                }
+                handle.stop.send_replace(Some(Stop::Cancel));
+            }
+        }
+        match inner.store.get(id)? {
+            None => Err(CancelError::NotFound(id)),
+            Some(job) if job.state.is_terminal() && job.state != JobState::Cancelled => {
+                Err(CancelError::Finished {
+                    id,
+                    state: job.state,
+                })
+            }
+            Some(job) => Ok(job),
+        }
+    }
+
+    /// Stops accepting jobs, marks the queued ones interrupted, lets the running ones
+    /// finish for up to `shutdown_timeout`, then kills their sandboxes and waits for them.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        let pending: Vec<Pending> = {
+            let mut state = inner.lock();
+            state.accepting = false;
+            let pending: Vec<Pending> = state.pending.drain(..).collect();
+            for job in &pending {
+                state.handles.remove(&job.id);
+            }
+            pending
+        };
+        for job in pending {
+            let finish = Finish {
+                error: Some("the daemon stopped before the job started".into()),
+                ..Finish::default()
+            };
+            inner.finish(job.id, JobState::Interrupted, &finish, None, None);
+        }
+        let deadline = tokio::time::Instant::now() + inner.config.shutdown_timeout;
+        if !self.wait_idle(deadline).await {
+            let handles: Vec<Arc<Handle>> = inner.lock().handles.values().cloned().collect();
+            tracing::warn!(
+                jobs = handles.len(),
+                "shutdown timeout reached; killing the running jobs"
+            );
+            for handle in handles {
+                handle.stop.send_replace(Some(Stop::Shutdown));
+            }
+            if !self
+                .wait_idle(tokio::time::Instant::now() + KILL_GRACE)
+                .await
+            {
+                tracing::error!("jobs still running after their sandboxes were killed");
+            }
+        }
+    }
+
+    /// Waits until no job runs; false at the deadline.
+    async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let ended = self.inner.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.inner.lock().running == 0 {
+                return true;
+            }
+            tokio::select! {
+                () = ended => {}
+                () = tokio::time::sleep_until(deadline) => return self.inner.lock().running == 0,
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn scratch_dir(&self, id: u64) -> PathBuf {
+        self.config.state_dir.join("scratch").join(id.to_string())
+    }
+
+    fn scratch_log(&self, id: u64) -> PathBuf {
+        self.scratch_dir(id).join("log")
+    }
+
+    fn final_log(&self, id: u64) -> PathBuf {
+        self.config.state_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    /// Starts queued jobs, oldest first, while slots are free.
+    fn dispatch(inner: &Arc<Inner>, state: &mut State) {
+        while state.running < inner.config.max_concurrent {
+            let Some(job) = state.pending.pop_front() else {
+                break;
+            };
+            state.running += 1;
+            tokio::spawn(Inner::run(inner.clone(), job));
+        }
+    }
+
+    async fn run(inner: Arc<Inner>, job: Pending) {
+        let id = job.id;
+        let started = Instant::now();
+        inner.metrics.started(job.submitted.elapsed());
+        let (state, finish, setup) = match inner.store.mark_running(id, now_ms()) {
+            Ok(()) => Inner::execute(&inner, job).await,
+            Err(err) => (
+                JobState::Failed,
+                Finish {
+                    error: Some(err.to_string()),
+                    ..Finish::default()
+                },
+                None,
+            ),
+        };
+        inner.finish(id, state, &finish, Some(started.elapsed()), setup);
+        let mut guard = inner.lock();
+        guard.running -= 1;
+        guard.handles.remove(&id);
+        Inner::dispatch(&inner, &mut guard);
+        drop(guard);
+        inner.ended.notify_waiters();
+    }
+
+    async fn execute(inner: &Arc<Inner>, job: Pending) -> (JobState, Finish, Option<Duration>) {
+        let failed = |error: String| {
+            let finish = Finish {
+                exit_code: Some(exit::SANDBOX_FAILED),
+                error: Some(error),
+                ..Finish::default()
+            };
+            (JobState::Failed, finish, None)
+        };
+        let log = match JobLog::open(&inner.scratch_log(job.id), inner.config.log_limit_bytes) {
+            Ok(log) => log,
+            Err(err) => return failed(format!("failed to open the job's log: {err}")),
+        };
+        let handle = job.handle.clone();
+        let mut stop = handle.stop.subscribe();
+        let mut task = tokio::task::spawn_blocking(move || {
+            worker::execute(&job.request, &log, &job.handle.thread)
+        });
+        let mut stopping = None;
+        let result = loop {
+            tokio::select! {
+                result = &mut task => break result,
+                changed = stop.changed(), if stopping.is_none() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    stopping = *stop.borrow_and_update();
+                    kill(&handle);
+                }
+                () = tokio::time::sleep(KILL_INTERVAL), if stopping.is_some() => kill(&handle),
+            }
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(err) => return failed(format!("internal error: the job's thread failed: {err}")),
+        };
+        let state = match stopping {
+            Some(Stop::Cancel) => JobState::Cancelled,
+            Some(Stop::Shutdown) => JobState::Interrupted,
+            None if outcome.finish.exit_code == Some(exit::SUCCESS) => JobState::Succeeded,
+            None => JobState::Failed,
+        };
+        (state, outcome.finish, outcome.setup)
+    }
+
+    /// Records a job's end: its files first (so a reader that sees the terminal state
+    /// finds the log in its final place), then the store, then the metrics.
+    fn finish(
+        &self,
+        id: u64,
+        state: JobState,
+        finish: &Finish,
+        duration: Option<Duration>,
+        setup: Option<Duration>,
+    ) {
+        self.finalize_files(id, state != JobState::Succeeded);
+        if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
+            tracing::error!(job = id, "{err}");
+        }
+        self.metrics
+            .finished(state, finish.verdict.as_deref(), duration, setup);
+    }
+
+    /// Moves the log out of the scratch directory and removes the directory (a failed
+    /// job's is kept, log included, with `keep_failed`).
+    fn finalize_files(&self, id: u64, failed: bool) {
+        let scratch = self.scratch_dir(id);
+        let log = self.scratch_log(id);
+        let final_log = self.final_log(id);
+        if let Some(dir) = final_log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let keep = failed && self.config.keep_failed;
+        let moved = if keep {
+            std::fs::copy(&log, &final_log).map(drop)
+        } else {
+            std::fs::rename(&log, &final_log)
+        };
+        if let Err(err) = moved {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(job = id, "failed to keep the job's log: {err}");
+            }
+        }
+        if !keep {
+            if let Err(err) = remove_dir(&scratch) {
+                tracing::warn!(job = id, "failed to remove {}: {err}", scratch.display());
+            }
+        }
+    }
+}
+
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn kill(handle: &Handle) {
+    if handle.dual_build {
+        // Only reached at shutdown: a dual build's runs are spawned by threads the daemon
+        // cannot tell apart from other jobs', so every sandbox goes.
+        worker::kill_all_sandboxes();
+    } else {
+        let thread = handle.thread.load(Ordering::SeqCst);
+        if thread != 0 {
+            worker::kill_sandboxes_of_thread(thread);
+        }
+    }
+}
+
+fn validate(request: &JobRequest) -> Result<(), SubmitError> {
+    let invalid = |message: &str| Err(SubmitError::Invalid(message.to_owned()));
+    let (profile, src, command) = match request {
+        JobRequest::Run(run) => (&run.profile, &run.src, &run.command),
+        JobRequest::Build(build) => {
+            if !build.artifact.is_absolute() {
+                return invalid("`artifact` must be an absolute path");
+            }
+            if build.extract.as_ref().is_some_and(|dir| !dir.is_absolute()) {
+                return invalid("`extract` must be an absolute path");
+            }
+            (&build.profile, &build.src, &build.command)
+        }
+    };
+    if profile.is_empty() {
+        return invalid("`profile` is empty");
+    }
+    if !src.is_absolute() {
+        return invalid("`src` must be an absolute path");
+    }
+    if command.is_empty() {
+        return invalid("`command` is empty");
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Job records in SQLite, so the job list survives a daemon restart.
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::api::wire::{Digests, Job, JobKind, JobRequest, JobState, WIRE_SCHEMA};
+
+/// Version of the database layout (SQLite `user_version`). Changelog:
+/// - 1: first version (`jobs`).
+pub const STORE_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to open the job database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("failed to create the job database's tables: {0}")]
+    Schema(#[source] rusqlite::Error),
+    #[error("job database version {found} is not supported (expected {STORE_VERSION})")]
+    Version { found: i64 },
+    #[error("failed to record a job: {0}")]
+    Insert(#[source] rusqlite::Error),
+    #[error("failed to update job {id}: {source}")]
+    Update {
+        id: u64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("failed to read the job records: {0}")]
+    Read(#[source] rusqlite::Error),
+    #[error("failed to encode a job request: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// How a job ended, as recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Finish {
+    pub verdict: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub digests: Option<Digests>,
+    pub report: Option<serde_json::Value>,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const COLUMNS: &str = "id, kind, state, request, submitted_at_ms, started_at_ms, \
+     finished_at_ms, verdict, exit_code, error, sha256, blake3, log_path";
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(StoreError::Schema)?;
+        if version != 0 && version != STORE_VERSION {
+            return Err(StoreError::Version { found: version });
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS jobs (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 kind TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 request TEXT NOT NULL,
+                 submitted_at_ms INTEGER NOT NULL,
+                 started_at_ms INTEGER,
+                 finished_at_ms INTEGER,
+                 verdict TEXT,
+                 exit_code INTEGER,
+                 error TEXT,
+                 sha256 TEXT,
+                 blake3 TEXT,
+                 log_path TEXT NOT NULL DEFAULT '',
+                 report TEXT
+             );
+             PRAGMA user_version = {STORE_VERSION};"
+        ))
+        .map_err(StoreError::Schema)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a new queued job; `log_path` gets the job's id.
+    pub fn insert(
+        &self,
+        request: &JobRequest,
+        now_ms: u64,
+        log_path: impl Fn(u64) -> PathBuf,
+    ) -> Result<Job, StoreError> {
+        let json = serde_json::to_string(request).map_err(StoreError::Encode)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(StoreError::Insert)?;
+        tx.execute(
+            "INSERT INTO jobs (kind, state, request, submitted_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                request.kind().as_str(),
+                JobState::Queued.as_str(),
+                json,
+                now_ms as i64
+            ],
+        )
+        .map_err(StoreError::Insert)?;
+        let id = tx.last_insert_rowid() as u64;
+        let log = log_path(id);
+        tx.execute(
+            "UPDATE jobs SET log_path = ?1 WHERE id = ?2",
+            params![log.to_string_lossy(), id as i64],
+        )
+        .map_err(StoreError::Insert)?;
+        tx.commit().map_err(StoreError::Insert)?;
+        Ok(Job {
+            schema: WIRE_SCHEMA.into(),
+            id,
+            kind: request.kind(),
+            state: JobState::Queued,
+            request: request.clone(),
+            submitted_at_ms: now_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+            verdict: None,
+            exit_code: None,
+            error: None,
+            digests: None,
+            log_path: log,
+            report: None,
+        })
+    }
+
+    pub fn mark_running(&self, id: u64, now_ms: u64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE jobs SET state = ?1, started_at_ms = ?2 WHERE id = ?3",
+                params![JobState::Running.as_str(), now_ms as i64, id as i64],
+            )
+            .map(drop)
+            .map_err(|source| StoreError::Update { id, source })
+    }
+
+    pub fn finish(
+        &self,
+        id: u64,
+        state: JobState,
+        now_ms: u64,
+        finish: &Finish,
+    ) -> Result<(), StoreError> {
+        let report = finish.report.as_ref().map(|report| report.to_string());
+        self.conn()
+            .execute(
+                "UPDATE jobs SET state = ?1, finished_at_ms = ?2, verdict = ?3, exit_code = ?4,
+                 error = ?5, sha256 = ?6, blake3 = ?7, report = ?8 WHERE id = ?9",
+                params![
+                    state.as_str(),
+                    now_ms as i64,
+                    finish.verdict,
+                    finish.exit_code,
+                    finish.error,
+                    finish.digests.as_ref().map(|d| d.sha256.clone()),
+                    finish.digests.as_ref().map(|d| d.blake3.clone()),
+                    report,
+                    id as i64
+                ],
+            )
+            .map(drop)
+            .map_err(|source| StoreError::Update { id, source })
+    }
+
+    /// One job, with its full report.
+    pub fn get(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        let conn = self.conn();
+        let job = conn
+            .query_row(
+                &format!("SELECT {COLUMNS}, report FROM jobs WHERE id = ?1"),
+                params![id as i64],
+                |row| {
+                    let mut job = job_from_row(row)?;
+                    let report: Option<String> = row.get(13)?;
+                    job.report = report.and_then(|text| serde_json::from_str(&text).ok());
+                    Ok(job)
+                },
+            )
+            .optional()
+            .map_err(StoreError::Read)?;
+        Ok(job)
+    }
+
+    /// The newest `limit` jobs, newest first, without their reports.
+    pub fn list(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"
+            ))
+            .map_err(StoreError::Read)?;
+        let jobs = statement
+            .query_map(params![limit as i64], job_from_row)
+            .map_err(StoreError::Read)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::Read)?;
+        Ok(jobs)
+    }
+
+    /// Marks every job left queued or running (by a daemon that stopped without finishing
+    /// them) as interrupted; returns their ids.
+    pub fn interrupt_unfinished(&self, now_ms: u64) -> Result<Vec<u64>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(StoreError::Read)?;
+        let ids = {
+            let mut statement = tx
+                .prepare("SELECT id FROM jobs WHERE state IN ('queued', 'running')")
+                .map_err(StoreError::Read)?;
+            let ids = statement
+                .query_map([], |row| row.get::<_, i64>(0))
+                .map_err(StoreError::Read)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::Read)?;
+            ids.into_iter().map(|id| id as u64).collect::<Vec<_>>()
+        };
+        for &id in &ids {
+            tx.execute(
+                "UPDATE jobs SET state = ?1, finished_at_ms = ?2, \
+                 error = 'the daemon stopped before the job finished' WHERE id = ?3",
+                params![JobState::Interrupted.as_str(), now_ms as i64, id as i64],
+            )
+            .map_err(|source| StoreError::Update { id, source })?;
+        }
+        tx.commit().map_err(StoreError::Read)?;
+        Ok(ids)
+    }
+}
+
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    let decode = |index: usize, message: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            message.into(),
+        )
+    };
+    let kind: String = row.get(1)?;
+    let state: String = row.get(2)?;
+    let request: String = row.get(3)?;
+    let sha256: Option<String> = row.get(10)?;
+    let blake3: Option<String> = row.get(11)?;
+    let log_path: String = row.get(12)?;
+    let optional_ms = |index: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row.get::<_, Option<i64>>(index)?.map(|ms| ms as u64))
+    };
+    Ok(Job {
+        schema: WIRE_SCHEMA.into(),
+        id: row.get::<_, i64>(0)? as u64,
+        kind: match kind.as_str() {
+            "run" => JobKind::Run,
+            "build" => JobKind::Build,
+            other => return Err(decode(1, format!("unknown job kind {other:?}"))),
+        },
+        state: JobState::parse(&state)
+            .ok_or_else(|| decode(2, format!("unknown job state {state:?}")))?,
+        request: serde_json::from_str(&request).map_err(|err| decode(3, err.to_string()))?,
+        submitted_at_ms: row.get::<_, i64>(4)? as u64,
+        started_at_ms: optional_ms(5)?,
+        finished_at_ms: optional_ms(6)?,
+        verdict: row.get(7)?,
+        exit_code: row.get(8)?,
+        error: row.get(9)?,
+        digests: sha256
+            .zip(blake3)
+            .map(|(sha256, blake3)| Digests { sha256, blake3 }),
+        log_path: PathBuf::from(log_path),
+        report: None,
+    })
+}

@@ -1,0 +1,93 @@
+//! The real `hermeticd`, killed with SIGKILL while a job runs, then restarted.
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::support::{eventually, marker, processes_with, request, POLL_ATTEMPTS, POLL_INTERVAL};
+
+fn start(dir: &std::path::Path) -> Child {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "version = 1\nmax_concurrent = 2\n").unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hermeticd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(dir.join("hermeticd.sock"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("HERMETICD_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start hermeticd")
+}
+
+async fn get(socket: &std::path::Path, path: &str) -> Option<Value> {
+    tokio::net::UnixStream::connect(socket).await.ok()?;
+    let (status, body) = request(socket, "GET", path, None).await;
+    (status == 200).then(|| serde_json::from_slice(&body).unwrap())
+}
+
+async fn wait_job(socket: &std::path::Path, id: u64, state: &str) -> Value {
+    for _ in 0..POLL_ATTEMPTS {
+        if let Some(job) = get(socket, &format!("/v1/jobs/{id}")).await {
+            if job["state"] == state {
+                return job;
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    panic!("job {id} never became {state}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hermeticd.sock");
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut daemon = start(dir.path());
+    assert!(eventually(|| std::os::unix::net::UnixStream::connect(&socket).is_ok()).await);
+
+    let marker = marker("crash");
+    let body =
+        json!({"kind": "run", "profile": "default", "src": src, "command": ["sleep", marker]});
+    let (status, job) = request(
+        &socket,
+        "POST",
+        "/v1/jobs",
+        Some(body.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&job));
+    let id = serde_json::from_slice::<Value>(&job).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    wait_job(&socket, id, "running").await;
+    assert!(eventually(|| !processes_with(&marker).is_empty()).await);
+    let scratch = dir.path().join(format!("state/scratch/{id}"));
+    assert!(scratch.is_dir());
+
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(
+        eventually(|| processes_with(&marker).is_empty()).await,
+        "the sandbox outlived its daemon: {:?}",
+        processes_with(&marker)
+    );
+
+    let mut restarted = start(dir.path());
+    let job = wait_job(&socket, id, "interrupted").await;
+    assert!(
+        job["error"].as_str().unwrap().contains("daemon stopped"),
+        "{job}"
+    );
+    assert!(!scratch.exists(), "the scratch dir was left behind");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(restarted.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = restarted.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the socket was left behind");
+}

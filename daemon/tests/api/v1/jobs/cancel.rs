@@ -1,0 +1,43 @@
+//! `POST /v1/jobs/{id}/cancel`
+use crate::support::{eventually, marker, processes_with, Daemon};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_running_job_kills_its_sandbox() {
+    let daemon = Daemon::start(|_| {}).await;
+    let marker = marker("cancel-running");
+    let id = daemon.submit(&["sleep", &marker]).await;
+    daemon.wait_for(id, |job| job["state"] == "running").await;
+    assert!(eventually(|| !processes_with(&marker).is_empty()).await);
+    let (status, job) = daemon.post(&format!("/v1/jobs/{id}/cancel"), "").await;
+    assert_eq!(status, 202, "{job}");
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(processes_with(&marker).is_empty());
+    assert!(!daemon.state_dir.join(format!("scratch/{id}")).exists());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_queued_job_means_it_never_runs() {
+    let daemon = Daemon::start(|config| config.max_concurrent = 1).await;
+    let running = daemon.submit(&["sleep", "1000"]).await;
+    let queued = daemon.submit(&["/bin/true"]).await;
+    let (status, job) = daemon.post(&format!("/v1/jobs/{queued}/cancel"), "").await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["state"], "cancelled");
+    assert!(job.get("started_at_ms").is_none());
+    daemon.post(&format!("/v1/jobs/{running}/cancel"), "").await;
+    assert_eq!(daemon.wait_finished(running).await["state"], "cancelled");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_finished_job_is_a_conflict() {
+    let daemon = Daemon::start(|_| {}).await;
+    let id = daemon.submit(&["/bin/true"]).await;
+    daemon.wait_finished(id).await;
+    let (status, error) = daemon.post(&format!("/v1/jobs/{id}/cancel"), "").await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["error"]["code"], "not-cancellable");
+    daemon.stop().await;
+}

@@ -1,0 +1,78 @@
+//! `GET /v1/jobs/{id}/log`
+use http_body_util::BodyExt;
+
+use crate::support::{send, Daemon};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_holds_stdout_and_stderr() {
+    let daemon = Daemon::start(|_| {}).await;
+    let id = daemon
+        .submit(&["sh", "-c", "echo to-stdout; echo to-stderr >&2"])
+        .await;
+    daemon.wait_finished(id).await;
+    let (status, log) = daemon.text(&format!("/v1/jobs/{id}/log")).await;
+    assert_eq!(status, 200);
+    assert_eq!(log, "to-stdout\nto-stderr\n");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_is_capped() {
+    let daemon = Daemon::start(|config| config.log_limit_bytes = 1000).await;
+    let id = daemon
+        .submit(&[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done",
+        ])
+        .await;
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (_, log) = daemon.text(&format!("/v1/jobs/{id}/log")).await;
+    assert!(log.starts_with("line-0\n"), "{log}");
+    assert!(
+        log.contains("[hermeticd] log truncated: the limit is 1000 bytes"),
+        "{log}"
+    );
+    assert!(log.len() < 1100, "{}", log.len());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_followed_log_streams_live_until_the_job_ends() {
+    let daemon = Daemon::start(|_| {}).await;
+    // The job prints a line, then takes a while before the next: the first line must
+    // arrive while the job is still running.
+    let id = daemon
+        .submit(&["sh", "-c", "echo first; sleep 3; echo second"])
+        .await;
+    let response = send(
+        &daemon.socket,
+        "GET",
+        &format!("/v1/jobs/{id}/log?follow=true"),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    while !seen.contains("first") {
+        let frame = body.frame().await.expect("the stream ended early").unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let (_, job) = daemon.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(
+        job["state"], "running",
+        "the first line came before the job ended"
+    );
+    let rest = body.collect().await.unwrap().to_bytes();
+    seen.push_str(&String::from_utf8_lossy(&rest));
+    assert_eq!(seen, "first\nsecond\n");
+    assert_eq!(
+        daemon.get(&format!("/v1/jobs/{id}")).await.1["state"],
+        "succeeded"
+    );
+    daemon.stop().await;
+}

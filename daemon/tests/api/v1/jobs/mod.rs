@@ -1,0 +1,192 @@
+//! `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`
+mod cancel;
+mod log;
+
+use serde_json::json;
+
+use crate::support::Daemon;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_job_succeeds_and_its_status_says_how() {
+    let daemon = Daemon::start(|_| {}).await;
+    let id = daemon.submit(&["/bin/true"]).await;
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "run");
+    assert_eq!(job["verdict"], "exited");
+    assert_eq!(job["exit_code"], 0);
+    assert_eq!(job["schema"], "hermetic.daemon/v1");
+    assert!(job["started_at_ms"].as_u64() >= job["submitted_at_ms"].as_u64());
+    assert!(job["finished_at_ms"].as_u64() >= job["started_at_ms"].as_u64());
+    assert_eq!(job["request"]["command"], json!(["/bin/true"]));
+    // The scratch directory is gone; the log is kept.
+    assert!(!daemon.state_dir.join(format!("scratch/{id}")).exists());
+    assert!(std::path::Path::new(job["log_path"].as_str().unwrap()).is_file());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_does_not_see_the_daemon_socket() {
+    let daemon = Daemon::start(|_| {}).await;
+    let script = format!(
+        "test ! -e {} && test ! -e /run/hermetic && test ! -e {}",
+        daemon.socket.display(),
+        daemon.state_dir.display()
+    );
+    let id = daemon.submit(&["sh", "-c", &script]).await;
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_command_fails_the_job_with_its_exit_code() {
+    let daemon = Daemon::start(|_| {}).await;
+    let failing = daemon.submit(&["sh", "-c", "exit 3"]).await;
+    let missing = daemon.submit(&["/no/such/program"]).await;
+    let job = daemon.wait_finished(failing).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["exit_code"], 3);
+    let job = daemon.wait_finished(missing).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["verdict"], "not-found");
+    assert_eq!(job["exit_code"], 127);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_job_keeps_its_scratch_dir_with_keep_failed() {
+    let daemon = Daemon::start(|config| config.keep_failed = true).await;
+    let failing = daemon.submit(&["sh", "-c", "echo kept; exit 1"]).await;
+    let ok = daemon.submit(&["/bin/true"]).await;
+    daemon.wait_finished(failing).await;
+    daemon.wait_finished(ok).await;
+    let kept = daemon.state_dir.join(format!("scratch/{failing}/log"));
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "kept\n");
+    assert!(!daemon.state_dir.join(format!("scratch/{ok}")).exists());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_build_job_writes_its_artifact_and_reports_digests() {
+    let daemon = Daemon::start(|_| {}).await;
+    let artifact = daemon.dir.path().join("out.tar.zst");
+    let request = json!({
+        "kind": "build",
+        "profile": "default",
+        "src": daemon.src,
+        "outputs": ["out"],
+        "artifact": artifact,
+        "extract": null,
+        "single": true,
+        "explain": false,
+        "source_date_epoch": null,
+        "command": ["sh", "-c", "mkdir -p out && echo built > out/a && echo building"],
+    });
+    let (status, job) = daemon.post("/v1/jobs", &request.to_string()).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "build");
+    assert_eq!(job["verdict"], "built");
+    assert_eq!(job["exit_code"], 0);
+    assert_eq!(
+        job["digests"]["sha256"].as_str().unwrap().len(),
+        64,
+        "{job}"
+    );
+    assert_eq!(job["report"]["schema"], "hermetic.build/v1");
+    assert!(artifact.is_file());
+    let (_, log) = daemon.text(&format!("/v1/jobs/{id}/log")).await;
+    assert!(log.contains("building"), "{log}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_are_listed_newest_first() {
+    let daemon = Daemon::start(|_| {}).await;
+    let first = daemon.submit(&["/bin/true"]).await;
+    let second = daemon.submit(&["/bin/false"]).await;
+    daemon.wait_finished(first).await;
+    daemon.wait_finished(second).await;
+    let (status, list) = daemon.get("/v1/jobs").await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<u64> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [second, first]);
+    assert_eq!(list["jobs"][0]["state"], "failed");
+    let (_, list) = daemon.get("/v1/jobs?limit=1").await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_survive_a_restart_on_the_same_state_dir() {
+    let daemon = Daemon::start(|_| {}).await;
+    let id = daemon.submit(&["/bin/true"]).await;
+    daemon.wait_finished(id).await;
+    let again = Daemon::start_in(daemon.stop().await, |_| {}).await;
+    let job = again.wait_finished(id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_job_is_not_found() {
+    let daemon = Daemon::start(|_| {}).await;
+    for path in ["/v1/jobs/999", "/v1/jobs/nope", "/v1/jobs/999/log"] {
+        let (status, error) = daemon.get(path).await;
+        assert_eq!(status, 404, "{path}: {error}");
+        assert_eq!(error["error"]["code"], "not-found");
+    }
+    let (status, error) = daemon.post("/v1/jobs/999/cancel", "").await;
+    assert_eq!(status, 404, "{error}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_refuses_submissions_as_busy() {
+    let daemon = Daemon::start(|config| {
+        config.max_concurrent = 1;
+        config.queue_limit = 2;
+    })
+    .await;
+    let running = daemon.submit(&["sleep", "1000"]).await;
+    let queued = [
+        daemon.submit(&["/bin/true"]).await,
+        daemon.submit(&["/bin/true"]).await,
+    ];
+    let (status, error) = daemon
+        .post("/v1/jobs", &daemon.run_request(&["/bin/true"]))
+        .await;
+    assert_eq!(status, 503, "{error}");
+    assert_eq!(error["error"]["code"], "busy");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("queue is full"));
+    let (_, metrics) = daemon.text("/metrics").await;
+    assert!(
+        metrics.contains("hermeticd_jobs_rejected_busy_total 1"),
+        "{metrics}"
+    );
+    // The daemon still answers, and the queue drains in order once the slot is free.
+    let (status, _) = daemon.post(&format!("/v1/jobs/{running}/cancel"), "").await;
+    assert_eq!(status, 202);
+    for id in queued {
+        assert_eq!(daemon.wait_finished(id).await["state"], "succeeded");
+    }
+    let first: u64 = daemon.get(&format!("/v1/jobs/{}", queued[0])).await.1["started_at_ms"]
+        .as_u64()
+        .unwrap();
+    let second: u64 = daemon.get(&format!("/v1/jobs/{}", queued[1])).await.1["started_at_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(first <= second);
+    daemon.stop().await;
+}
