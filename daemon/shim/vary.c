@@ -1,7 +1,9 @@
 /*
- * hermetic's variation shim, preloaded (through the sandbox's own /etc/ld.so.preload, never
- * an environment variable) into every dynamically linked process of the second run of a
- * dual build. It makes that run observe:
+ * hermetic's variation shim, preloaded through the sandbox's own /etc/ld.so.preload (never
+ * an environment variable) into every dynamically linked process of every host-toolchain
+ * sandbox. The canonical run loads it too, as a pass-through, so the two runs of a dual
+ * build see the same files, the same /etc and the same mappings. In the second run it
+ * makes the build observe:
  *   - a wall clock 200 days ahead (clock_gettime, gettimeofday, time), and file times read
  *     back through any stat call shifted the same way, with explicit times written through
  *     the utime family shifted back, so a build that sets mtimes to SOURCE_DATE_EPOCH sees
@@ -27,6 +29,19 @@
 
 #define SHIFT_SECONDS ((time_t)200 * 86400)
 
+/*
+ * The launcher installs this object unchanged for a pass-through run and, for the varied
+ * run, with the marker's last byte patched to '1' (same size, same path), so nothing but
+ * the object's bytes tells the runs apart. volatile keeps the compiler from folding it.
+ */
+static volatile const char mode_marker[] = "hermetic-vary-mode:0";
+
+/* Read on every call rather than in a constructor: other libraries' constructors may
+ * read the clock before ours would run. */
+static int varying(void) { return mode_marker[sizeof mode_marker - 2] == '1'; }
+
+static time_t shift_seconds(void) { return varying() ? SHIFT_SECONDS : 0; }
+
 /* glibc declares these pointers nonnull, but callers do pass NULL (gettimeofday(NULL, tz)). */
 #pragma GCC diagnostic ignored "-Wnonnull-compare"
 
@@ -42,14 +57,14 @@ static int is_wall_clock(clockid_t clock) {
 int clock_gettime(clockid_t clock, struct timespec *ts) {
     REAL(clock_gettime);
     int rc = real_clock_gettime(clock, ts);
-    if (rc == 0 && ts && is_wall_clock(clock)) ts->tv_sec += SHIFT_SECONDS;
+    if (rc == 0 && ts && is_wall_clock(clock)) ts->tv_sec += shift_seconds();
     return rc;
 }
 
 int gettimeofday(struct timeval *restrict tv, void *restrict tz) {
     REAL(gettimeofday);
     int rc = real_gettimeofday(tv, tz);
-    if (rc == 0 && tv) tv->tv_sec += SHIFT_SECONDS;
+    if (rc == 0 && tv) tv->tv_sec += shift_seconds();
     return rc;
 }
 
@@ -61,9 +76,9 @@ time_t time(time_t *out) {
 }
 
 static void shift_stat(struct stat *st) {
-    st->st_atim.tv_sec += SHIFT_SECONDS;
-    st->st_mtim.tv_sec += SHIFT_SECONDS;
-    st->st_ctim.tv_sec += SHIFT_SECONDS;
+    st->st_atim.tv_sec += shift_seconds();
+    st->st_mtim.tv_sec += shift_seconds();
+    st->st_ctim.tv_sec += shift_seconds();
 }
 
 int stat(const char *restrict path, struct stat *restrict st) {
@@ -111,10 +126,10 @@ int statx(int dirfd, const char *restrict path, int flags, unsigned int mask,
     REAL(statx);
     int rc = real_statx(dirfd, path, flags, mask, stx);
     if (rc == 0) {
-        stx->stx_atime.tv_sec += SHIFT_SECONDS;
-        stx->stx_btime.tv_sec += SHIFT_SECONDS;
-        stx->stx_ctime.tv_sec += SHIFT_SECONDS;
-        stx->stx_mtime.tv_sec += SHIFT_SECONDS;
+        stx->stx_atime.tv_sec += shift_seconds();
+        stx->stx_btime.tv_sec += shift_seconds();
+        stx->stx_ctime.tv_sec += shift_seconds();
+        stx->stx_mtime.tv_sec += shift_seconds();
     }
     return rc;
 }
@@ -124,7 +139,7 @@ static const struct timespec *unshift_timespecs(const struct timespec in[2], str
     if (!in) return NULL;
     for (int i = 0; i < 2; i++) {
         out[i] = in[i];
-        if (in[i].tv_nsec != UTIME_NOW && in[i].tv_nsec != UTIME_OMIT) out[i].tv_sec -= SHIFT_SECONDS;
+        if (in[i].tv_nsec != UTIME_NOW && in[i].tv_nsec != UTIME_OMIT) out[i].tv_sec -= shift_seconds();
     }
     return out;
 }
@@ -145,15 +160,15 @@ int utimes(const char *path, const struct timeval times[2]) {
     REAL(utimes);
     if (!times) return real_utimes(path, times);
     struct timeval shifted[2] = {times[0], times[1]};
-    shifted[0].tv_sec -= SHIFT_SECONDS;
-    shifted[1].tv_sec -= SHIFT_SECONDS;
+    shifted[0].tv_sec -= shift_seconds();
+    shifted[1].tv_sec -= shift_seconds();
     return real_utimes(path, shifted);
 }
 
 int utime(const char *path, const struct utimbuf *times) {
     REAL(utime);
     if (!times) return real_utime(path, times);
-    struct utimbuf shifted = {times->actime - SHIFT_SECONDS, times->modtime - SHIFT_SECONDS};
+    struct utimbuf shifted = {times->actime - shift_seconds(), times->modtime - shift_seconds()};
     return real_utime(path, &shifted);
 }
 
@@ -182,7 +197,7 @@ static void forget(struct listing *l) {
 struct dirent *readdir(DIR *dir) {
     REAL(readdir);
     int fd = dirfd(dir);
-    if (fd < 0 || fd >= MAX_LISTINGS) return real_readdir(dir);
+    if (!varying() || fd < 0 || fd >= MAX_LISTINGS) return real_readdir(dir);
     struct listing *l = &listings[fd];
     if (l->dir != dir) {
         forget(l);

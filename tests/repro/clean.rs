@@ -9,6 +9,13 @@ fn env_recorded() {
     Build::new("env_recorded").run().assert_reproducible();
 }
 
+/// The shim that varies run b is loaded by run a too, so neither its preload file nor its
+/// mapping tells the runs apart.
+#[test]
+fn sandbox_files() {
+    Build::new("sandbox_files").run().assert_reproducible();
+}
+
 #[test]
 fn identity_paths() {
     Build::new("identity_paths").run().assert_reproducible();

@@ -48,6 +48,10 @@ pub const CORPUS: &[(&str, &str)] = &[
     // clean
     ("env_recorded", "16: whole environment recorded"),
     (
+        "sandbox_files",
+        "the variation mechanism: /etc, /run, mapped files",
+    ),
+    (
         "identity_paths",
         "11-15, 17: paths, user, host, kernel name",
     ),

@@ -94,7 +94,14 @@ fn the_varied_run_names_every_variation() {
     dual.assert_reproducible();
     assert_eq!(
         dual.varied(),
-        ["clock", "directory-order", "pids", "cpu-placement", "aslr"]
+        [
+            "clock",
+            "directory-order",
+            "inode-numbers",
+            "pids",
+            "cpu-placement",
+            "aslr"
+        ]
     );
     for what in dual.varied() {
         assert!(!dual.how(what).is_empty(), "{what}");
@@ -137,6 +144,6 @@ fn the_human_summary_lists_paths_and_causes() {
     );
     assert!(dual
         .stdout
-        .contains("varied: clock, directory-order, pids, cpu-placement, aslr"));
+        .contains("varied: clock, directory-order, inode-numbers, pids, cpu-placement, aslr"));
     assert!(dual.artifact.is_file());
 }

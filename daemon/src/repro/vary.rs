@@ -2,21 +2,23 @@
 //! and what differs between machines anyway. The mechanism must not be visible to the
 //! build as a difference in its inputs: no extra environment variable, no other path.
 //!
-//! - wall clock and directory order: the variation shim (`sandbox::shim`, preloaded
-//!   through the run's own /etc/ld.so.preload) shifts every wall-clock read and every file
-//!   time read back by [`SHIFT_DAYS`] days, and reverses every directory listing (the
-//!   source tree's and those the build creates), so both runs can start together. Static
-//!   and non-glibc binaries do not load it; a rootfs sandbox (whose libc is unknown) also
-//!   starts [`START_OFFSET_MS`] later, a real offset every clock obeys, and gets its
-//!   source tree streamed in reverse order.
+//! - wall clock and directory order: the variation shim (`sandbox::shim`, preloaded in
+//!   both runs through the sandbox's own /etc/ld.so.preload, a pass-through in run a) shifts
+//!   every wall-clock read and every file time read back by [`SHIFT_DAYS`] days in run b,
+//!   and reverses every directory listing (the source tree's and those the build creates),
+//!   so both runs start together. Static and non-glibc binaries do not load it. A rootfs
+//!   sandbox (whose libc is unknown) gets no shim: run b starts [`START_OFFSET_MS`] later,
+//!   a real offset every clock obeys, with its source tree streamed in reverse order;
+//! - inode numbers: run b uses up a seeded number of inode numbers on the build dir's and
+//!   /tmp's file systems first;
 //! - pids: the build's first pid is offset;
 //! - CPU placement: another set of cores where the host has enough;
 //! - ASLR: both runs randomise independently (it is never disabled).
 use serde::Serialize;
 
 use crate::sandbox::plan::choose_cpus;
-use crate::sandbox::shim::{SHIFT_DAYS, SHIM_PATH};
-use crate::sandbox::spec::{RootSpec, SandboxSpec, Variation};
+use crate::sandbox::shim::SHIFT_DAYS;
+use crate::sandbox::spec::{SandboxSpec, Variation};
 
 /// How much later run b starts in a rootfs sandbox: more than two seconds, so
 /// second-resolution timestamps, 2-second zip times and kernel-assigned file times always
@@ -44,24 +46,25 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     let mut spec = canonical.clone();
     let mut varied = Vec::new();
 
-    let rootfs = matches!(canonical.root, RootSpec::Rootfs { .. });
-    spec.etc_files
-        .push(("ld.so.preload".into(), format!("{SHIM_PATH}\n")));
+    let shim = canonical.preload_shim;
     spec.variation = Variation {
-        reverse_source_order: rootfs,
+        reverse_source_order: !shim,
         pid_offset: Some(300 + (seed % 700) as u32),
-        vary_shim: true,
+        vary_shim: shim,
+        inode_offset: Some(1000 + (seed % 1000) as u32),
     };
-    let clock = format!(
-        "shifted +{SHIFT_DAYS} days for every dynamically linked glibc program (wall-clock reads and file times read back; the canonical run's clock is real)"
-    );
-    let (clock, start_delay_ms) = if rootfs {
+    let (clock, order, start_delay_ms) = if shim {
         (
-            format!("{clock}; also started {START_OFFSET_MS} ms after run a (rootfs sandbox)"),
-            START_OFFSET_MS,
+            format!("shifted +{SHIFT_DAYS} days for every dynamically linked glibc program (wall-clock reads, and file times read back)"),
+            "every directory listing reversed (the source tree and directories the build creates)",
+            0,
         )
     } else {
-        (clock, 0)
+        (
+            format!("started {START_OFFSET_MS} ms after run a (rootfs sandbox: the shim is not loaded; day-resolution dates are not varied)"),
+            "source tree enumerated in reverse order (rootfs sandbox: directories the build creates are not varied)",
+            START_OFFSET_MS,
+        )
     };
     varied.push(Varied {
         what: "clock",
@@ -69,8 +72,14 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     });
     varied.push(Varied {
         what: "directory-order",
-        how: "every directory listing reversed (the source tree and directories the build creates)"
-            .into(),
+        how: order.into(),
+    });
+    varied.push(Varied {
+        what: "inode-numbers",
+        how: format!(
+            "{} inode numbers used up in the build dir and /tmp before the source is copied",
+            spec.variation.inode_offset.unwrap_or_default()
+        ),
     });
     varied.push(Varied {
         what: "pids",

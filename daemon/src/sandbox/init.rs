@@ -52,6 +52,10 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     ))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     crate::sandbox::mount::build_root(spec)?;
+    if let Some(count) = spec.variation.inode_offset {
+        crate::sandbox::mount::use_up_inode_numbers(&spec.paths.build_dir, count)?;
+        crate::sandbox::mount::use_up_inode_numbers(&spec.paths.tmp, count)?;
+    }
     if spec.source.is_some() {
         crate::sandbox::source::unpack_source(
             std::io::BufReader::with_capacity(256 * 1024, take_fd(SOURCE_FD)),

@@ -75,9 +75,10 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
         RootSpec::Rootfs { dir } => bind_rootfs(dir)?,
     }
     write_etc(spec)?;
-    if spec.variation.vary_shim {
+    if spec.preload_shim {
         let shim = inside(Path::new(crate::sandbox::shim::SHIM_PATH));
-        fs::write(&shim, crate::sandbox::shim::VARY_SHIM).map_err(step(
+        let object = crate::sandbox::shim::shim_object(spec.variation.vary_shim);
+        fs::write(&shim, object).map_err(step(
             Layer::Filesystem,
             "install the variation shim",
             "write",
@@ -342,6 +343,28 @@ fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), StepError> {
 fn write_etc(spec: &SandboxSpec) -> Result<(), StepError> {
     for (name, content) in &spec.etc_files {
         write_file(&inside(&Path::new("/etc").join(name)), content, 0o644)?;
+    }
+    Ok(())
+}
+
+/// Uses up `count` inode numbers on the file system holding `dir` (tmpfs numbers its
+/// inodes from a per-mount counter, so the same creations give the same numbers in both
+/// runs otherwise).
+pub(crate) fn use_up_inode_numbers(dir: &Path, count: u32) -> Result<(), StepError> {
+    let scratch = dir.join(".hermetic-inode-offset");
+    for _ in 0..count {
+        fs::File::create(&scratch).map_err(step(
+            Layer::Filesystem,
+            "shift inode numbers",
+            "open(O_CREAT)",
+            scratch.clone(),
+        ))?;
+        fs::remove_file(&scratch).map_err(step(
+            Layer::Filesystem,
+            "shift inode numbers",
+            "unlink",
+            scratch.clone(),
+        ))?;
     }
     Ok(())
 }

@@ -35,6 +35,11 @@ pub struct SandboxSpec {
     pub landlock_abi: u8,
     /// Files of /etc written for the build (passwd, group, hosts, ...), path → content.
     pub etc_files: Vec<(String, String)>,
+    /// Install the variation shim at `shim::SHIM_PATH` (`etc_files` then holds an
+    /// ld.so.preload naming it). Every host-toolchain sandbox has it, as a pass-through
+    /// unless `variation.vary_shim`, so both runs of a dual build see the same files.
+    #[serde(default)]
+    pub preload_shim: bool,
     /// cgroup.procs files the helper joins before creating namespaces.
     pub cgroup_procs: Vec<PathBuf>,
     pub outputs: Option<OutputRequest>,
@@ -53,8 +58,13 @@ pub struct Variation {
     /// The last pid handed out in the pid namespace before the build starts, so the
     /// build's processes get other pids than in the canonical run.
     pub pid_offset: Option<u32>,
-    /// Install the variation shim at `shim::SHIM_PATH` (the spec's etc files preload it).
+    /// Switch the preloaded shim from pass-through to varying (clock, file times and
+    /// directory listings; see daemon/shim/vary.c).
     pub vary_shim: bool,
+    /// How many inode numbers to use up on the build dir's and /tmp's file systems before
+    /// the source is copied in, so every file the build sees or creates there gets another
+    /// inode number than in the canonical run.
+    pub inode_offset: Option<u32>,
 }
 
 /// Where the sandbox's read-only system comes from.

@@ -1,6 +1,6 @@
 # Catalog row 29: inode numbers recorded (a tar --format=posix or cpio would too). The
-# source tree's inodes follow the copy order, which the varied run reverses. Link counts
-# (out/links) are stable.
+# inode numbers follow the order of creation on the tmpfs; the varied run uses up a
+# thousand or more first. Link counts (out/links) are stable.
 # Expected: nondeterministic, out/inodes, variation-sensitive.
 set -eu
 mkdir -p out
