@@ -132,3 +132,25 @@ fn source_date_epoch_defaults_to_git_head_then_1980() {
     assert_status(&output, 0);
     assert_eq!(stdout(&output), "1234567890\n");
 }
+
+/// The variation shim belongs to dual builds only: a plain run preloads nothing (a
+/// preloaded library upsets tools that must be loaded first, such as ASan's runtime).
+#[test]
+fn a_plain_run_preloads_nothing() {
+    let src = Source::new(&[]);
+    let output = run_in(
+        &src,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "ls -a /etc /run; grep -c hermetic-vary /proc/self/maps || true",
+        ],
+    );
+    assert_status(&output, 0);
+    let listing = stdout(&output);
+    assert!(listing.contains("passwd"), "{listing}");
+    assert!(!listing.contains("ld.so.preload"), "{listing}");
+    assert!(!listing.contains("hermetic-vary"), "{listing}");
+    assert_eq!(listing.lines().last(), Some("0"), "{listing}");
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::repro::compare::{compare, Difference, DifferenceKind};
 use crate::repro::explain::{find_timestamps, read_archived_files, TimeWindow, TimestampEncoding};
-use crate::repro::vary::{second_run, Varied};
+use crate::repro::vary::{canonical_run, second_run, Varied};
 use crate::sandbox::launch::{self, BuildStatus, Launch, PackedOutputs, RunOutcome};
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
@@ -115,6 +115,7 @@ pub fn run(
     options: &DualOptions,
     io: &(dyn Fn(RunName) -> std::io::Result<RunIo> + Sync),
 ) -> std::io::Result<DualOutcome> {
+    let canonical = &canonical_run(canonical);
     let second = second_run(canonical, options.seed);
     let io_a = io(RunName::A)?;
     let io_b = io(RunName::B)?;

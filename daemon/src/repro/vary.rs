@@ -3,7 +3,8 @@
 //! build as a difference in its inputs: no extra environment variable, no other path.
 //!
 //! - wall clock and directory order: the variation shim (`sandbox::shim`, preloaded in
-//!   both runs through the sandbox's own /etc/ld.so.preload, a pass-through in run a) shifts
+//!   both runs of a host-toolchain sandbox through its own /etc/ld.so.preload, a
+//!   pass-through in run a) shifts
 //!   every wall-clock read and every file time read back by [`SHIFT_DAYS`] days in run b,
 //!   and reverses every directory listing (the source tree's and those the build creates),
 //!   so both runs start together. Static and non-glibc binaries do not load it. A rootfs
@@ -17,8 +18,8 @@
 use serde::Serialize;
 
 use crate::sandbox::plan::choose_cpus;
-use crate::sandbox::shim::SHIFT_DAYS;
-use crate::sandbox::spec::{SandboxSpec, Variation};
+use crate::sandbox::shim::{SHIFT_DAYS, SHIM_PATH};
+use crate::sandbox::spec::{RootSpec, SandboxSpec, Variation};
 
 /// How much later run b starts in a rootfs sandbox: more than two seconds, so
 /// second-resolution timestamps, 2-second zip times and kernel-assigned file times always
@@ -40,7 +41,22 @@ pub struct SecondRun {
     pub start_delay_ms: u64,
 }
 
-/// Derives the second run from the canonical spec. `seed` picks the offsets (any value
+/// The canonical run of a dual build: the planned spec, plus the shim as a pass-through in
+/// a host-toolchain sandbox, so that run a and run b show the same files. Only dual
+/// builds get it: `hermetic run` and single builds keep an /etc without ld.so.preload
+/// (a preloaded library breaks tools that must be loaded first, such as ASan's runtime).
+/// The shim is built against the host's glibc; a rootfs may carry another libc or none.
+pub fn canonical_run(planned: &SandboxSpec) -> SandboxSpec {
+    let mut spec = planned.clone();
+    if matches!(spec.root, RootSpec::Host { .. }) {
+        spec.preload_shim = true;
+        spec.etc_files
+            .push(("ld.so.preload".into(), format!("{SHIM_PATH}\n")));
+    }
+    spec
+}
+
+/// Derives the second run from the canonical spec (as `canonical_run` made it). `seed` picks the offsets (any value
 /// works; the report records what was used).
 pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     let mut spec = canonical.clone();

@@ -137,15 +137,6 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         }
     };
     let seccomp = load_seccomp(&profile.seccomp_policy)?;
-    // The shim is built against the host's glibc; a rootfs may carry another libc or none.
-    let preload_shim = matches!(root, RootSpec::Host { .. });
-    let mut etc_files = pins::etc_files(&profile.identity, &profile.paths);
-    if preload_shim {
-        etc_files.push((
-            "ld.so.preload".into(),
-            format!("{}\n", crate::sandbox::shim::SHIM_PATH),
-        ));
-    }
     Ok(Plan {
         spec: SandboxSpec {
             version: SPEC_VERSION,
@@ -168,8 +159,8 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
             },
             seccomp,
             landlock_abi: profile.landlock_abi,
-            etc_files,
-            preload_shim,
+            etc_files: pins::etc_files(&profile.identity, &profile.paths),
+            preload_shim: false,
             cgroup_procs: Vec::new(),
             outputs: request.outputs.map(|paths| OutputRequest {
                 paths: paths.to_vec(),

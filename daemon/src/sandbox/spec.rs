@@ -36,8 +36,8 @@ pub struct SandboxSpec {
     /// Files of /etc written for the build (passwd, group, hosts, ...), path → content.
     pub etc_files: Vec<(String, String)>,
     /// Install the variation shim at `shim::SHIM_PATH` (`etc_files` then holds an
-    /// ld.so.preload naming it). Every host-toolchain sandbox has it, as a pass-through
-    /// unless `variation.vary_shim`, so both runs of a dual build see the same files.
+    /// ld.so.preload naming it). Both runs of a dual build in a host-toolchain sandbox
+    /// have it, a pass-through unless `variation.vary_shim`, so they see the same files.
     #[serde(default)]
     pub preload_shim: bool,
     /// cgroup.procs files the helper joins before creating namespaces.
