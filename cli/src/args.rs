@@ -12,9 +12,17 @@ use clap::{Args, Parser, Subcommand};
     long_about = "Run builds in a hardened sandbox (user, mount, pid, net, uts, ipc, cgroup and time \
 namespaces; Landlock; seccomp; no capabilities; loopback-only network; resource limits) with a \
 pinned environment, and archive their outputs as deterministic tar+zstd.",
-    after_help = "Examples:\n  hermetic run -- make test\n  hermetic build --single --output out -- sh build.sh\n  hermetic profile list"
+    after_help = "`run` and `build` go through the daemon (hermeticd) on its socket, which is \
+started for you when none answers; --no-daemon (or HERMETIC_NO_DAEMON=1) runs them in this \
+process. Either way they print the same output and exit with the same codes.\n\n\
+Examples:\n  hermetic run -- make test\n  hermetic build --single --output out -- sh build.sh\n  \
+hermetic jobs\n  hermetic profile list"
 )]
 pub struct Cli {
+    /// Run `run` and `build` in this process instead of through the daemon (also
+    /// HERMETIC_NO_DAEMON=1).
+    #[arg(long, global = true)]
+    pub no_daemon: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,9 +47,16 @@ and only regular files, directories and symlinks.\n\n\
 SOURCE_DATE_EPOCH is --source-date-epoch, else the commit time of the source's git HEAD, else \
 315532800 (1980-01-01).\n\n\
 Exit status: 0 built, 1 the command failed, 2 usage or configuration error, 3 nondeterministic \
-(reserved for dual runs), 5 sandbox or internal error.\n\n\
+(reserved for dual runs), 4 --require-cache and no usable cache entry, 5 sandbox or internal \
+error.\n\n\
+Cache (--cache-dir): the cache key covers the source tree, command, outputs, profile and \
+seccomp policy, toolchain, pinned environment and SOURCE_DATE_EPOCH. An entry is restored \
+only after its signature (a --trust-key, or the local key hermetic generates in its state \
+dir), its signed key and scope, and its archive (sha256, blake3, every file) all check out; \
+otherwise it is quarantined and the build runs. Only reproducible results are stored.\n\n\
 Examples:\n  hermetic build --single -- sh -c 'mkdir -p out && echo hi > out/hello'\n  \
-hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- make dist"
+hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- make dist\n  \
+hermetic build --cache-dir ~/.cache/hermetic -- make"
     )]
     Build(BuildArgs),
     /// List, show and check sandbox profiles.
@@ -49,18 +64,121 @@ hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- 
     Profile(ProfileCommand),
     /// Create a key pair for signing build outputs (cosign-compatible).
     Keygen(crate::commands::KeygenArgs),
-    /// Verify a provenance bundle against an artifact, offline, with trusted keys only.
+    /// Verify a provenance bundle (or a cache entry's manifest) against an artifact,
+    /// offline, with trusted keys only.
     #[command(
         after_help = "Checks, in order: the bundle's single DSSE signature with a \
 --trust-key (never a key named by the bundle), the payload type, the in-toto statement and \
 SLSA v1 predicate types, that a subject's sha256 (and blake3) is the artifact's, and the \
 builder id when --builder-id is given.\n\n\
+With --manifest, the file is a cache entry's signed manifest: after its signature, the \
+archive's size, sha256 and blake3 and every file in it are checked against the manifest.\n\n\
 Exit status: 0 verified, 4 not verified (the reason is named), 2 usage error.\n\n\
 The same bundle verifies with cosign:\n  cosign verify-blob-attestation --key PUB --type slsaprovenance1 \
 --insecure-ignore-tlog --bundle FILE ARCHIVE\n\n\
-Example:\n  hermetic verify --bundle out.intoto.json --artifact hermetic-out.tar.zst --trust-key cosign.pub"
+Examples:\n  hermetic verify --bundle out.intoto.json --artifact hermetic-out.tar.zst --trust-key cosign.pub\n  \
+hermetic verify --manifest entry.sigstore.json --artifact archive.tar.zst --trust-key ci.pub"
     )]
     Verify(VerifyArgs),
+    /// List, verify, restore and clean the signed build cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Show or stop the daemon that runs jobs.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// List the daemon's jobs, newest first.
+    #[command(
+        after_help = "Each line: id, state (queued, running, succeeded, failed, cancelled, \
+interrupted), kind, verdict, exit code, submission time (UTC), command. The list survives \
+daemon restarts; jobs that were running when a daemon died show as interrupted.\n\n\
+Exit status: 0 listed, 5 the daemon can't be reached or started.\n\n\
+Examples:\n  hermetic jobs\n  hermetic jobs --limit 5 --json"
+    )]
+    Jobs(JobsArgs),
+    /// Print a job's log (its stdout and stderr, in the order written).
+    #[command(
+        after_help = "Lines starting with [hermeticd] are the daemon's own notes (an error \
+that ended the job, a log cut at the configured size). With --follow, the log is printed \
+as it is written until the job ends.\n\n\
+Exit status: 0 printed, 2 no such job, 5 the daemon can't be reached or started.\n\n\
+Examples:\n  hermetic logs 12\n  hermetic logs --follow 12"
+    )]
+    Logs(LogsArgs),
+    /// Cancel a queued or running job; a running job's whole sandbox is killed.
+    #[command(
+        after_help = "A queued job is removed from the queue; a running one has its sandbox \
+killed (every process of the build dies with it, in every run of a dual build), and the \
+command waits until it has ended.\n\n\
+Exit status: 0 cancelled, 2 no such job or it had already finished, 5 the daemon can't be \
+reached or did not confirm in time.\n\n\
+Example:\n  hermetic cancel 12"
+    )]
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Say whether a daemon answers on the socket, and what it is doing.
+    #[command(
+        after_help = "The socket is the `socket` of $HERMETIC_CONFIG (or of the daemon's \
+default config file): /run/hermetic/hermeticd.sock for root, \
+$XDG_RUNTIME_DIR/hermetic/hermeticd.sock or /tmp/hermetic-UID/hermeticd.sock for other users. \
+Nothing is started.\n\n\
+Exit status: 0 a daemon answers, 1 none does, 5 it answered with an error.\n\n\
+Examples:\n  hermetic daemon status\n  hermetic daemon status --json"
+    )]
+    Status {
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the daemon gracefully (as SIGTERM does), waiting until it has exited.
+    #[command(
+        after_help = "The daemon stops accepting jobs, lets running jobs finish for its \
+`shutdown_timeout_secs` (default 30), then kills their sandboxes. Queued jobs are marked \
+interrupted. Stop a daemon that systemd runs with `systemctl stop hermeticd` instead, so \
+that systemd knows.\n\n\
+Exit status: 0 stopped, or none was running; 5 it could not be signalled or did not exit in \
+time.\n\n\
+Example:\n  hermetic daemon stop"
+    )]
+    Stop {
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the daemon in the foreground (what autostart runs; hermeticd is the same
+    /// daemon for systemd).
+    #[command(hide = true)]
+    Serve,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Show at most N jobs.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Print the daemon's job list (schema hermetic.daemon/v1) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job's id (from `hermetic jobs`).
+    pub id: u64,
+    /// Keep printing as the log grows, until the job ends.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job's id (from `hermetic jobs`).
+    pub id: u64,
+    /// Print the cancelled job (schema hermetic.daemon/v1) on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,9 +235,10 @@ pub struct BuildArgs {
     /// for reproducible builds. Needs --sign-key.
     #[arg(long, value_name = "FILE", conflicts_with = "single")]
     pub provenance: Option<PathBuf>,
-    /// Cosign-compatible private key that signs the provenance (password from
-    /// HERMETIC_PASSWORD or COSIGN_PASSWORD).
-    #[arg(long, value_name = "KEY", requires = "provenance")]
+    /// Cosign-compatible private key that signs the provenance and new cache entries
+    /// (password from HERMETIC_PASSWORD or COSIGN_PASSWORD). Needs --provenance or
+    /// --cache-dir.
+    #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
     /// The builder id recorded in the provenance (default: derived from the signing key).
     #[arg(long, value_name = "ID", requires = "provenance")]
@@ -128,6 +247,8 @@ pub struct BuildArgs {
     /// (a report, never an attestation).
     #[arg(long, requires = "provenance")]
     pub unsigned_provenance: bool,
+    #[command(flatten)]
+    pub cache: BuildCacheArgs,
     /// The build command and its arguments.
     #[arg(
         required = true,
@@ -138,11 +259,174 @@ pub struct BuildArgs {
     pub command: Vec<String>,
 }
 
+/// The cache flags of `hermetic build`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cache")]
+pub struct BuildCacheArgs {
+    /// Use the signed cache in DIR: a verified entry is restored instead of building, and
+    /// a reproducible result is stored.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The scope read and written (default: local). Give untrusted builds (forks, pull
+    /// requests) a scope named untrusted-*: trusted builds never read it.
+    #[arg(long, value_name = "SCOPE", requires = "cache_dir")]
+    pub cache_scope: Option<String>,
+    /// A public key (PEM) trusted to sign cache entries; repeatable. Once one is given, the
+    /// local key no longer counts for trusted scopes.
+    #[arg(long = "trust-key", value_name = "PUB", requires = "cache_dir")]
+    pub trust_keys: Vec<PathBuf>,
+    /// Exit 4 instead of building when there is no usable cache entry.
+    #[arg(long, requires = "cache_dir")]
+    pub require_cache: bool,
+    /// Also store single-run (--single) results, marked as such; only --single builds
+    /// use them.
+    #[arg(long, requires = "cache_dir")]
+    pub cache_single_run: bool,
+    /// Where the local cache signing key is made on first use (default: /var/lib/hermetic
+    /// for root, else $XDG_STATE_HOME/hermetic or ~/.local/state/hermetic).
+    #[arg(long, value_name = "DIR", requires = "cache_dir")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the entries, least recently used first.
+    #[command(after_help = "Example:\n  hermetic cache ls --cache-dir ~/.cache/hermetic")]
+    Ls {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+    },
+    /// Show what a verified entry was built from and holds (its signed manifest).
+    #[command(
+        after_help = "The entry is verified first, as `cache verify` does (a refused entry is \
+quarantined and nothing is shown but the reason): an entry's content is never shown before \
+its signature checked out.\n\n\
+Exit status: 0 shown, 4 no such entry or refused, 2 usage error.\n\n\
+Example:\n  hermetic cache show --cache-dir ~/.cache/hermetic 3f2a..."
+    )]
+    Show {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+        #[command(flatten)]
+        trust: CacheTrustArgs,
+        /// The entry's cache key.
+        key: String,
+    },
+    /// Verify entries as a restore would (signature, key, scope, archive, every file),
+    /// writing nothing; a refused entry is quarantined.
+    #[command(
+        after_help = "Without KEY, every entry of the scope is verified. With --json, each \
+verified entry's signed manifest is printed.\n\n\
+Exit status: 0 all verified, 4 an entry was refused (and quarantined), 2 usage error.\n\n\
+Example:\n  hermetic cache verify --cache-dir ~/.cache/hermetic --trust-key ci.pub"
+    )]
+    Verify {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+        #[command(flatten)]
+        trust: CacheTrustArgs,
+        /// The entry's cache key (64 hex digits, from `cache ls` or a build report).
+        key: Option<String>,
+    },
+    /// Restore a verified entry's output tree into a new directory.
+    #[command(
+        after_help = "DIR must not exist; it appears, whole, only after every check passed. \
+A refused entry is quarantined and nothing is created.\n\n\
+Exit status: 0 restored, 4 no such entry or refused, 2 usage error.\n\n\
+Example:\n  hermetic cache restore --cache-dir ~/.cache/hermetic 3f2a... --dest ./out"
+    )]
+    Restore {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+        #[command(flatten)]
+        trust: CacheTrustArgs,
+        /// The entry's cache key.
+        key: String,
+        /// The directory to create.
+        #[arg(long, value_name = "DIR")]
+        dest: PathBuf,
+    },
+    /// Inspect quarantined entries.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Evict least recently used entries until the cache fits in --max-size.
+    #[command(
+        after_help = "Restoring an entry counts as using it. Quarantine is never evicted \
+(it is evidence; remove it by hand). Leftovers of interrupted writes are removed too.\n\n\
+Example:\n  hermetic cache gc --cache-dir ~/.cache/hermetic --max-size 10G"
+    )]
+    Gc {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+        /// Size cap: bytes, or with a K, M, G or T suffix (powers of 1024).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined entries with the reason each was refused, oldest first.
+    #[command(
+        after_help = "Each entry keeps its files and a reason.json (step, reason, file, \
+expected and found digests, time). Events are also in <cache-dir>/events.ndjson.\n\n\
+Example:\n  hermetic cache quarantine ls --cache-dir ~/.cache/hermetic"
+    )]
+    Ls {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheDirArgs {
+    /// The cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: PathBuf,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheTrustArgs {
+    /// The scope (default: local).
+    #[arg(long, value_name = "SCOPE")]
+    pub cache_scope: Option<String>,
+    /// A trusted public key (PEM); repeatable. Once one is given, the local key no longer
+    /// counts for trusted scopes.
+    #[arg(long = "trust-key", value_name = "PUB")]
+    pub trust_keys: Vec<PathBuf>,
+    /// Where the local cache key lives (see `hermetic build --help`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `123`, `10K`, `500M`, `10G`, `1T` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&text[..at], 10),
+        Some((at, 'M' | 'm')) => (&text[..at], 20),
+        Some((at, 'G' | 'g')) => (&text[..at], 30),
+        Some((at, 'T' | 't')) => (&text[..at], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size (e.g. 1048576, 500M, 10G)"))
+}
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The provenance bundle (Sigstore bundle v0.3 with a DSSE envelope).
-    #[arg(long, value_name = "FILE")]
-    pub bundle: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "manifest")]
+    pub bundle: Option<PathBuf>,
+    /// A cache entry's signed manifest (entry.sigstore.json) to check instead: its
+    /// signature, then the archive's digests and every file against it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["bundle", "builder_id"])]
+    pub manifest: Option<PathBuf>,
     /// The archive the provenance must be about.
     #[arg(long, value_name = "ARCHIVE")]
     pub artifact: PathBuf,
@@ -174,4 +458,21 @@ pub enum ProfileCommand {
         /// Path to a profile file.
         file: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("10g"), Ok(10 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        for bad in ["", "G", "1.5G", "-1", "10X", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

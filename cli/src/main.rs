@@ -1,5 +1,6 @@
 //! `hermetic`: run builds in a hardened sandbox and archive their outputs reproducibly.
 mod args;
+mod client;
 mod commands;
 mod exit;
 mod stdio;
@@ -26,16 +27,23 @@ impl Failure {
 fn main() {
     // Must come first: when this process is the sandbox helper it never returns.
     hermetic::sandbox::run_helper_if_requested();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HERMETIC_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
     let cli = args::Cli::parse();
+    // The daemon's output is its log file: it says more, with times.
+    let serving = matches!(
+        cli.command,
+        args::Command::Daemon(args::DaemonCommand::Serve)
+    );
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMETIC_LOG")
+        .unwrap_or_else(|_| if serving { "info" } else { "warn" }.into());
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if serving {
+        subscriber.with_ansi(false).init();
+    } else {
+        subscriber.without_time().init();
+    }
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(Failure { code, error }) => {

@@ -13,17 +13,29 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 use crate::archive::extract::{extract_verified, ExtractLimits};
-use crate::archive::manifest::FileEntry;
+use crate::archive::manifest::{FileEntry, Manifest};
 use crate::archive::outpath::{OutputPath, OutputPathError};
+use crate::cache::entry::{
+    builder_id, escaping_symlink, ArchiveDigests, Builder, EntryManifest, ENTRY_SCHEMA,
+    VERDICT_REPRODUCIBLE, VERDICT_SINGLE_RUN,
+};
+use crate::cache::store::DEFAULT_SCOPE;
+use crate::cache::trust::signing_key;
+use crate::cache::{
+    restore, CacheKey, KeyError, KeyInputs, Lookup, RestoreTargets, Scope, Store, StoreError,
+    Trust, TrustError,
+};
 use crate::exit_code as exit;
 use crate::repro::compare::{Difference, DifferenceKind};
 use crate::repro::dual::{self, DualOptions, RunIo, RunName, RunRecord, SuspectedCause, Verdict};
 use crate::repro::explain;
 use crate::repro::vary::Varied;
+use crate::sandbox::cancel::Cancel;
 use crate::sandbox::launch::{self, AppliedLayers, BuildStatus, Launch, PackedOutputs, RunOutcome};
 use crate::sandbox::plan::{self, PinReport, Plan, PlanError, Request};
 use crate::sandbox::profile::{self, Profile, ProfileError};
 use crate::sandbox::SandboxError;
+use crate::signing::Password;
 
 /// Version of the build report. Changelog:
 /// - hermetic.build/v1: first version (single and dual runs).
@@ -46,6 +58,37 @@ pub struct BuildRequest {
     pub explain: bool,
     pub source_date_epoch: Option<u64>,
     pub command: Vec<String>,
+    /// Use the signed cache; absent: no cache. Boxed: most requests have none.
+    #[serde(default)]
+    pub cache: Option<Box<CacheOptions>>,
+}
+
+/// How a build uses the cache (docs/cache-format.md).
+#[derive(Clone, Debug, Default, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheOptions {
+    /// The cache directory.
+    pub dir: PathBuf,
+    /// The scope read and written; `local` when absent.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Public keys trusted for restores (besides the embedded local key, see
+    /// [`crate::cache::trust`]).
+    #[serde(default)]
+    pub trust_keys: Vec<PathBuf>,
+    /// Private key that signs new entries (password from HERMETIC_PASSWORD or
+    /// COSIGN_PASSWORD); the embedded local key when absent.
+    #[serde(default)]
+    pub sign_key: Option<PathBuf>,
+    /// Where the embedded local key lives; [`crate::config::default_state_dir`] when absent.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// A miss fails the build (exit 4) instead of building.
+    #[serde(default)]
+    pub require: bool,
+    /// Store single-run results too (marked `singleRun`); only `--single` builds use them.
+    #[serde(default)]
+    pub single_run: bool,
 }
 
 /// A request that cannot be built as asked (a usage or configuration error, exit 2).
@@ -67,6 +110,12 @@ pub enum BuildError {
     Artifact { path: PathBuf, message: String },
     #[error("failed to set up the build's output streams: {0}")]
     Streams(#[source] std::io::Error),
+    #[error("--cache-dir: {0}")]
+    CacheStore(#[from] StoreError),
+    #[error("cache keys: {0}")]
+    CacheTrust(#[from] TrustError),
+    #[error("cache key: {0}")]
+    CacheKey(#[from] KeyError),
 }
 
 /// Where the canonical run's log (its stdout and stderr, in the order written) is copied;
@@ -107,6 +156,35 @@ pub struct BuildReport {
     pub output: Option<OutputReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<LogReport>,
+    pub cache: CacheReport,
+}
+
+/// What the cache did for a build.
+#[derive(Debug, Default, Serialize)]
+pub struct CacheReport {
+    /// `hit` (restored, nothing ran), `miss` (no usable entry), `quarantined` (an entry
+    /// was refused and quarantined; the build ran fresh) or `disabled`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Whether this build's result was stored as a new entry.
+    pub stored: bool,
+    /// Why the entry was refused, the lookup missed, or the result was not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The restore step that refused the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<PathBuf>,
+    /// The entry restored or stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<PathBuf>,
+    /// Key id of the key that signed the restored or stored entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,7 +249,12 @@ impl From<&PackedOutputs> for Digests {
 /// Runs the build described by `request`. An error is a request that cannot be built as
 /// asked; whatever happens once the build starts (a failed command, a sandbox error, a
 /// nondeterministic result) is in the report, with its exit code.
-pub fn execute(request: &BuildRequest, log: LogSink<'_>) -> Result<BuildReport, BuildError> {
+/// `cancel`, when given, lets another thread kill the build's sandboxes.
+pub fn execute(
+    request: &BuildRequest,
+    log: LogSink<'_>,
+    cancel: Option<&Cancel>,
+) -> Result<BuildReport, BuildError> {
     let outputs = parse_outputs(&request.outputs)?;
     let profile = profile::load(&request.profile)?;
     if let Some(dest) = &request.extract {
@@ -188,7 +271,7 @@ pub fn execute(request: &BuildRequest, log: LogSink<'_>) -> Result<BuildReport, 
             source_date_epoch: request.source_date_epoch,
         },
     )?;
-    let report = BuildReport {
+    let mut report = BuildReport {
         schema: BUILD_REPORT_SCHEMA,
         verdict: "failed",
         exit_code: exit::SANDBOX_FAILED,
@@ -209,11 +292,233 @@ pub fn execute(request: &BuildRequest, log: LogSink<'_>) -> Result<BuildReport, 
         explain_report: None,
         output: None,
         log: None,
+        cache: CacheReport {
+            status: "disabled",
+            ..CacheReport::default()
+        },
     };
-    if request.single {
-        build_single(request, &profile, &plan, report, log)
+    let cache = match &request.cache {
+        Some(options) => Some(CacheSession::open(options, request, &profile, &plan)?),
+        None => None,
+    };
+    if let Some(cache) = &cache {
+        if cache.lookup(request, &mut report) {
+            return Ok(report);
+        }
+        if cache.options.require {
+            report.exit_code = exit::CACHE_MISS;
+            report.error = Some(format!(
+                "--require-cache: no usable cache entry for key {}{}",
+                cache.key,
+                report
+                    .cache
+                    .reason
+                    .as_ref()
+                    .map(|reason| format!(" ({reason})"))
+                    .unwrap_or_default()
+            ));
+            return Ok(report);
+        }
+    }
+    let mut report = if request.single {
+        build_single(request, &profile, &plan, report, log, cancel)?
     } else {
-        build_dual(request, &profile, &plan, report, log)
+        build_dual(request, &profile, &plan, report, log, cancel)?
+    };
+    if let Some(cache) = &cache {
+        cache.store(request, &mut report);
+    }
+    Ok(report)
+}
+
+/// The cache as one build uses it: the store, the keys, the scope and the key.
+struct CacheSession<'o> {
+    options: &'o CacheOptions,
+    store: Store,
+    trust: Trust,
+    state_dir: PathBuf,
+    scope: Scope,
+    key: CacheKey,
+    inputs: KeyInputs,
+}
+
+impl<'o> CacheSession<'o> {
+    fn open(
+        options: &'o CacheOptions,
+        request: &BuildRequest,
+        profile: &Profile,
+        plan: &Plan,
+    ) -> Result<Self, BuildError> {
+        let scope = Scope::parse(options.scope.as_deref().unwrap_or(DEFAULT_SCOPE))?;
+        let store = Store::open(&options.dir)?;
+        let state_dir = options
+            .state_dir
+            .clone()
+            .unwrap_or_else(crate::config::default_state_dir);
+        let trust = Trust::load(&state_dir, &options.trust_keys)?;
+        let inputs = KeyInputs::of_plan(profile, plan, &request.outputs, plan::ARCHIVE_ZSTD_LEVEL)?;
+        Ok(Self {
+            options,
+            store,
+            trust,
+            state_dir,
+            scope,
+            key: inputs.key(),
+            inputs,
+        })
+    }
+
+    /// Restores a usable entry to the artifact (and extract) paths and returns true with
+    /// the report finished; otherwise records the miss or refusal in `report.cache`.
+    fn lookup(&self, request: &BuildRequest, report: &mut BuildReport) -> bool {
+        report.cache.key = Some(self.key.to_string());
+        report.cache.scope = Some(self.scope.as_str().to_owned());
+        report.cache.status = "miss";
+        let targets = RestoreTargets {
+            artifact: Some(&request.artifact),
+            extract: request.extract.as_deref(),
+        };
+        let trusted = self.trust.keys_for(&self.scope);
+        match restore(
+            &self.store,
+            &self.scope,
+            &self.key,
+            &trusted,
+            request.single,
+            targets,
+        ) {
+            Lookup::Hit(restored) => {
+                let restored = *restored;
+                let entry = &restored.entry;
+                report.verdict = if entry.single_run {
+                    "built"
+                } else {
+                    "reproducible"
+                };
+                report.exit_code = exit::SUCCESS;
+                report.output = Some(OutputReport {
+                    archive: request.artifact.clone(),
+                    digest: Digests {
+                        sha256: entry.archive.sha256.clone(),
+                        blake3: entry.archive.blake3.clone(),
+                    },
+                    size: entry.archive.size,
+                    manifest_blake3: entry.manifest.blake3_hex(),
+                    flagged: None,
+                    extracted_to: request.extract.clone(),
+                    files: entry.manifest.files.clone(),
+                });
+                report.cache.status = "hit";
+                report.cache.entry = Some(restored.entry_dir);
+                report.cache.signer = Some(restored.signer);
+                true
+            }
+            Lookup::Miss { reason } => {
+                report.cache.reason = reason;
+                false
+            }
+            Lookup::Refused { error, quarantined } => {
+                tracing::warn!("cache entry {} refused: {}", self.key, error.message());
+                if quarantined.is_some() {
+                    report.cache.status = "quarantined";
+                }
+                report.cache.reason = Some(format!("{}: {}", error.reason(), error.message()));
+                report.cache.step = Some(error.step());
+                report.cache.quarantine = quarantined;
+                false
+            }
+        }
+    }
+
+    /// Stores the build's result if it may be cached: a reproducible dual run, or a single
+    /// run when the options allow it; and only when readers of the scope will trust the
+    /// signing key.
+    fn store(&self, request: &BuildRequest, report: &mut BuildReport) {
+        let single_run = match report.verdict {
+            "reproducible" => false,
+            "built" if self.options.single_run => true,
+            "built" => {
+                report.cache.reason =
+                    Some("single-run results are stored only with --cache-single-run".to_owned());
+                return;
+            }
+            _ => {
+                report.cache.reason = Some(format!("a {} build is never cached", report.verdict));
+                return;
+            }
+        };
+        let Some(output) = &report.output else {
+            return;
+        };
+        let manifest = Manifest::new(output.files.clone());
+        if let Some((path, target)) = escaping_symlink(&manifest) {
+            report.cache.reason = Some(format!(
+                "not stored: output symlink {path} points outside the outputs (to {target})"
+            ));
+            return;
+        }
+        // Decrypted only now: a hit never needs a private key.
+        let key = match signing_key(
+            &self.state_dir,
+            self.options.sign_key.as_deref(),
+            &Password::from_env(),
+        ) {
+            Ok(key) => key,
+            Err(err) => {
+                report.cache.reason = Some(format!("not stored: {err}"));
+                return;
+            }
+        };
+        let signer = key.verifying_key();
+        if !self.trust.accepts(&self.scope, &signer) {
+            report.cache.reason = Some(format!(
+                "not stored: the signing key is not trusted for scope {} (pass it as \
+                 --trust-key, or sign with a trusted --sign-key)",
+                self.scope.as_str()
+            ));
+            return;
+        }
+        let entry = EntryManifest {
+            schema: ENTRY_SCHEMA.to_owned(),
+            cache_key: self.key.clone(),
+            key_inputs: self.inputs.clone(),
+            scope: self.scope.as_str().to_owned(),
+            verdict: if single_run {
+                VERDICT_SINGLE_RUN
+            } else {
+                VERDICT_REPRODUCIBLE
+            }
+            .to_owned(),
+            single_run,
+            builder: Builder {
+                id: builder_id(&signer),
+                hermetic_version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            archive: ArchiveDigests {
+                sha256: output.digest.sha256.clone(),
+                blake3: output.digest.blake3.clone(),
+                size: output.size,
+            },
+            manifest,
+            created_at: crate::provenance::statement::rfc3339(std::time::SystemTime::now()),
+        };
+        let bundle = entry.sign(&key);
+        // A single-run entry gives way to a reproducible one for the same key.
+        let replace = !single_run;
+        match self
+            .store
+            .put(&self.scope, &entry, &request.artifact, &bundle, replace)
+        {
+            Ok(path) => {
+                report.cache.stored = true;
+                report.cache.entry = Some(path);
+                report.cache.signer = Some(signer.key_id());
+            }
+            Err(err) => {
+                tracing::warn!("could not store the cache entry: {err}");
+                report.cache.reason = Some(format!("not stored: {err}"));
+            }
+        }
     }
 }
 
@@ -223,6 +528,7 @@ fn build_single(
     plan: &Plan,
     mut report: BuildReport,
     log: LogSink<'_>,
+    cancel: Option<&Cancel>,
 ) -> Result<BuildReport, BuildError> {
     let partial = PartialArtifact::create(&request.artifact, "")?;
     let artifact = partial.file.try_clone().map_err(|err| partial.error(err))?;
@@ -234,6 +540,7 @@ fn build_single(
         stdout,
         stderr,
         artifact: Some(artifact),
+        cancel,
     });
     report.log = Some(relay.finish());
     let outcome = match outcome {
@@ -269,6 +576,7 @@ fn build_dual(
     plan: &Plan,
     mut report: BuildReport,
     log: LogSink<'_>,
+    cancel: Option<&Cancel>,
 ) -> Result<BuildReport, BuildError> {
     let partials: Mutex<Vec<(RunName, PartialArtifact)>> = Mutex::new(Vec::new());
     let captured: Mutex<Vec<(RunName, JoinHandle<Vec<u8>>)>> = Mutex::new(Vec::new());
@@ -313,6 +621,7 @@ fn build_dual(
     };
     let options = DualOptions {
         cgroup_policy: profile.cgroup,
+        cancel,
         seed,
         noise_pass: true,
     };

@@ -35,7 +35,9 @@ pub struct Config {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub socket_gid: Option<u32>,
-    /// Besides root and the daemon's own uid, which are always allowed.
+    /// Besides root and the daemon's own uid, which are always allowed. An allowed user
+    /// acts with the daemon's file access: the daemon reads and writes the host paths its
+    /// requests name.
     pub allowed_uids: Vec<u32>,
     pub allowed_gids: Vec<u32>,
     /// Jobs running at once.
@@ -72,6 +74,25 @@ pub enum ConfigError {
     UnknownGroup(String),
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+}
+
+/// Names the config file when no `--config` does. The `hermetic` CLI reads the socket
+/// from the same file and passes the variable on to a daemon it starts.
+pub const CONFIG_ENV: &str = "HERMETIC_CONFIG";
+
+/// The configuration in force: `path` when given, else `$HERMETIC_CONFIG`, else the
+/// default file when it exists, else the built-in defaults.
+pub fn load_effective(path: Option<&Path>) -> Result<Config, ConfigError> {
+    if let Some(path) = path {
+        return Config::load(path);
+    }
+    if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|value| !value.is_empty()) {
+        return Config::load(Path::new(&path));
+    }
+    match default_config_path() {
+        Some(path) if path.exists() => Config::load(&path),
+        _ => Ok(Config::defaults()),
+    }
 }
 
 /// The config file read when none is named: `/etc/hermetic/config.toml` for root,

@@ -11,6 +11,8 @@ pub const USAGE: i32 = 2;
 pub const NONDETERMINISTIC: i32 = 3;
 /// `hermetic verify`: the bundle, manifest or artifact is not verified.
 pub const NOT_VERIFIED: i32 = 4;
+/// `hermetic build --require-cache`: no usable cache entry (the build did not run).
+pub const CACHE_MISS: i32 = 4;
 /// `hermetic build`: the sandbox could not be set up, or an internal error.
 pub const SANDBOX_FAILED: i32 = 5;
 

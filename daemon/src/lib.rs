@@ -3,6 +3,7 @@
 pub mod api;
 pub mod archive;
 pub mod build;
+pub mod cache;
 pub mod config;
 pub mod digest;
 pub mod exit_code;

@@ -1,9 +1,14 @@
 //! The daemon as a library: `bind_socket` then `serve`, so that tests run it in-process
 //! on a temporary socket and `hermeticd` is a thin binary around it.
+use std::fs::File;
 use std::future::Future;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
 use tokio::net::UnixListener;
 
 use crate::api::{self, Peer};
@@ -43,10 +48,169 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("failed to start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("failed to handle {signal}: {source}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to serve: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("socket activation: {0}")]
+    Activation(String),
+}
+
+/// Held for as long as a daemon serves its socket.
+pub struct SocketLock {
+    _lock: Flock<File>,
+}
+
+/// Like `bind_socket`, but first takes an exclusive lock next to the socket
+/// (`hermeticd.lock`): of two daemons started at once (two CLIs autostarting one, say),
+/// one gets the socket and the other fails with `SocketInUse`, instead of the second
+/// replacing the first's socket as a stale one.
+pub fn bind_socket_exclusive(
+    path: &Path,
+    gid: Option<u32>,
+) -> Result<(SocketLock, UnixListener), ServeError> {
+    if let Some(dir) = path.parent() {
+        create_dir(dir, socket_dir_mode())?;
+    }
+    let lock_path = path.with_extension("lock");
+    let lock_error = |source| ServeError::Lock {
+        path: lock_path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(lock_error)?;
+    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, Errno::EWOULDBLOCK)) => return Err(ServeError::SocketInUse(path.to_owned())),
+        Err((_, errno)) => return Err(lock_error(errno.into())),
+    };
+    let listener = bind_socket(path, gid)?;
+    Ok((SocketLock { _lock: lock }, listener))
+}
+
+/// The listening socket systemd passed, when this process was socket-activated
+/// (`LISTEN_PID` is its pid and `LISTEN_FDS` is 1; `hermeticd.socket`). The variables are
+/// removed so that nothing started later takes them for its own. Call it before any
+/// thread is started.
+pub fn activated_listener() -> Result<Option<std::os::unix::net::UnixListener>, ServeError> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let count = std::env::var("LISTEN_FDS").ok();
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(name);
+    }
+    let (Some(pid), Some(count)) = (pid, count) else {
+        return Ok(None);
+    };
+    if pid.parse::<u32>().ok() != Some(std::process::id()) {
+        return Ok(None);
+    }
+    if count != "1" {
+        return Err(ServeError::Activation(format!(
+            "systemd passed {count} sockets; hermeticd.socket must have exactly one \
+             ListenStream="
+        )));
+    }
+    let fd = crate::sys::activation::adopt_listen_fd()
+        .map_err(|err| ServeError::Activation(format!("descriptor 3: {err}")))?;
+    let is_listening_unix_stream = getsockname::<UnixAddr>(fd.as_raw_fd()).is_ok()
+        && getsockopt(&fd, sockopt::SockType).is_ok_and(|kind| kind == SockType::Stream)
+        && getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false);
+    if !is_listening_unix_stream {
+        return Err(ServeError::Activation(
+            "descriptor 3 is not a listening Unix stream socket (ListenStream= must be a path)"
+                .into(),
+        ));
+    }
+    Ok(Some(fd.into()))
+}
+
+/// Runs a daemon with `config` until SIGTERM or SIGINT, on a runtime of its own: takes
+/// the socket systemd passed, or binds the configured one (exclusively); serves, drains,
+/// and removes a socket it bound. `hermeticd` and the CLI's autostarted daemon are both
+/// this.
+pub fn run_daemon(config: Config) -> Result<(), ServeError> {
+    let activated = activated_listener()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(async {
+        let (lock, listener) = match activated {
+            Some(listener) => {
+                let adopt = |source| ServeError::Activation(format!("descriptor 3: {source}"));
+                listener.set_nonblocking(true).map_err(adopt)?;
+                (None, UnixListener::from_std(listener).map_err(adopt)?)
+            }
+            None => {
+                let (lock, listener) = bind_socket_exclusive(&config.socket, config.socket_gid)?;
+                (Some(lock), listener)
+            }
+        };
+        let socket = listener
+            .local_addr()
+            .ok()
+            .and_then(|addr| addr.as_pathname().map(Path::to_owned))
+            .unwrap_or_else(|| config.socket.clone());
+        tracing::info!(
+            socket = %socket.display(),
+            activated = lock.is_none(),
+            state_dir = %config.state_dir.display(),
+            pid = std::process::id(),
+            "listening"
+        );
+        let result = serve(config, listener, termination_signal()?).await;
+        // A socket systemd passed stays: systemd owns it and listens again.
+        if lock.is_some() {
+            let _ = std::fs::remove_file(&socket);
+        }
+        result
+    })
+}
+
+/// Completes at SIGTERM or SIGINT.
+fn termination_signal() -> Result<impl Future<Output = ()>, ServeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let handle = |signal_name: &'static str, kind| {
+        signal(kind).map_err(|source| ServeError::Signal {
+            signal: signal_name,
+            source,
+        })
+    };
+    let mut term = handle("SIGTERM", SignalKind::terminate())?;
+    let mut int = handle("SIGINT", SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+fn socket_dir_mode() -> u32 {
+    if nix::unistd::geteuid().is_root() {
+        0o755
+    } else {
+        0o700
+    }
 }
 
 /// Listens on `path` (mode 0660, group `gid` when given). The socket's directory is
@@ -54,12 +218,7 @@ pub enum ServeError {
 /// Must be called inside the tokio runtime.
 pub fn bind_socket(path: &Path, gid: Option<u32>) -> Result<UnixListener, ServeError> {
     if let Some(dir) = path.parent() {
-        let mode = if nix::unistd::geteuid().is_root() {
-            0o755
-        } else {
-            0o700
-        };
-        create_dir(dir, mode)?;
+        create_dir(dir, socket_dir_mode())?;
     }
     if path.symlink_metadata().is_ok() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {

@@ -71,7 +71,7 @@ fn an_unprivileged_user_gets_the_same_sandbox() {
         .map(|d| format!("echo $$ > {}/cgroup.procs && ", d.display()))
         .collect();
     let script = format!(
-        "{join} exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --reset-env {} run --src {} -- \
+        "{join} exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --reset-env {} --no-daemon run --src {} -- \
          sh -c 'id; cc -o /tmp/h hello.c && /tmp/h && echo compiled; cat /proc/self/status | grep -E \"^(CapEff|NoNewPrivs|Seccomp):\"; \
          touch /usr/x 2>&1 | grep -c Read-only'",
         binary.display(),

@@ -310,6 +310,7 @@ for fd in ("7", "8", "9"):
         ])
         .arg(&file)
         .arg(env!("CARGO_BIN_EXE_hermetic"))
+        .env("HERMETIC_NO_DAEMON", "1")
         .args(["run", "--src"])
         .arg(src.path())
         .args(["--", PYTHON, "probe.py"])
@@ -492,6 +493,7 @@ say("date", subprocess.run(["date", "-d", "@0", "+%H:%M %Z"], capture_output=Tru
         ])
         .arg(src.path())
         .args(["--", PYTHON, "probe.py"])
+        .env("HERMETIC_NO_DAEMON", "1")
         .env("TZ", "Asia/Tokyo")
         .env("LANG", "de_DE.UTF-8")
         .env("LC_ALL", "de_DE.UTF-8")
@@ -528,6 +530,7 @@ fn i12_no_controlling_terminal_even_when_the_caller_has_one() {
         ])
         .arg(Source::new(&[]).path())
         .args(["--", "sh", "-c", script])
+        .env("HERMETIC_NO_DAEMON", "1")
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -365,6 +365,7 @@ fn p10_tiocsti_cannot_inject_into_the_callers_terminal() {
         ])
         .arg(src.path())
         .args(["--", PYTHON, "probe.py"])
+        .env("HERMETIC_NO_DAEMON", "1")
         .stdin(Stdio::null())
         .output()
         .unwrap();

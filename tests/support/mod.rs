@@ -5,9 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The `hermetic` binary under test.
+/// The `hermetic` binary under test, in-process (`HERMETIC_NO_DAEMON=1`): these suites
+/// test the engine, and an autostarted daemon would outlive them. `tests/daemon/` runs
+/// the same commands through the daemon and compares.
 pub fn hermetic() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hermetic"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hermetic"));
+    command.env("HERMETIC_NO_DAEMON", "1");
+    command
 }
 
 /// A scratch source directory with the given files (path, content); removed on drop.

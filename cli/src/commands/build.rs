@@ -1,12 +1,25 @@
-//! `hermetic build`: runs `hermetic::build::execute` and prints its report, as JSON
-//! (`--json`) or for a human.
-use hermetic::build::{self, BuildReport, BuildRequest};
-use hermetic::exit_code as exit;
+//! `hermetic build`: runs `hermetic::build::execute` (in this process, or as a daemon
+//! job) and prints its report, as JSON (`--json`) or for a human. Both paths print the
+//! same `hermetic.build/v1` JSON, from which provenance is made.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hermetic::api::wire::{JobRequest, JobState};
+use hermetic::build::{self, BuildRequest, CacheOptions};
+use hermetic::exit_code as exit;
+use serde_json::Value;
+
+use super::remote::{self, Relay};
 use crate::args::BuildArgs;
 use crate::Failure;
 
-pub fn build(args: BuildArgs) -> Result<i32, Failure> {
+/// The build's report, and when it ran (for provenance).
+struct Finished {
+    report: Value,
+    started_on: SystemTime,
+    finished_on: SystemTime,
+}
+
+pub fn build(args: BuildArgs, in_process: bool) -> Result<i32, Failure> {
     let request = BuildRequest {
         profile: args.sandbox.profile.clone(),
         src: args.sandbox.src.clone(),
@@ -17,50 +30,161 @@ pub fn build(args: BuildArgs) -> Result<i32, Failure> {
         explain: args.explain,
         source_date_epoch: args.sandbox.source_date_epoch,
         command: args.command.clone(),
+        cache: cache_options(&args)?,
     };
+    // Absolute in both modes, so both reports name the same paths.
+    let request = absolute_paths(request).map_err(|err| Failure::new(exit::USAGE, err))?;
+    let finished = if in_process {
+        build_in_process(&request)?
+    } else {
+        build_via_daemon(&request)?
+    };
+    let report = &finished.report;
+    print_cache(&report["cache"]);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        print_human(report);
+    }
+    if let Some(path) = &args.provenance {
+        if report["output"].is_object() {
+            write_provenance(&args, &request, &finished, path)?;
+        }
+    }
+    Ok(report["exit_code"]
+        .as_i64()
+        .and_then(|code| i32::try_from(code).ok())
+        .unwrap_or(exit::SANDBOX_FAILED))
+}
+
+fn build_in_process(request: &BuildRequest) -> Result<Finished, Failure> {
     // The build's own output is a log, not hermetic's result: it goes to stderr, so stdout
     // carries only the report. The build never holds the terminal: its log is relayed.
     let log =
         || -> std::io::Result<Box<dyn std::io::Write + Send>> { Ok(Box::new(std::io::stderr())) };
-    let started_on = std::time::SystemTime::now();
-    let report = build::execute(&request, &log).map_err(|err| Failure::new(exit::USAGE, err))?;
-    let finished_on = std::time::SystemTime::now();
-    let json =
+    let started_on = SystemTime::now();
+    let report =
+        build::execute(request, &log, None).map_err(|err| Failure::new(exit::USAGE, err))?;
+    let finished_on = SystemTime::now();
+    let report =
         serde_json::to_value(&report).map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
-    } else {
-        print_human(&report, &json);
-    }
-    if let Some(path) = &args.provenance {
-        if report.output.is_some() {
-            write_provenance(&args, &request, &report, path, started_on, finished_on)?;
-        }
-    }
-    Ok(report.exit_code)
+    Ok(Finished {
+        report,
+        started_on,
+        finished_on,
+    })
 }
 
-fn print_human(report: &BuildReport, json: &serde_json::Value) {
-    if let Some(error) = &report.error {
+/// The cache part of the request, from the --cache-* flags and --sign-key.
+fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure> {
+    let flags = &args.cache;
+    let Some(dir) = &flags.cache_dir else {
+        if args.sign_key.is_some() && args.provenance.is_none() {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!("--sign-key needs --provenance or --cache-dir"),
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(Box::new(CacheOptions {
+        dir: dir.clone(),
+        scope: flags.cache_scope.clone(),
+        trust_keys: flags.trust_keys.clone(),
+        sign_key: args.sign_key.clone(),
+        state_dir: flags.state_dir.clone(),
+        require: flags.require_cache,
+        single_run: flags.cache_single_run,
+    })))
+}
+
+/// The request with its host paths made absolute (the daemon does not share the
+/// caller's working directory). A profile path stays as given here: the daemon's copy of
+/// the request gets it absolute, so only its messages name it differently.
+fn absolute_paths(mut request: BuildRequest) -> anyhow::Result<BuildRequest> {
+    request.src = remote::absolute("--src", &request.src)?;
+    request.artifact = remote::absolute("--artifact", &request.artifact)?;
+    if let Some(dest) = &request.extract {
+        request.extract = Some(remote::absolute("--extract", dest)?);
+    }
+    if let Some(cache) = request.cache.as_deref_mut() {
+        cache.dir = remote::absolute("--cache-dir", &cache.dir)?;
+        for key in &mut cache.trust_keys {
+            *key = remote::absolute("--trust-key", key)?;
+        }
+        if let Some(key) = &cache.sign_key {
+            cache.sign_key = Some(remote::absolute("--sign-key", key)?);
+        }
+        if let Some(dir) = &cache.state_dir {
+            cache.state_dir = Some(remote::absolute("--state-dir", dir)?);
+        }
+    }
+    Ok(request)
+}
+
+fn build_via_daemon(request: &BuildRequest) -> Result<Finished, Failure> {
+    let setup_failed = |err: anyhow::Error| Failure::new(exit::SANDBOX_FAILED, err);
+    let mut request = request.clone();
+    request.profile = remote::absolute_profile(&request.profile).map_err(setup_failed)?;
+    let job = remote::execute(
+        &JobRequest::Build(request),
+        Relay::AllToStderr,
+        exit::SANDBOX_FAILED,
+    )?;
+    let error = job.error.clone().unwrap_or_default();
+    match (job.state, job.report) {
+        (JobState::Succeeded | JobState::Failed, Some(report)) => {
+            let at = |ms: Option<u64>| UNIX_EPOCH + Duration::from_millis(ms.unwrap_or_default());
+            Ok(Finished {
+                report,
+                started_on: at(job.started_at_ms),
+                finished_on: at(job.finished_at_ms),
+            })
+        }
+        // No report: the request could not be built as asked (as `build::execute`'s
+        // error in process), or the daemon failed to run it.
+        (JobState::Succeeded | JobState::Failed, None) => Err(Failure::new(
+            job.exit_code.unwrap_or(exit::SANDBOX_FAILED),
+            anyhow::anyhow!(error),
+        )),
+        (state, _) => Err(setup_failed(anyhow::anyhow!(
+            "job {} was {}{}",
+            job.id,
+            state.as_str(),
+            if error.is_empty() {
+                String::new()
+            } else {
+                format!(": {error}")
+            }
+        ))),
+    }
+}
+
+fn print_human(json: &Value) {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    if let Some(error) = json["error"].as_str() {
         eprintln!("hermetic: build failed: {error}");
         return;
     }
-    let Some(output) = &report.output else { return };
-    if report.verdict != "nondeterministic" {
+    let output = &json["output"];
+    if !output.is_object() {
+        return;
+    }
+    let verdict = text(&json["verdict"]);
+    let archive = text(&output["archive"]);
+    if verdict != "nondeterministic" {
         println!(
-            "{}: {} ({} entries, {} bytes)",
-            report.verdict,
-            output.archive.display(),
-            output.files.len(),
-            output.size
+            "{verdict}: {archive} ({} entries, {} bytes)",
+            output["files"].as_array().map_or(0, Vec::len),
+            output["size"].as_u64().unwrap_or_default()
         );
-        println!("  sha256 {}", output.digest.sha256);
-        println!("  blake3 {}", output.digest.blake3);
-        if let Some(dest) = &output.extracted_to {
-            println!("  extracted to {}", dest.display());
+        println!("  sha256 {}", text(&output["digest"]["sha256"]));
+        println!("  blake3 {}", text(&output["digest"]["blake3"]));
+        if let Some(dest) = output["extracted_to"].as_str() {
+            println!("  extracted to {dest}");
         }
         return;
     }
@@ -95,16 +219,35 @@ fn print_human(report: &BuildReport, json: &serde_json::Value) {
         .filter_map(|v| v["what"].as_str())
         .collect();
     println!("varied: {}", varied.join(", "));
-    match &report.explain_report {
-        Some(path) => println!("report: {}", path.display()),
+    match json["explain_report"].as_str() {
+        Some(path) => println!("report: {path}"),
         None => {
             println!("report: rerun with --explain for a per-file explanation (--json for digests)")
         }
     }
-    println!(
-        "kept for inspection, flagged nondeterministic: {}",
-        output.archive.display()
-    );
+    println!("kept for inspection, flagged nondeterministic: {archive}");
+}
+
+/// One line on stderr about what the cache did (nothing when it was not used).
+fn print_cache(cache: &Value) {
+    let status = cache["status"].as_str().unwrap_or("disabled");
+    if status == "disabled" {
+        return;
+    }
+    let key = cache["key"].as_str().unwrap_or_default();
+    let short = &key[..key.len().min(16)];
+    let scope = cache["scope"].as_str().unwrap_or_default();
+    let mut line = format!("hermetic: cache {status} (key {short}…, scope {scope})");
+    if let Some(path) = cache["quarantine"].as_str() {
+        line.push_str(&format!("; entry quarantined in {path}"));
+    }
+    if cache["stored"] == true {
+        line.push_str("; result stored");
+    }
+    if let Some(reason) = cache["reason"].as_str() {
+        line.push_str(&format!(": {reason}"));
+    }
+    eprintln!("{line}");
 }
 
 /// Writes the signed provenance bundle (or, when asked for a non-reproducible build, the
@@ -112,15 +255,14 @@ fn print_human(report: &BuildReport, json: &serde_json::Value) {
 fn write_provenance(
     args: &BuildArgs,
     request: &BuildRequest,
-    report: &BuildReport,
+    finished: &Finished,
     path: &std::path::Path,
-    started_on: std::time::SystemTime,
-    finished_on: std::time::SystemTime,
 ) -> Result<(), Failure> {
+    let report = &finished.report;
     use hermetic::provenance::{statement_for, ProvenanceInputs, BUILDER_ID_PREFIX};
     use hermetic::signing::{dsse::IN_TOTO_PAYLOAD_TYPE, sign_dsse, Password, SigningKey};
     let fail = |code: i32, err: anyhow::Error| Failure::new(code, err);
-    let reproducible = report.verdict == "reproducible";
+    let reproducible = report["verdict"] == "reproducible";
     let key = match (&args.sign_key, reproducible || !args.unsigned_provenance) {
         (Some(key_path), true) => {
             let pem = std::fs::read_to_string(key_path).map_err(|e| {
@@ -156,15 +298,14 @@ fn write_provenance(
         request,
         report,
         builder_id,
-        started_on,
-        finished_on,
+        started_on: finished.started_on,
+        finished_on: finished.finished_on,
     };
     let statement = statement_for(&inputs, args.unsigned_provenance).map_err(|e| {
         fail(
-            if report.exit_code == exit::SUCCESS {
-                exit::SANDBOX_FAILED
-            } else {
-                report.exit_code
+            match report["exit_code"].as_i64() {
+                Some(0) | None => exit::SANDBOX_FAILED,
+                Some(code) => i32::try_from(code).unwrap_or(exit::SANDBOX_FAILED),
             },
             e.into(),
         )

@@ -1,7 +1,11 @@
 //! One module per command; `dispatch` maps the parsed arguments to them.
 mod build;
+mod cache;
+mod daemon;
+mod jobs;
 mod keygen;
 mod profile;
+mod remote;
 mod run;
 mod verify;
 
@@ -11,11 +15,17 @@ use crate::Failure;
 pub use keygen::KeygenArgs;
 
 pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
+    let in_process = crate::client::autostart::in_process(cli.no_daemon);
     match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Build(args) => build::build(args),
+        Command::Run(args) => run::run(args, in_process),
+        Command::Build(args) => build::build(args, in_process),
+        Command::Daemon(command) => daemon::daemon(command),
+        Command::Jobs(args) => jobs::jobs(args),
+        Command::Logs(args) => jobs::logs(args),
+        Command::Cancel(args) => jobs::cancel(args),
         Command::Profile(command) => profile::profile(command),
         Command::Keygen(args) => keygen::keygen(args),
         Command::Verify(args) => verify::verify(args),
+        Command::Cache(command) => cache::cache(command),
     }
 }

@@ -1,14 +1,65 @@
-//! `hermetic run`: one sandboxed command, its output streamed, its status returned.
+//! `hermetic run`: one sandboxed command, its output streamed, its status returned; in
+//! this process, or through the daemon with the same streams and exit codes.
+use hermetic::api::wire::{JobRequest, JobState, RunRequest};
 use hermetic::sandbox::launch::{self, BuildStatus, Launch};
 use hermetic::sandbox::plan::{self, Request};
 use hermetic::sandbox::profile;
 
+use super::remote::{self, Relay};
 use crate::args::RunArgs;
 use crate::exit;
 use crate::stdio::{self, Target};
 use crate::Failure;
 
-pub fn run(args: RunArgs) -> Result<i32, Failure> {
+pub fn run(args: RunArgs, in_process: bool) -> Result<i32, Failure> {
+    if in_process {
+        run_in_process(args)
+    } else {
+        run_via_daemon(args)
+    }
+}
+
+fn run_via_daemon(args: RunArgs) -> Result<i32, Failure> {
+    let setup_failed = |err: anyhow::Error| Failure::new(exit::RUN_SANDBOX_FAILED, err);
+    let request = JobRequest::Run(RunRequest {
+        profile: remote::absolute_profile(&args.sandbox.profile).map_err(setup_failed)?,
+        src: remote::absolute("--src", &args.sandbox.src).map_err(setup_failed)?,
+        source_date_epoch: args.sandbox.source_date_epoch,
+        command: args.command,
+    });
+    let job = remote::execute(&request, Relay::Separate, exit::RUN_SANDBOX_FAILED)?;
+    let error = job.error.clone().unwrap_or_default();
+    match job.state {
+        JobState::Cancelled => {
+            eprintln!("hermetic: job {} was cancelled", job.id);
+        }
+        JobState::Interrupted => {
+            return Err(setup_failed(anyhow::anyhow!(
+                "job {}: {}",
+                job.id,
+                if error.is_empty() {
+                    "the daemon stopped before the job finished"
+                } else {
+                    &error
+                }
+            )));
+        }
+        _ => {}
+    }
+    let code = job.exit_code.unwrap_or(exit::RUN_SANDBOX_FAILED);
+    match job.verdict.as_deref() {
+        Some("not-found" | "cannot-execute" | "sandbox-failed") => {
+            Err(Failure::new(code, anyhow::anyhow!(error)))
+        }
+        Some("timed-out") => {
+            eprintln!("hermetic: the command exceeded the profile's timeout and was killed");
+            Ok(code)
+        }
+        _ => Ok(code),
+    }
+}
+
+fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
     // Anything that stops the sandbox from being set up, configuration included, is 125:
     // any other code could be mistaken for the command's own status.
     let setup_failed = |err: anyhow::Error| Failure::new(exit::RUN_SANDBOX_FAILED, err);
@@ -34,6 +85,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         stdout,
         stderr,
         artifact: None,
+        cancel: None,
     });
     for relay in [stdout_relay, stderr_relay].into_iter().flatten() {
         let _ = relay.join();

@@ -10,9 +10,10 @@ use axum::Json;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+use crate::queue::log::{Stream, INDEX_RECORD};
 use crate::queue::{CancelError, Scheduler, SubmitError};
 
-use super::wire::{Job, JobList, JobRequest, WIRE_SCHEMA};
+use super::wire::{Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB, WIRE_SCHEMA};
 use super::ApiError;
 
 /// How often a followed log is checked for new bytes.
@@ -100,10 +101,13 @@ pub async fn get(
 pub struct LogQuery {
     #[serde(default)]
     follow: bool,
+    /// Frames that say which stream wrote each part (`wire::FRAMED_LOG_CONTENT_TYPE`).
+    #[serde(default)]
+    framed: bool,
 }
 
-/// `GET /v1/jobs/{id}/log[?follow=true]` → the log as `text/plain`; with `follow`, a
-/// chunked stream that ends when the job does.
+/// `GET /v1/jobs/{id}/log[?follow=true][&framed=true]` → the log as `text/plain`, or as
+/// frames with `framed`; with `follow`, a chunked stream that ends when the job does.
 pub async fn log(
     State(scheduler): State<Scheduler>,
     Path(id): Path<String>,
@@ -111,49 +115,173 @@ pub async fn log(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let job = find(&scheduler, &id)?;
-    let file = match open_log(&scheduler, job.id).await {
-        Ok(file) => Some(file),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+    let content_type = if query.framed {
+        FRAMED_LOG_CONTENT_TYPE
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let headers = [(header::CONTENT_TYPE, content_type)];
+    let log = match open_moving(|| scheduler.log_file(job.id)).await {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((headers, Body::empty()).into_response())
+        }
         Err(err) => return Err(ApiError::internal(format!("failed to open the log: {err}"))),
     };
-    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    let Some(mut file) = file else {
-        return Ok((headers, Body::empty()).into_response());
+    let index = if query.framed {
+        match open_moving(|| scheduler.log_index_file(job.id)).await {
+            Ok(file) => Some(file),
+            // A job logged before logs had an index: all of it is shown as stderr.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => {
+                return Err(ApiError::internal(format!(
+                    "failed to open the log's index: {err}"
+                )))
+            }
+        }
+    } else {
+        None
+    };
+    let mut tail = Tail {
+        log,
+        index,
+        partial: Vec::new(),
+        framed: query.framed,
+        follow: query.follow,
+        scheduler,
+        id: job.id,
+        ended: false,
+        record_sent: false,
     };
     if !query.follow {
-        let mut text = Vec::new();
-        file.read_to_end(&mut text)
-            .await
-            .map_err(|err| ApiError::internal(format!("failed to read the log: {err}")))?;
-        return Ok((headers, text).into_response());
+        let mut body = Vec::new();
+        while let Some(chunk) = tail.next().await {
+            let chunk = chunk
+                .map_err(|err| ApiError::internal(format!("failed to read the log: {err}")))?;
+            body.extend_from_slice(&chunk);
+        }
+        return Ok((headers, body).into_response());
     }
-    let stream = futures_util::stream::unfold(
-        (file, scheduler, job.id, false),
-        |(mut file, scheduler, id, mut ended)| async move {
-            let mut buffer = vec![0u8; 64 * 1024];
-            loop {
-                match file.read(&mut buffer).await {
-                    Ok(0) if ended => return None,
-                    Ok(0) => {
-                        ended = match scheduler.store().get(id) {
-                            Ok(Some(job)) => job.state.is_terminal(),
-                            _ => true,
-                        };
-                        if !ended {
-                            tokio::time::sleep(FOLLOW_INTERVAL).await;
-                        }
-                    }
-                    Ok(n) => {
-                        buffer.truncate(n);
-                        let chunk = Ok::<_, std::io::Error>(Bytes::from(buffer));
-                        return Some((chunk, (file, scheduler, id, ended)));
-                    }
-                    Err(err) => return Some((Err(err), (file, scheduler, id, true))),
+    let stream = futures_util::stream::unfold(tail, |mut tail| async move {
+        let chunk = tail.next().await?;
+        if chunk.is_err() {
+            tail.ended = true;
+            tail.follow = false;
+        }
+        Some((chunk, tail))
+    });
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// A reader of a job's log (and index), optionally waiting for more until the job ends.
+struct Tail {
+    log: tokio::fs::File,
+    index: Option<tokio::fs::File>,
+    /// Index bytes read past the last whole record.
+    partial: Vec<u8>,
+    framed: bool,
+    follow: bool,
+    scheduler: Scheduler,
+    id: u64,
+    ended: bool,
+    record_sent: bool,
+}
+
+impl Tail {
+    /// The next part of the answer; `None` at the end.
+    async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        loop {
+            match self.read_available().await {
+                Ok(Some(chunk)) => return Some(Ok(chunk)),
+                Ok(None) => {}
+                Err(err) => return Some(Err(err)),
+            }
+            if !self.follow {
+                return None;
+            }
+            if self.ended {
+                return self.final_record();
+            }
+            // The job's end is only seen once its log is complete (the store records the
+            // end after the files); one more read then drains it.
+            let job_ended = self.scheduler.job_ended();
+            tokio::pin!(job_ended);
+            job_ended.as_mut().enable();
+            self.ended = match self.scheduler.store().get(self.id) {
+                Ok(Some(job)) => job.state.is_terminal(),
+                _ => true,
+            };
+            if !self.ended {
+                tokio::select! {
+                    () = job_ended => {}
+                    () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
                 }
             }
-        },
-    );
-    Ok((headers, Body::from_stream(stream)).into_response())
+        }
+    }
+
+    /// The job's final record, once, as the last frame of a followed framed log: the
+    /// client needs no further request for the result.
+    fn final_record(&mut self) -> Option<std::io::Result<Bytes>> {
+        if !self.framed || self.record_sent {
+            return None;
+        }
+        self.record_sent = true;
+        let job = match self.scheduler.store().get(self.id) {
+            Ok(Some(job)) => job,
+            _ => return None,
+        };
+        let json = match serde_json::to_vec(&job) {
+            Ok(json) => json,
+            Err(err) => return Some(Err(std::io::Error::other(err))),
+        };
+        let mut frame = Vec::with_capacity(json.len() + INDEX_RECORD);
+        frame.push(FRAME_JOB);
+        frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&json);
+        Some(Ok(frame.into()))
+    }
+
+    /// What has been written since the last call; `None` when nothing has.
+    async fn read_available(&mut self) -> std::io::Result<Option<Bytes>> {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let framed = self.framed;
+        let Some(index) = self.index.as_mut().filter(|_| framed) else {
+            let n = self.log.read(&mut buffer).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buffer.truncate(n);
+            if framed {
+                let mut frame = Vec::with_capacity(n + INDEX_RECORD);
+                push_frame_header(&mut frame, Stream::Stderr, n);
+                frame.extend_from_slice(&buffer);
+                return Ok(Some(frame.into()));
+            }
+            return Ok(Some(buffer.into()));
+        };
+        let n = index.read(&mut buffer).await?;
+        self.partial.extend_from_slice(&buffer[..n]);
+        let whole = self.partial.len() / INDEX_RECORD * INDEX_RECORD;
+        let records: Vec<u8> = self.partial.drain(..whole).collect();
+        let mut frames = Vec::new();
+        for record in records.chunks_exact(INDEX_RECORD) {
+            let length = u32::from_be_bytes([record[1], record[2], record[3], record[4]]);
+            let stream = Stream::from_byte(record[0]).unwrap_or(Stream::Stderr);
+            push_frame_header(&mut frames, stream, length as usize);
+            let start = frames.len();
+            frames.resize(start + length as usize, 0);
+            // The log's bytes are written before their record.
+            self.log.read_exact(&mut frames[start..]).await?;
+        }
+        Ok((!frames.is_empty()).then(|| frames.into()))
+    }
+}
+
+/// A frame's header has the index record's shape.
+fn push_frame_header(out: &mut Vec<u8>, stream: Stream, length: usize) {
+    out.push(stream as u8);
+    out.extend_from_slice(&(length as u32).to_be_bytes());
 }
 
 /// `POST /v1/jobs/{id}/cancel` → 202 `Job`; 404 unknown, 409 already finished.
@@ -174,11 +302,6 @@ pub async fn cancel(
             "not-cancellable",
             err.to_string(),
         )),
-        Err(err @ CancelError::Unsupported(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "cancel-unsupported",
-            err.to_string(),
-        )),
         Err(err @ CancelError::Store(_)) => Err(ApiError::internal(err)),
     }
 }
@@ -193,12 +316,12 @@ fn find(scheduler: &Scheduler, id: &str) -> Result<Job, ApiError> {
         .ok_or_else(not_found)
 }
 
-/// The log moves from the scratch directory to the log directory when the job ends; an
-/// open file keeps reading across the move.
-async fn open_log(scheduler: &Scheduler, id: u64) -> std::io::Result<tokio::fs::File> {
-    match tokio::fs::File::open(scheduler.log_file(id)).await {
+/// The log and its index move from the scratch directory to the log directory when the
+/// job ends (`path` says where they are now); an open file keeps reading across the move.
+async fn open_moving(path: impl Fn() -> std::path::PathBuf) -> std::io::Result<tokio::fs::File> {
+    match tokio::fs::File::open(path()).await {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            tokio::fs::File::open(scheduler.log_file(id)).await
+            tokio::fs::File::open(path()).await
         }
         other => other,
     }

@@ -7,9 +7,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::BuildRequest;
 
-/// Version of the HTTP API (the route prefix). Changelog:
+/// Version of the HTTP API (the route prefix). Changelog (additions within a version
+/// keep old clients working):
 /// - 1: first version (jobs, log, cancel, health).
+/// - 1, addition: `GET /v1/jobs/{id}/log?framed=true` answers `FRAMED_LOG_CONTENT_TYPE`,
+///   so a client can give a `run`'s stdout and stderr back separately; followed, it ends
+///   with the job's final record.
 pub const API_VERSION: u32 = 1;
+
+/// The log as frames: each is one byte naming the stream (1 stdout, 2 stderr, 3 the
+/// daemon's own `[hermeticd]` notes), the length as u32 big-endian, then that many bytes
+/// of the log. A build's output is all stderr (as `hermetic build` shows it); a `run`'s
+/// keeps its two streams apart. A followed log ends with one `FRAME_JOB` frame.
+pub const FRAMED_LOG_CONTENT_TYPE: &str = "application/vnd.hermetic.log-frames";
+
+/// The last frame of a followed framed log: the job's final record (`Job`, JSON).
+pub const FRAME_JOB: u8 = 4;
 
 /// Schema of the JSON bodies. Changelog:
 /// - hermetic.daemon/v1: first version.
@@ -185,7 +198,7 @@ pub struct ErrorBody {
 pub struct ErrorInfo {
     /// Stable, machine-readable: "busy", "bad-request", "body-too-large", "forbidden",
     /// "not-found", "unsupported-api-version", "method-not-allowed", "not-cancellable",
-    /// "cancel-unsupported", "shutting-down", "internal".
+    /// "shutting-down", "internal".
     pub code: String,
     pub message: String,
 }

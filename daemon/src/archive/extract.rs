@@ -175,6 +175,13 @@ pub enum ExtractError {
         expected: String,
         found: String,
     },
+    /// The caller's check of the archive bytes themselves (see [`extract_verified_checked`]).
+    #[error("archive {what} does not match: expected {expected}, found {found}")]
+    ArchiveDigestMismatch {
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
 }
 
 fn at(path: &Option<String>) -> String {
@@ -233,6 +240,7 @@ impl ExtractError {
             Self::ExtraEntry { .. } => "extra_entry",
             Self::EntryMismatch { .. } => "entry_mismatch",
             Self::ContentDigestMismatch { .. } => "content_digest_mismatch",
+            Self::ArchiveDigestMismatch { .. } => "archive_digest_mismatch",
         }
     }
 
@@ -279,7 +287,8 @@ impl ExtractError {
         match self {
             Self::UnexpectedEntry { expected, .. }
             | Self::EntryMismatch { expected, .. }
-            | Self::ContentDigestMismatch { expected, .. } => Some(expected.clone()),
+            | Self::ContentDigestMismatch { expected, .. }
+            | Self::ArchiveDigestMismatch { expected, .. } => Some(expected.clone()),
             Self::MissingEntry { path, .. } => Some(path.clone()),
             Self::LimitExceeded { max, .. } => Some(max.to_string()),
             Self::EntryTypeRefused { .. } => Some("file, dir or symlink".to_owned()),
@@ -295,6 +304,7 @@ impl ExtractError {
             Self::MissingEntry { found, .. } => found.clone(),
             Self::EntryMismatch { found, .. }
             | Self::ContentDigestMismatch { found, .. }
+            | Self::ArchiveDigestMismatch { found, .. }
             | Self::EntryTypeRefused { found, .. } => Some(found.clone()),
             Self::LimitExceeded { found, .. } => Some(found.to_string()),
             Self::SetuidBit { mode, .. } => Some(format!("{mode:o}")),
@@ -334,6 +344,21 @@ pub fn extract_verified<R: Read>(
     dest: &Path,
     limits: &ExtractLimits,
 ) -> Result<ExtractReport, ExtractError> {
+    extract_verified_checked(archive, manifest, dest, limits, |_| Ok(()))
+}
+
+/// [`extract_verified`], with one more gate before the tree is published: `check` gets the
+/// archive reader back once the whole stream (zstd frame and end of input included) checked
+/// out, so a caller that hashes the compressed bytes as they are read (the cache) can
+/// compare them with what was signed in the same single pass. An error from `check`
+/// refuses the archive like any other.
+pub fn extract_verified_checked<R: Read>(
+    archive: R,
+    manifest: &Manifest,
+    dest: &Path,
+    limits: &ExtractLimits,
+    check: impl FnOnce(R) -> Result<(), ExtractError>,
+) -> Result<ExtractReport, ExtractError> {
     check_manifest(manifest, limits)?;
     let (Some(parent), Some(dest_name)) = (dest.parent(), dest.file_name()) else {
         return Err(ExtractError::InvalidDestination {
@@ -366,21 +391,23 @@ pub fn extract_verified<R: Read>(
             parent: parent.to_owned(),
             source,
         })?;
-    let restored = restore(archive, manifest, limits, &mut staging).and_then(|report| {
-        staging.publish(dest_name).map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
-                ExtractError::DestinationExists {
-                    dest: dest.to_owned(),
+    let restored =
+        restore(archive, manifest, limits, Some(&mut staging)).and_then(|(report, archive)| {
+            check(archive)?;
+            staging.publish(dest_name).map_err(|source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    ExtractError::DestinationExists {
+                        dest: dest.to_owned(),
+                    }
+                } else {
+                    ExtractError::Publish {
+                        dest: dest.to_owned(),
+                        source,
+                    }
                 }
-            } else {
-                ExtractError::Publish {
-                    dest: dest.to_owned(),
-                    source,
-                }
-            }
-        })?;
-        Ok(report)
-    });
+            })?;
+            Ok(report)
+        });
     if restored.is_err() {
         if let Err(err) = staging.remove() {
             tracing::error!(
@@ -391,6 +418,18 @@ pub fn extract_verified<R: Read>(
         }
     }
     restored
+}
+
+/// Reads and checks `archive` against `manifest` exactly as [`extract_verified`] does, but
+/// writes nothing: for a caller that needs the verdict and not the tree. Returns the
+/// archive reader, which has been read to its end.
+pub fn verify_stream<R: Read>(
+    archive: R,
+    manifest: &Manifest,
+    limits: &ExtractLimits,
+) -> Result<(ExtractReport, R), ExtractError> {
+    check_manifest(manifest, limits)?;
+    restore(archive, manifest, limits, None)
 }
 
 /// Checks, before anything is written, that the manifest is valid and within `limits`; the
@@ -489,12 +528,13 @@ impl From<ExtractError> for Stop {
     }
 }
 
+/// Matches the archive against the manifest, writing into `staging` when there is one.
 fn restore<R: Read>(
     archive: R,
     manifest: &Manifest,
     limits: &ExtractLimits,
-    staging: &mut Staging<'_>,
-) -> Result<ExtractReport, ExtractError> {
+    staging: Option<&mut Staging<'_>>,
+) -> Result<(ExtractReport, R), ExtractError> {
     let mut tar = tar::Archive::new(DecodedStream::open(archive)?);
     let walked = Restorer {
         manifest,
@@ -505,10 +545,7 @@ fn restore<R: Read>(
     .run(&mut tar);
     let stream = tar.into_inner();
     match walked {
-        Ok((report, entries_end)) => {
-            stream.finish(entries_end)?;
-            Ok(report)
-        }
+        Ok((report, entries_end)) => Ok((report, stream.finish(entries_end)?)),
         Err(Stop::Refused(err)) => Err(err),
         Err(Stop::Stream { error, path }) => Err(classify(error, stream.at_end, path)),
         Err(Stop::EndedEarly {
@@ -527,7 +564,8 @@ fn restore<R: Read>(
 struct Restorer<'m, 's, 'p> {
     manifest: &'m Manifest,
     limits: &'m ExtractLimits,
-    staging: &'s mut Staging<'p>,
+    /// None when only verifying.
+    staging: Option<&'s mut Staging<'p>>,
     buffer: Vec<u8>,
 }
 
@@ -578,18 +616,18 @@ impl Restorer<'_, '_, '_> {
                 Ordering::Equal => {}
             }
             compare(expected, kind, member.mode, size, member.link.as_deref())?;
-            match kind {
-                FileKind::Dir => self
-                    .staging
+            match (kind, self.staging.as_deref_mut()) {
+                (FileKind::Dir, Some(staging)) => staging
                     .create_dir(&path)
                     .map_err(|err| write_failure(&path, err))?,
-                FileKind::Symlink => {
+                (FileKind::Symlink, Some(staging)) => {
                     let target = expected.target.as_deref().unwrap_or_default();
-                    self.staging
+                    staging
                         .create_symlink(&path, target)
                         .map_err(|err| write_failure(&path, err))?;
                 }
-                FileKind::File => {
+                (FileKind::Dir | FileKind::Symlink, None) => {}
+                (FileKind::File, _) => {
                     self.write_file(&mut member.entry, expected)?;
                     report.bytes += size;
                 }
@@ -655,18 +693,22 @@ impl Restorer<'_, '_, '_> {
         Ok(size)
     }
 
-    /// Copies the member's data into a new staging file, hashing it on the way, and gives the
-    /// file its final mode only once the digest matches.
+    /// Copies the member's data into a new staging file (when writing), hashing it on the
+    /// way, and gives the file its final mode only once the digest matches.
     fn write_file<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
         expected: &FileEntry,
     ) -> Result<(), Stop> {
         let path = &expected.path;
-        let mut file = self
-            .staging
-            .create_file(path)
-            .map_err(|err| write_failure(path, err))?;
+        let mut file = match self.staging.as_deref_mut() {
+            Some(staging) => Some(
+                staging
+                    .create_file(path)
+                    .map_err(|err| write_failure(path, err))?,
+            ),
+            None => None,
+        };
         let mut hasher = blake3::Hasher::new();
         let mut remaining = expected.size;
         while remaining > 0 {
@@ -690,11 +732,13 @@ impl Restorer<'_, '_, '_> {
                 }
             };
             hasher.update(&self.buffer[..n]);
-            file.write_all(&self.buffer[..n])
-                .map_err(|source| ExtractError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
+            if let Some(file) = file.as_mut() {
+                file.write_all(&self.buffer[..n])
+                    .map_err(|source| ExtractError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
             remaining -= n as u64;
         }
         let found = hasher.finalize().to_hex().to_string();
@@ -706,10 +750,12 @@ impl Restorer<'_, '_, '_> {
             }
             .into());
         }
-        sys::set_mode(file.as_fd(), expected.mode).map_err(|source| ExtractError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        if let Some(file) = file {
+            sys::set_mode(file.as_fd(), expected.mode).map_err(|source| ExtractError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
         Ok(())
     }
 }
@@ -1141,7 +1187,8 @@ impl<R: Read> DecodedStream<R> {
 
     /// Requires what follows the last entry to be the end-of-archive marker and zero
     /// padding only, the zstd frame to end there with a valid checksum, and no byte after it.
-    fn finish(mut self, entries_end: u64) -> Result<(), ExtractError> {
+    /// Returns the caller's reader, read to its end.
+    fn finish(mut self, entries_end: u64) -> Result<R, ExtractError> {
         let mut block = [0u8; TAR_BLOCK as usize];
         loop {
             let n = match self.read(&mut block) {
@@ -1177,7 +1224,7 @@ impl<R: Read> DecodedStream<R> {
         }
         let mut input = self.decoder.finish();
         match input.fill_buf() {
-            Ok([]) => Ok(()),
+            Ok([]) => Ok(input.into_inner().into_inner().1 .0),
             Ok(_) => Err(ExtractError::TrailingData {
                 detail: "bytes follow the zstd frame".to_owned(),
             }),

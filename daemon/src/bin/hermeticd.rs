@@ -4,16 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use hermetic::config::{self, Config};
+use hermetic::config;
 use hermetic::server;
 
 /// The hermetic daemon: a job queue for sandboxed runs and builds.
 #[derive(Debug, Parser)]
 #[command(name = "hermeticd", version)]
 struct Args {
-    /// Config file (TOML, `version = 1`). Default: /etc/hermetic/config.toml for root,
-    /// $XDG_CONFIG_HOME/hermetic/config.toml otherwise; a missing default file means the
-    /// built-in defaults.
+    /// Config file (TOML, `version = 1`). Default: $HERMETIC_CONFIG, else
+    /// /etc/hermetic/config.toml for root, $XDG_CONFIG_HOME/hermetic/config.toml otherwise;
+    /// a missing default file means the built-in defaults.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Socket to listen on (overrides the config's `socket`).
@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = load_config(args.config.as_deref())?;
+    let mut config = config::load_effective(args.config.as_deref())?;
     if let Some(socket) = args.socket {
         config.socket = std::path::absolute(&socket)
             .with_context(|| format!("--socket {}", socket.display()))?;
@@ -61,39 +61,5 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{config:#?}");
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
-    runtime.block_on(async {
-        let socket = config.socket.clone();
-        let listener = server::bind_socket(&socket, config.socket_gid)?;
-        tracing::info!(socket = %socket.display(), state_dir = %config.state_dir.display(), "listening");
-        let result = server::serve(config, listener, shutdown_signal()?).await;
-        let _ = std::fs::remove_file(&socket);
-        result.map_err(anyhow::Error::from)
-    })
-}
-
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    match path {
-        Some(path) => Ok(Config::load(path)?),
-        None => match config::default_config_path() {
-            Some(path) if path.exists() => Ok(Config::load(&path)?),
-            _ => Ok(Config::defaults()),
-        },
-    }
-}
-
-/// SIGTERM or SIGINT.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
+    Ok(server::run_daemon(config)?)
 }

@@ -4,12 +4,14 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::build::{BuildReport, BuildRequest};
+use crate::build::BuildRequest;
 
-/// What the statement is made from besides the build report.
+/// What the statement is made from. The report is the published `hermetic.build/v1`
+/// JSON, so a report that came back from the daemon serves as well as one made
+/// in-process.
 pub struct ProvenanceInputs<'a> {
     pub request: &'a BuildRequest,
-    pub report: &'a BuildReport,
+    pub report: &'a Value,
     pub builder_id: String,
     pub started_on: SystemTime,
     pub finished_on: SystemTime,
@@ -32,12 +34,16 @@ pub fn statement_for(
     allow_unreproducible: bool,
 ) -> Result<Value, ProvenanceError> {
     let report = inputs.report;
-    if report.verdict != "reproducible" && !allow_unreproducible {
+    let verdict = report["verdict"].as_str().unwrap_or_default();
+    if verdict != "reproducible" && !allow_unreproducible {
         return Err(ProvenanceError::NotReproducible {
-            verdict: report.verdict.to_string(),
+            verdict: verdict.to_string(),
         });
     }
-    let output = report.output.as_ref().ok_or(ProvenanceError::NoOutput)?;
+    let output = report
+        .get("output")
+        .filter(|output| output.is_object())
+        .ok_or(ProvenanceError::NoOutput)?;
     let source = inputs
         .request
         .src
@@ -45,8 +51,7 @@ pub fn statement_for(
         .unwrap_or_else(|_| inputs.request.src.clone());
     let source_blake3 = tree_blake3(&source)?;
     let git_commit = git_head(&source);
-    let name = output
-        .archive
+    let name = Path::new(output["archive"].as_str().unwrap_or_default())
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -59,7 +64,7 @@ pub fn statement_for(
     let mut external = json!({
         "command": inputs.request.command,
         "outputs": outputs,
-        "profile": report.profile.name,
+        "profile": report["profile"]["name"],
         "source": { "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } },
     });
     if let Some(commit) = &git_commit {
@@ -67,16 +72,17 @@ pub fn statement_for(
     }
     let mut dependencies = vec![
         json!({ "name": "source", "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } }),
-        json!({ "name": "profile", "uri": report.profile.origin, "digest": { "sha256": report.profile.sha256 } }),
+        json!({ "name": "profile", "uri": report["profile"]["origin"], "digest": { "sha256": report["profile"]["sha256"] } }),
     ];
-    if let Some(sandbox) = &report.sandbox {
+    let sandbox = &report["sandbox"];
+    if sandbox.is_object() {
         dependencies.push(json!({
             "name": "seccomp-policy",
-            "uri": format!("hermetic:seccomp/{}", sandbox.seccomp_policy),
-            "digest": { "sha256": sandbox.seccomp_sha256 },
+            "uri": format!("hermetic:seccomp/{}", sandbox["seccomp_policy"].as_str().unwrap_or_default()),
+            "digest": { "sha256": sandbox["seccomp_sha256"] },
         }));
     }
-    match &report.profile.rootfs_blake3 {
+    match report["profile"]["rootfs_blake3"].as_str() {
         Some(rootfs) => {
             dependencies.push(json!({ "name": "rootfs", "digest": { "blake3": rootfs } }))
         }
@@ -87,37 +93,40 @@ pub fn statement_for(
         }
     }
 
-    let run_b = report
-        .runs
-        .iter()
-        .find(|run| serde_json::to_value(run.name).ok() == Some(json!("b")));
+    let run_b = report["runs"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|run| run["name"] == "b"));
     let mut byproducts = vec![json!({
         "name": "hermetic-verdict",
         "annotations": {
-            "verdict": report.verdict,
-            "mode": report.mode,
-            "varied": report.varied,
-            "differences": report.differences.as_ref().map(Vec::len).unwrap_or(0),
+            "verdict": verdict,
+            "mode": report["mode"],
+            "varied": report["varied"],
+            "differences": report["differences"].as_array().map_or(0, Vec::len),
         },
     })];
-    if let Some(digest) = run_b.and_then(|run| run.output_digest.as_ref()) {
-        byproducts.push(json!({ "name": "run-b-output", "digest": { "sha256": digest.sha256, "blake3": digest.blake3 } }));
+    if let Some(digest) = run_b
+        .map(|run| &run["output_digest"])
+        .filter(|digest| digest.is_object())
+    {
+        byproducts.push(json!({ "name": "run-b-output", "digest": { "sha256": digest["sha256"], "blake3": digest["blake3"] } }));
     }
-    byproducts.push(json!({ "name": "manifest", "digest": { "blake3": output.manifest_blake3 } }));
-    if let Some(log) = &report.log {
-        byproducts.push(json!({ "name": "log", "digest": { "sha256": log.sha256 } }));
+    byproducts
+        .push(json!({ "name": "manifest", "digest": { "blake3": output["manifest_blake3"] } }));
+    if report["log"].is_object() {
+        byproducts.push(json!({ "name": "log", "digest": { "sha256": report["log"]["sha256"] } }));
     }
 
     Ok(json!({
         "_type": super::STATEMENT_TYPE,
-        "subject": [ { "name": name, "digest": { "sha256": output.digest.sha256, "blake3": output.digest.blake3 } } ],
+        "subject": [ { "name": name, "digest": { "sha256": output["digest"]["sha256"], "blake3": output["digest"]["blake3"] } } ],
         "predicateType": super::SLSA_PROVENANCE_V1,
         "predicate": {
             "buildDefinition": {
                 "buildType": super::BUILD_TYPE,
                 "externalParameters": external,
                 "internalParameters": {
-                    "pins": report.pins,
+                    "pins": report["pins"],
                     "sandbox": sandbox_parameters(report),
                 },
                 "resolvedDependencies": dependencies,
@@ -137,8 +146,8 @@ pub fn statement_for(
 
 /// The layers in force, without what names this particular run (the cgroup directories
 /// carry a per-run name): two builds of the same inputs must state the same parameters.
-fn sandbox_parameters(report: &BuildReport) -> Value {
-    let mut sandbox = serde_json::to_value(&report.sandbox).unwrap_or(Value::Null);
+fn sandbox_parameters(report: &Value) -> Value {
+    let mut sandbox = report["sandbox"].clone();
     if let Some(cgroup) = sandbox.get_mut("cgroup").and_then(Value::as_object_mut) {
         for value in cgroup.values_mut() {
             if let Some(version) = value.as_str().and_then(|placed| placed.split(':').next()) {

@@ -1,59 +1,158 @@
 //! A job's log: everything the build writes to stdout and stderr, in one file, capped.
+//! Beside it, an index records which stream wrote each stretch of the log (5-byte
+//! records: the `Stream` byte, then the length as u32 big-endian), so a client can give
+//! a `run`'s stdout and stderr back separately (`GET /v1/jobs/{id}/log?framed=true`).
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+/// Who wrote a stretch of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stream {
+    Stdout = 1,
+    Stderr = 2,
+    /// The daemon's own notes about the job (`[hermeticd] ...` lines).
+    Daemon = 3,
+}
+
+impl Stream {
+    pub fn from_byte(byte: u8) -> Option<Stream> {
+        match byte {
+            1 => Some(Stream::Stdout),
+            2 => Some(Stream::Stderr),
+            3 => Some(Stream::Daemon),
+            _ => None,
+        }
+    }
+}
+
+/// Size of one index record.
+pub const INDEX_RECORD: usize = 5;
+
+/// The index that goes with the log at `log`.
+pub fn index_path(log: &Path) -> PathBuf {
+    log.with_extension("streams")
+}
+
 /// The shared end of a job's log file. Bytes past the limit are dropped, and the log
-/// ends with a line saying so.
+/// ends with a line saying so. Each clone writes as one stream (stderr unless `tagged`).
 #[derive(Clone)]
 pub struct JobLog {
     inner: Arc<Mutex<Capped>>,
+    stream: Stream,
 }
 
 struct Capped {
     file: File,
+    index: File,
     written: u64,
     limit: u64,
     truncated: bool,
 }
 
+impl Capped {
+    /// Appends `bytes` to the log, then their record to the index: a reader that sees a
+    /// record finds its bytes already in the log.
+    fn append(&mut self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+        // Records are u32-sized; a larger write is split.
+        for part in bytes.chunks(u32::MAX as usize) {
+            self.file.write_all(part)?;
+            let mut record = [0u8; INDEX_RECORD];
+            record[0] = stream as u8;
+            record[1..].copy_from_slice(&(part.len() as u32).to_be_bytes());
+            self.index.write_all(&record)?;
+        }
+        Ok(())
+    }
+}
+
 impl JobLog {
     pub fn open(path: &Path, limit: u64) -> std::io::Result<JobLog> {
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let index = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(index_path(path))?;
         Ok(JobLog {
             inner: Arc::new(Mutex::new(Capped {
                 file,
+                index,
                 written: 0,
                 limit,
                 truncated: false,
             })),
+            stream: Stream::Stderr,
         })
     }
 
-    /// Relays a pipe into the log until every writer of the pipe is closed.
-    pub fn relay(&self, mut reader: std::io::PipeReader) -> JoinHandle<()> {
-        let mut log = self.clone();
+    /// The same log, written as `stream`.
+    pub fn tagged(&self, stream: Stream) -> JobLog {
+        JobLog {
+            inner: self.inner.clone(),
+            stream,
+        }
+    }
+
+    /// Relays a command's stdout and stderr pipes into the log, tagged, until every writer
+    /// of both is closed. One thread reads both, stdout first when both are ready, so
+    /// writes that are not simultaneous keep their order; two pipes cannot tell the order
+    /// of writes closer together than the relay wakes up.
+    pub fn relay_streams(
+        &self,
+        stdout: std::io::PipeReader,
+        stderr: std::io::PipeReader,
+    ) -> JoinHandle<()> {
+        let mut open = vec![
+            (self.tagged(Stream::Stdout), stdout),
+            (self.tagged(Stream::Stderr), stderr),
+        ];
         std::thread::spawn(move || {
             let mut buffer = [0u8; 16 * 1024];
-            loop {
-                match reader.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let _ = log.write_all(&buffer[..n]);
+            while !open.is_empty() {
+                let mut ready = {
+                    let mut fds: Vec<PollFd<'_>> = open
+                        .iter()
+                        .map(|(_, reader)| PollFd::new(reader.as_fd(), PollFlags::POLLIN))
+                        .collect();
+                    match poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) => fds
+                            .iter()
+                            .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()))
+                            .collect::<Vec<bool>>(),
+                        Err(Errno::EINTR) => continue,
+                        Err(_) => return,
                     }
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
                 }
+                .into_iter();
+                open.retain_mut(|(log, reader)| {
+                    if !ready.next().unwrap_or(false) {
+                        return true;
+                    }
+                    match reader.read(&mut buffer) {
+                        Ok(0) => false,
+                        Ok(n) => {
+                            let _ = log.write_all(&buffer[..n]);
+                            true
+                        }
+                        Err(err) => err.kind() == std::io::ErrorKind::Interrupted,
+                    }
+                });
             }
         })
     }
 
     /// Appends a line from the daemon itself (not counted against the cap).
     pub fn note(&self, line: &str) {
-        let mut capped = self.lock();
-        let _ = writeln!(capped.file, "[hermeticd] {line}");
+        let _ = self
+            .lock()
+            .append(Stream::Daemon, format!("[hermeticd] {line}\n").as_bytes());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Capped> {
@@ -67,16 +166,16 @@ impl Write for JobLog {
         let room = capped.limit.saturating_sub(capped.written);
         let keep = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if keep > 0 {
-            capped.file.write_all(&buf[..keep])?;
+            capped.append(self.stream, &buf[..keep])?;
             capped.written += keep as u64;
         }
         if keep < buf.len() && !capped.truncated {
             capped.truncated = true;
-            let limit = capped.limit;
-            let _ = write!(
-                capped.file,
-                "\n[hermeticd] log truncated: the limit is {limit} bytes\n"
+            let note = format!(
+                "\n[hermeticd] log truncated: the limit is {} bytes\n",
+                capped.limit
             );
+            let _ = capped.append(Stream::Daemon, note.as_bytes());
         }
         // The rest is dropped, not refused: a build must not fail because its log is long.
         Ok(buf.len())
@@ -106,5 +205,47 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("truncated").count(), 1);
+    }
+
+    #[test]
+    fn the_relay_tags_each_pipe_and_ends_when_both_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        File::create(&path).unwrap();
+        let log = JobLog::open(&path, 1024).unwrap();
+        let (out_reader, mut out) = std::io::pipe().unwrap();
+        let (err_reader, mut err) = std::io::pipe().unwrap();
+        let relay = log.relay_streams(out_reader, err_reader);
+        out.write_all(b"out").unwrap();
+        drop(out);
+        err.write_all(b"err!").unwrap();
+        drop(err);
+        relay.join().unwrap();
+        let index = std::fs::read(index_path(&path)).unwrap();
+        let mut records: Vec<(u8, u32)> = index
+            .chunks(INDEX_RECORD)
+            .map(|r| (r[0], u32::from_be_bytes(r[1..].try_into().unwrap())))
+            .collect();
+        records.sort();
+        assert_eq!(records, [(1, 3), (2, 4)]);
+    }
+
+    #[test]
+    fn the_index_tells_which_stream_wrote_what() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        File::create(&path).unwrap();
+        let log = JobLog::open(&path, 1024).unwrap();
+        log.tagged(Stream::Stdout).write_all(b"out").unwrap();
+        log.tagged(Stream::Stderr).write_all(b"err!").unwrap();
+        log.note("done");
+        let index = std::fs::read(index_path(&path)).unwrap();
+        let records: Vec<(u8, u32)> = index
+            .chunks(INDEX_RECORD)
+            .map(|r| (r[0], u32::from_be_bytes(r[1..].try_into().unwrap())))
+            .collect();
+        assert_eq!(records, [(1, 3), (2, 4), (3, 17)]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "outerr![hermeticd] done\n");
     }
 }

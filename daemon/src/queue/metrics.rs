@@ -169,6 +169,12 @@ impl Metrics {
             inner.rejected_busy,
             "counter",
         );
+        gauge(
+            "hermeticd_cache_quarantined_total",
+            "Cache entries refused on restore and moved to quarantine since start.",
+            crate::cache::quarantine::quarantined_total(),
+            "counter",
+        );
         inner.duration.render(
             &mut out,
             "hermeticd_job_duration_seconds",

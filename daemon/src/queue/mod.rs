@@ -7,7 +7,6 @@ pub mod worker;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,14 +15,12 @@ use tokio::sync::{watch, Notify};
 use crate::api::wire::{Job, JobRequest, JobState};
 use crate::config::Config;
 use crate::exit_code as exit;
+use crate::sandbox::cancel::Cancel;
 use crate::store::{Finish, Store, StoreError};
 
 use self::log::JobLog;
 use self::metrics::{Gauges, Metrics};
 
-/// How often a cancelled job's sandbox is killed again until the job has ended (the
-/// helper may not have been spawned, or exec'd, at the first attempt).
-const KILL_INTERVAL: Duration = Duration::from_millis(20);
 /// How long shutdown waits for killed jobs to end.
 const KILL_GRACE: Duration = Duration::from_secs(30);
 
@@ -51,8 +48,6 @@ pub enum CancelError {
     NotFound(u64),
     #[error("job {id} is already {}", state.as_str())]
     Finished { id: u64, state: JobState },
-    #[error("job {0} is a running dual build, which cannot be cancelled yet")]
-    Unsupported(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -65,11 +60,9 @@ enum Stop {
 }
 
 struct Handle {
-    /// A dual build: its runs are spawned by threads of their own.
-    dual_build: bool,
     stop: watch::Sender<Option<Stop>>,
-    /// The id of the thread running the job (0 when none).
-    thread: AtomicI32,
+    /// Kills the job's sandboxes, including any started after the stop.
+    cancel: Cancel,
 }
 
 struct Pending {
@@ -170,6 +163,22 @@ impl Scheduler {
         }
     }
 
+    /// Completes when some job ends. Create (and `enable`) it before checking a job's
+    /// state, so an end between the check and the wait is not missed.
+    pub fn job_ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.ended.notified()
+    }
+
+    /// The index of job `id`'s log (see `log::index_path`), wherever the log is now.
+    pub fn log_index_file(&self, id: u64) -> PathBuf {
+        let scratch = log::index_path(&self.inner.scratch_log(id));
+        if scratch.exists() {
+            scratch
+        } else {
+            log::index_path(&self.inner.final_log(id))
+        }
+    }
+
     /// Queues a job. Must be called inside the tokio runtime.
     pub fn submit(&self, request: JobRequest) -> Result<Job, SubmitError> {
         validate(&request)?;
@@ -188,8 +197,12 @@ impl Scheduler {
             .store
             .insert(&request, now_ms(), |id| inner.final_log(id))?;
         let scratch = inner.scratch_dir(job.id);
-        let created = std::fs::create_dir_all(&scratch)
-            .and_then(|()| std::fs::File::create(inner.scratch_log(job.id)).map(drop));
+        // The log and its index exist from the start, so a client may follow a queued job.
+        let created = std::fs::create_dir_all(&scratch).and_then(|()| {
+            let log = inner.scratch_log(job.id);
+            std::fs::File::create(log::index_path(&log))?;
+            std::fs::File::create(&log).map(drop)
+        });
         if let Err(source) = created {
             let finish = Finish {
                 error: Some(format!("failed to create {}: {source}", scratch.display())),
@@ -205,9 +218,8 @@ impl Scheduler {
         }
         let (stop, _) = watch::channel(None);
         let handle = Arc::new(Handle {
-            dual_build: matches!(&request, JobRequest::Build(build) if !build.single),
             stop,
-            thread: AtomicI32::new(0),
+            cancel: Cancel::default(),
         });
         state.handles.insert(job.id, handle.clone());
         state.pending.push_back(Pending {
@@ -232,9 +244,6 @@ impl Scheduler {
                 drop(state);
                 inner.finish(id, JobState::Cancelled, &Finish::default(), None, None);
             } else if let Some(handle) = state.handles.get(&id) {
-                if handle.dual_build {
-                    return Err(CancelError::Unsupported(id));
-                }
                 handle.stop.send_replace(Some(Stop::Cancel));
             }
         }
@@ -374,7 +383,7 @@ impl Inner {
         let handle = job.handle.clone();
         let mut stop = handle.stop.subscribe();
         let mut task = tokio::task::spawn_blocking(move || {
-            worker::execute(&job.request, &log, &job.handle.thread)
+            worker::execute(&job.request, &log, &job.handle.cancel)
         });
         let mut stopping = None;
         let result = loop {
@@ -385,9 +394,8 @@ impl Inner {
                         continue;
                     }
                     stopping = *stop.borrow_and_update();
-                    kill(&handle);
+                    handle.cancel.cancel();
                 }
-                () = tokio::time::sleep(KILL_INTERVAL), if stopping.is_some() => kill(&handle),
             }
         };
         let outcome = match result {
@@ -419,6 +427,8 @@ impl Inner {
         }
         self.metrics
             .finished(state, finish.verdict.as_deref(), duration, setup);
+        // Wakes clients following the job's log as well as shutdown.
+        self.ended.notify_waiters();
     }
 
     /// Moves the log out of the scratch directory and removes the directory (a failed
@@ -431,14 +441,21 @@ impl Inner {
             let _ = std::fs::create_dir_all(dir);
         }
         let keep = failed && self.config.keep_failed;
-        let moved = if keep {
-            std::fs::copy(&log, &final_log).map(drop)
-        } else {
-            std::fs::rename(&log, &final_log)
-        };
-        if let Err(err) = moved {
-            if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(job = id, "failed to keep the job's log: {err}");
+        // The index first: a reader that finds the log in its final place finds its
+        // index there too.
+        for (from, to) in [
+            (log::index_path(&log), log::index_path(&final_log)),
+            (log.clone(), final_log.clone()),
+        ] {
+            let moved = if keep {
+                std::fs::copy(&from, &to).map(drop)
+            } else {
+                std::fs::rename(&from, &to)
+            };
+            if let Err(err) = moved {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
+                }
             }
         }
         if !keep {
@@ -453,19 +470,6 @@ fn remove_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
-    }
-}
-
-fn kill(handle: &Handle) {
-    if handle.dual_build {
-        // Only reached at shutdown: a dual build's runs are spawned by threads the daemon
-        // cannot tell apart from other jobs', so every sandbox goes.
-        worker::kill_all_sandboxes();
-    } else {
-        let thread = handle.thread.load(Ordering::SeqCst);
-        if thread != 0 {
-            worker::kill_sandboxes_of_thread(thread);
-        }
     }
 }
 

@@ -1,19 +1,17 @@
-//! Runs one job on the calling (blocking) thread, and kills a job's sandbox.
+//! Runs one job on the calling (blocking) thread.
 //!
-//! `launch::run` and `build::execute` spawn the sandbox helper themselves, with a
-//! parent-death signal tied to the spawning thread; the thread blocks until the job ends.
-//! Killing a job therefore means killing the helpers that thread (or, for dual builds,
-//! the threads it started) spawned: the sandbox's init dies with its helper and takes the
-//! whole pid namespace with it.
+//! `launch::run` and `build::execute` spawn the sandbox helpers themselves and register
+//! each with the job's `Cancel`, so the scheduler can kill every sandbox of the job (the
+//! one of a run, the two or three of a dual build): the sandbox's init dies with its
+//! helper and takes the whole pid namespace with it.
 use std::io::Write;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use crate::api::wire::{Digests, JobRequest, RunRequest};
 use crate::build::{self, BuildRequest};
 use crate::exit_code as exit;
-use crate::sandbox::helper::HELPER_ARG;
+use crate::sandbox::cancel::Cancel;
 use crate::sandbox::launch::{self, BuildStatus, Launch};
 use crate::sandbox::plan::{self, Request};
 use crate::sandbox::profile;
@@ -28,22 +26,19 @@ pub struct Outcome {
     pub setup: Option<Duration>,
 }
 
-/// Runs `request`, its output going to `log`. `thread` holds the running thread's id
-/// while the job runs, for `kill_sandboxes_of_thread`.
-pub fn execute(request: &JobRequest, log: &JobLog, thread: &AtomicI32) -> Outcome {
-    thread.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+/// Runs `request`, its output going to `log`; `cancel` kills its sandboxes.
+pub fn execute(request: &JobRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
     let outcome = match request {
-        JobRequest::Run(run) => execute_run(run, log),
-        JobRequest::Build(build) => execute_build(build, log),
+        JobRequest::Run(run) => execute_run(run, log, cancel),
+        JobRequest::Build(build) => execute_build(build, log, cancel),
     };
-    thread.store(0, Ordering::SeqCst);
     if let Some(error) = &outcome.finish.error {
         log.note(error);
     }
     outcome
 }
 
-fn execute_run(request: &RunRequest, log: &JobLog) -> Outcome {
+fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
     let failed = |verdict: &str, code: i32, error: String| Outcome {
         finish: Finish {
             verdict: Some(verdict.into()),
@@ -70,28 +65,25 @@ fn execute_run(request: &RunRequest, log: &JobLog) -> Outcome {
         Ok(plan) => plan,
         Err(err) => return failed("sandbox-failed", exit::RUN_SANDBOX_FAILED, err.to_string()),
     };
-    let (reader, writer) = match std::io::pipe() {
-        Ok(pipe) => pipe,
+    // One pipe per stream: the log's index keeps them apart for the client.
+    let pipes = std::io::pipe().and_then(|stdout| Ok((stdout, std::io::pipe()?)));
+    let ((stdout_reader, stdout), (stderr_reader, stderr)) = match pipes {
+        Ok(pipes) => pipes,
         Err(err) => {
-            let error = format!("failed to create the log pipe: {err}");
+            let error = format!("failed to create the log pipes: {err}");
             return failed("sandbox-failed", exit::RUN_SANDBOX_FAILED, error);
         }
     };
-    let relay = log.relay(reader);
-    let streams = writer
-        .try_clone()
-        .map(|stdout| (Stdio::from(stdout), Stdio::from(writer)));
-    let outcome = match streams {
-        Ok((stdout, stderr)) => launch::run(Launch {
-            spec: &plan.spec,
-            cgroup_policy: profile.cgroup,
-            stdout,
-            stderr,
-            artifact: None,
-        })
-        .map_err(|err| err.to_string()),
-        Err(err) => Err(format!("failed to create the log pipe: {err}")),
-    };
+    let relay = log.relay_streams(stdout_reader, stderr_reader);
+    let outcome = launch::run(Launch {
+        spec: &plan.spec,
+        cgroup_policy: profile.cgroup,
+        stdout: Stdio::from(stdout),
+        stderr: Stdio::from(stderr),
+        artifact: None,
+        cancel: Some(cancel),
+    })
+    .map_err(|err| err.to_string());
     let _ = relay.join();
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -131,9 +123,9 @@ fn execute_run(request: &RunRequest, log: &JobLog) -> Outcome {
     }
 }
 
-fn execute_build(request: &BuildRequest, log: &JobLog) -> Outcome {
+fn execute_build(request: &BuildRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
     let sink = || -> std::io::Result<Box<dyn Write + Send>> { Ok(Box::new(log.clone())) };
-    match build::execute(request, &sink) {
+    match build::execute(request, &sink, Some(cancel)) {
         Ok(report) => Outcome {
             setup: report
                 .runs
@@ -161,46 +153,4 @@ fn execute_build(request: &BuildRequest, log: &JobLog) -> Outcome {
             setup: None,
         },
     }
-}
-
-/// SIGKILLs the sandbox helpers spawned by thread `tid` of this process; returns how many.
-/// A listed child is not reaped until its spawner waits for it, so its pid cannot have
-/// been reused.
-pub fn kill_sandboxes_of_thread(tid: i32) -> usize {
-    let Ok(children) = std::fs::read_to_string(format!("/proc/self/task/{tid}/children")) else {
-        return 0;
-    };
-    children
-        .split_whitespace()
-        .filter_map(|pid| pid.parse::<i32>().ok())
-        .filter(|&pid| is_helper(pid))
-        .filter(|&pid| {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .is_ok()
-        })
-        .count()
-}
-
-/// SIGKILLs every sandbox helper of this process (any thread's); returns how many.
-pub fn kill_all_sandboxes() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| task.file_name().to_str()?.parse::<i32>().ok())
-        .map(kill_sandboxes_of_thread)
-        .sum()
-}
-
-fn is_helper(pid: i32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        cmdline
-            .split(|&byte| byte == 0)
-            .nth(1)
-            .is_some_and(|arg| arg == HELPER_ARG.as_bytes())
-    })
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::repro::compare::{compare, Difference, DifferenceKind};
 use crate::repro::explain::{find_timestamps, read_archived_files, TimeWindow, TimestampEncoding};
 use crate::repro::vary::{canonical_run, second_run, Varied};
+use crate::sandbox::cancel::Cancel;
 use crate::sandbox::launch::{self, BuildStatus, Launch, PackedOutputs, RunOutcome};
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
@@ -100,8 +101,10 @@ pub struct DualOutcome {
     pub suspected: Vec<SuspectedCause>,
 }
 
-pub struct DualOptions {
+pub struct DualOptions<'c> {
     pub cgroup_policy: CgroupPolicy,
+    /// Kills every run of this build when cancelled (no noise pass starts after it).
+    pub cancel: Option<&'c Cancel>,
     /// Picks b's offsets; recorded through `varied`.
     pub seed: u64,
     /// Run the noise pass when a and b differ.
@@ -112,7 +115,7 @@ pub struct DualOptions {
 /// starts (c only exists when a noise pass is needed).
 pub fn run(
     canonical: &SandboxSpec,
-    options: &DualOptions,
+    options: &DualOptions<'_>,
     io: &(dyn Fn(RunName) -> std::io::Result<RunIo> + Sync),
 ) -> std::io::Result<DualOutcome> {
     let canonical = &canonical_run(canonical);
@@ -124,9 +127,9 @@ pub fn run(
             if second.start_delay_ms > 0 {
                 std::thread::sleep(Duration::from_millis(second.start_delay_ms));
             }
-            run_one(RunName::B, &second.spec, options.cgroup_policy, io_b)
+            run_one(RunName::B, &second.spec, options, io_b)
         });
-        let a = run_one(RunName::A, canonical, options.cgroup_policy, io_a);
+        let a = run_one(RunName::A, canonical, options, io_a);
         (a, b.join().expect("the run-b thread does not panic"))
     });
 
@@ -150,13 +153,9 @@ pub fn run(
     outcome.verdict = Verdict::Nondeterministic;
     outcome.suspected = timestamp_leaks(&outcome.differences, &record_a, &record_b);
     outcome.runs = vec![record_a, record_b];
-    if options.noise_pass {
-        let record_c = run_one(
-            RunName::C,
-            canonical,
-            options.cgroup_policy,
-            io(RunName::C)?,
-        );
+    let cancelled = options.cancel.is_some_and(Cancel::is_cancelled);
+    if options.noise_pass && !cancelled {
+        let record_c = run_one(RunName::C, canonical, options, io(RunName::C)?);
         if let (Some(packed_a), Some(packed_c)) = (outcome.runs[0].packed(), record_c.packed()) {
             let noisy: BTreeSet<String> = compare(&packed_a.manifest, &packed_c.manifest)
                 .into_iter()
@@ -179,14 +178,15 @@ pub fn run(
     Ok(outcome)
 }
 
-fn run_one(name: RunName, spec: &SandboxSpec, cgroup_policy: CgroupPolicy, io: RunIo) -> RunRecord {
+fn run_one(name: RunName, spec: &SandboxSpec, options: &DualOptions<'_>, io: RunIo) -> RunRecord {
     let start = now_secs();
     let result = launch::run(Launch {
         spec,
-        cgroup_policy,
+        cgroup_policy: options.cgroup_policy,
         stdout: io.stdout,
         stderr: io.stderr,
         artifact: Some(io.artifact),
+        cancel: options.cancel,
     });
     let end = now_secs();
     RunRecord {

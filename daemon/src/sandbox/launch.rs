@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::archive::manifest::Manifest;
+use crate::sandbox::cancel::Cancel;
 use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
@@ -90,6 +91,8 @@ pub struct Launch<'a> {
     pub stderr: Stdio,
     /// Where the archived outputs go, when the spec asks for outputs.
     pub artifact: Option<File>,
+    /// Lets another thread kill this sandbox (the daemon's cancel).
+    pub cancel: Option<&'a Cancel>,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -164,6 +167,20 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
             program: "/proc/self/exe".into(),
             source,
         })?;
+    if let Some(cancel) = launch.cancel {
+        // Before the helper can be reaped, so the pidfd names this helper and no other.
+        match crate::sys::process::pidfd_open(nix::unistd::Pid::from_raw(helper.id() as i32)) {
+            Ok(pidfd) => cancel.register(pidfd),
+            Err(source) => {
+                let _ = helper.kill();
+                let _ = helper.wait();
+                return Err(SandboxError::Protocol {
+                    step: "open a pidfd for the helper (to cancel it)",
+                    source,
+                });
+            }
+        }
+    }
     drop(spec_read);
     drop(message_write);
     drop(launch.artifact);

@@ -7,6 +7,7 @@
 //!
 //! Nothing in this module uses an async runtime; the launcher blocks, so async callers run
 //! it on a blocking thread.
+pub mod cancel;
 pub mod cgroup;
 pub mod error;
 pub mod helper;

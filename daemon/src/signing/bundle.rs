@@ -58,8 +58,8 @@ pub struct MessageSignature {
 /// Why bytes are not an acceptable bundle.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("the bundle is {len} bytes long (at most {MAX_BUNDLE_BYTES} are accepted)")]
-    TooLarge { len: usize },
+    #[error("the bundle is {len} bytes long (at most {max} are accepted)")]
+    TooLarge { len: usize, max: usize },
     #[error("the bundle is not valid bundle JSON")]
     Json(#[source] serde_json::Error),
     #[error("unsupported bundle media type {found:?} (expected {MEDIA_TYPE:?})")]
@@ -101,8 +101,17 @@ impl BundleError {
 impl Bundle {
     /// Parses and checks a bundle's JSON.
     pub fn from_json(json: &[u8]) -> Result<Self, BundleError> {
-        if json.len() > MAX_BUNDLE_BYTES {
-            return Err(BundleError::TooLarge { len: json.len() });
+        Self::from_json_limited(json, MAX_BUNDLE_BYTES)
+    }
+
+    /// [`Bundle::from_json`] with another size cap, for bundles whose payload is known to
+    /// be larger (a cache entry lists every file of its archive).
+    pub fn from_json_limited(json: &[u8], max: usize) -> Result<Self, BundleError> {
+        if json.len() > max {
+            return Err(BundleError::TooLarge {
+                len: json.len(),
+                max,
+            });
         }
         // The media type is looked at first, so a bundle of another version is reported as
         // such rather than as a field we do not know.

@@ -112,6 +112,26 @@ pub(crate) fn pidfd_open(pid: nix::unistd::Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// pidfd_send_signal(2) with SIGKILL: unlike kill(2) on a pid, it can never reach another
+/// process that reused the pid after this one was reaped.
+pub(crate) fn pidfd_kill(pidfd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: the descriptor is a live pidfd we own; a null siginfo makes the call behave
+    // as kill(2); no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Waits until the pidfd is readable (the process exited) or `timeout_ms` passes.
 /// Returns true when the process exited.
 pub(crate) fn wait_pidfd(pidfd: &OwnedFd, timeout_ms: Option<u64>) -> io::Result<bool> {

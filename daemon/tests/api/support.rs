@@ -156,7 +156,33 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             // A failed test must not hang on a job's blocking thread when its runtime
             // drops (other tests' sandboxes go too: they share the process).
-            hermetic::queue::worker::kill_all_sandboxes();
+            kill_every_sandbox_of_this_process();
+        }
+    }
+}
+
+/// SIGKILLs every sandbox helper this test process spawned, from any thread.
+fn kill_every_sandbox_of_this_process() {
+    let tasks = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten();
+    for task in tasks {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+        {
+            let is_helper = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                cmdline.split(|&byte| byte == 0).nth(1)
+                    == Some(hermetic::sandbox::helper::HELPER_ARG.as_bytes())
+            });
+            if is_helper {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
     }
 }

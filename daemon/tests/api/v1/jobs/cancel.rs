@@ -1,4 +1,6 @@
 //! `POST /v1/jobs/{id}/cancel`
+use serde_json::json;
+
 use crate::support::{eventually, marker, processes_with, Daemon};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -14,6 +16,38 @@ async fn cancelling_a_running_job_kills_its_sandbox() {
     assert_eq!(job["state"], "cancelled", "{job}");
     assert!(processes_with(&marker).is_empty());
     assert!(!daemon.state_dir.join(format!("scratch/{id}")).exists());
+    daemon.stop().await;
+}
+
+/// A dual build's runs are launched by threads of their own; cancel reaches them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_running_dual_build_kills_both_runs() {
+    let daemon = Daemon::start(|_| {}).await;
+    let marker = marker("cancel-dual");
+    let artifact = daemon.dir.path().join("out.tar.zst");
+    let request = json!({
+        "kind": "build",
+        "profile": "default",
+        "src": daemon.src,
+        "outputs": ["out"],
+        "artifact": artifact,
+        "extract": null,
+        "single": false,
+        "explain": false,
+        "source_date_epoch": null,
+        "command": ["sleep", marker],
+    });
+    let (status, job) = daemon.post("/v1/jobs", &request.to_string()).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    // Both runs are sleeping: one process with the marker in each sandbox.
+    assert!(eventually(|| processes_with(&marker).len() == 2).await);
+    let (status, job) = daemon.post(&format!("/v1/jobs/{id}/cancel"), "").await;
+    assert_eq!(status, 202, "{job}");
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(processes_with(&marker).is_empty());
+    assert!(!artifact.exists(), "a cancelled build left an artifact");
     daemon.stop().await;
 }
 

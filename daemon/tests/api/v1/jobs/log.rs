@@ -1,7 +1,7 @@
 //! `GET /v1/jobs/{id}/log`
 use http_body_util::BodyExt;
 
-use crate::support::{send, Daemon};
+use crate::support::{request, send, Daemon};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_log_holds_stdout_and_stderr() {
@@ -74,5 +74,68 @@ async fn a_followed_log_streams_live_until_the_job_ends() {
         daemon.get(&format!("/v1/jobs/{id}")).await.1["state"],
         "succeeded"
     );
+    daemon.stop().await;
+}
+
+/// Splits a framed log (`wire::FRAMED_LOG_CONTENT_TYPE`) into (stream byte, bytes).
+fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while !body.is_empty() {
+        let length = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        frames.push((body[0], body[5..5 + length].to_vec()));
+        body = &body[5 + length..];
+    }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_framed_log_keeps_the_streams_apart_and_a_followed_one_ends_with_the_job() {
+    let daemon = Daemon::start(|_| {}).await;
+    let id = daemon
+        .submit(&["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"])
+        .await;
+    let response = send(
+        &daemon.socket,
+        "GET",
+        &format!("/v1/jobs/{id}/log?follow=true&framed=true"),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        hermetic::api::wire::FRAMED_LOG_CONTENT_TYPE
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let mut frames = frames(&body);
+    let (last, record) = frames.pop().expect("no frames");
+    assert_eq!(last, hermetic::api::wire::FRAME_JOB);
+    let job: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(
+        (job["state"].as_str(), job["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+    let text = |wanted: u8| -> String {
+        frames
+            .iter()
+            .filter(|(stream, _)| *stream == wanted)
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+            .collect()
+    };
+    assert_eq!(text(1), "to-stdout\n");
+    assert_eq!(text(2), "to-stderr\n");
+
+    // Not followed: the same frames, without the job's record.
+    let (status, body) = request(
+        &daemon.socket,
+        "GET",
+        &format!("/v1/jobs/{id}/log?framed=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(self::frames(&body)
+        .iter()
+        .all(|(stream, _)| *stream != hermetic::api::wire::FRAME_JOB));
     daemon.stop().await;
 }

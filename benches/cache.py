@@ -1,0 +1,75 @@
+"""Timing for benches/cache.sh: verified restore vs tar + b3sum on the same archive."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def timed(argv, **kwargs):
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return time.perf_counter() - start
+
+
+def main():
+    hermetic, runs, dirs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    work = tempfile.mkdtemp(prefix="hermetic-cache-bench-", dir="/var/tmp")
+    try:
+        cache, state, src = (os.path.join(work, name) for name in ("cache", "state", "src"))
+        os.mkdir(src)
+        # Symlinks are dropped (many host ones are absolute, and an entry with a symlink
+        # out of its tree is never cached); unreadable entries are skipped.
+        copies = " ".join(
+            f"cp -r {d} out/{i} 2>/dev/null;" for i, d in enumerate(dirs)
+        ) + " find out -type l -delete;"
+        env = dict(os.environ, HERMETIC_NO_DAEMON="1")
+        build = subprocess.run(
+            [hermetic, "build", "--single", "--json", "--src", src,
+             "--artifact", os.path.join(work, "built.tar.zst"),
+             "--cache-dir", cache, "--state-dir", state, "--cache-single-run",
+             "--", "sh", "-c", f"mkdir -p out; {copies} true"],
+            check=True, capture_output=True, env=env,
+        )
+        report = json.loads(build.stdout)
+        key = report["cache"]["key"]
+        assert report["cache"]["stored"], report["cache"]
+        archive = os.path.join(cache, "scopes", "local", key, "archive.tar.zst")
+        files = len(report["output"]["files"])
+        tree_bytes = sum(f["size"] for f in report["output"]["files"])
+        print(f"entry: {files} entries, {tree_bytes / 1e6:.0f} MB of files, "
+              f"archive {os.path.getsize(archive) / 1e6:.0f} MB")
+
+        times = {"hermetic": [], "baseline": [], "tar": []}
+        for run in range(runs):
+            for name in times:
+                dest = os.path.join(work, f"dest-{name}-{run}")
+                # Start each from the same state: the previous run's writes on disk.
+                os.sync()
+                if name == "hermetic":
+                    took = timed([hermetic, "cache", "restore", "--cache-dir", cache,
+                                  "--state-dir", state, key, "--dest", dest])
+                else:
+                    os.mkdir(dest)
+                    took = timed(["tar", "--zstd", "-xf", archive, "-C", dest])
+                    if name == "baseline":
+                        took += timed(["b3sum", archive])
+                times[name].append(took)
+                shutil.rmtree(dest)
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        for name, values in times.items():
+            print(f"{name:<9} median {medians[name]:.3f} s  "
+                  f"(min {min(values):.3f}, max {max(values):.3f}, {runs} runs)")
+        print(f"hermetic / baseline (tar --zstd -xf + b3sum): "
+              f"{medians['hermetic'] / medians['baseline']:.2f}x")
+        print(f"hermetic / tar --zstd -xf alone:             "
+              f"{medians['hermetic'] / medians['tar']:.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

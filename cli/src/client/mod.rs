@@ -1,0 +1,278 @@
+//! The daemon's client: HTTP/1.1 + JSON over its Unix socket (`hermetic::api::wire`), one
+//! connection per request, on a current-thread runtime the client owns so that commands
+//! stay synchronous. `autostart` finds or starts the daemon.
+pub mod autostart;
+
+use std::path::{Path, PathBuf};
+
+use hermetic::api::wire::{
+    ErrorBody, Health, Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB,
+};
+use hermetic::queue::log::{Stream, INDEX_RECORD};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::Signal;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no daemon answers on {socket}: {source}")]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to talk to the daemon on {socket}: {message}")]
+    Http { socket: PathBuf, message: String },
+    /// The daemon answered with an error (`wire::ErrorBody`).
+    #[error("the daemon refused: {message} ({code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("failed to start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl ClientError {
+    /// The daemon's stable error code, when it answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// How following a job's log ended.
+pub enum Followed {
+    /// The log is complete; followed, the job has ended, with this final record.
+    Ended(Option<Box<Job>>),
+    /// The client got this signal first (SIGINT, SIGTERM or SIGHUP).
+    Signal(i32),
+}
+
+pub struct Client {
+    socket: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Result<Client, ClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClientError::Runtime)?;
+        Ok(Client {
+            socket: socket.to_owned(),
+            runtime,
+        })
+    }
+
+    /// `GET /v1/health`, and the daemon's pid (from the socket's peer credentials).
+    pub fn health(&self) -> Result<(Health, Option<i32>), ClientError> {
+        self.runtime.block_on(async {
+            let (response, pid) = self.send(Method::GET, "/v1/health", None).await?;
+            Ok((self.json(response).await?, pid))
+        })
+    }
+
+    pub fn submit(&self, request: &JobRequest) -> Result<Job, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|err| self.http(err))?;
+        self.call(Method::POST, "/v1/jobs", Some(body))
+    }
+
+    pub fn job(&self, id: u64) -> Result<Job, ClientError> {
+        self.call(Method::GET, &format!("/v1/jobs/{id}"), None)
+    }
+
+    pub fn jobs(&self, limit: usize) -> Result<JobList, ClientError> {
+        self.call(Method::GET, &format!("/v1/jobs?limit={limit}"), None)
+    }
+
+    pub fn cancel(&self, id: u64) -> Result<Job, ClientError> {
+        self.call(Method::POST, &format!("/v1/jobs/{id}/cancel"), None)
+    }
+
+    /// Reads job `id`'s log as frames, handing each part to `sink` as it arrives; with
+    /// `follow`, until the job ends. With `stop_on_signal`, SIGINT, SIGTERM and SIGHUP
+    /// end the wait instead of the process, so the caller can cancel the job.
+    pub fn log(
+        &self,
+        id: u64,
+        follow: bool,
+        stop_on_signal: bool,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<Followed, ClientError> {
+        self.runtime.block_on(async {
+            let path = format!("/v1/jobs/{id}/log?framed=true&follow={follow}");
+            let read = async {
+                let (response, _) = self.send(Method::GET, &path, None).await?;
+                let response = self.checked(response).await?;
+                let framed = response
+                    .headers()
+                    .get(hyper::header::CONTENT_TYPE)
+                    .is_some_and(|value| value == FRAMED_LOG_CONTENT_TYPE);
+                if !framed {
+                    return Err(self.http(
+                        "the daemon sent the log without frames; is it older than this client?",
+                    ));
+                }
+                let job = self.read_frames(response.into_body(), sink).await?;
+                Ok(Followed::Ended(job))
+            };
+            if !stop_on_signal {
+                return read.await;
+            }
+            use tokio::signal::unix::{signal, SignalKind};
+            let handle = |kind| signal(kind).map_err(|err| self.http(err));
+            let mut int = handle(SignalKind::interrupt())?;
+            let mut term = handle(SignalKind::terminate())?;
+            let mut hup = handle(SignalKind::hangup())?;
+            tokio::select! {
+                result = read => result,
+                _ = int.recv() => Ok(Followed::Signal(Signal::SIGINT as i32)),
+                _ = term.recv() => Ok(Followed::Signal(Signal::SIGTERM as i32)),
+                _ = hup.recv() => Ok(Followed::Signal(Signal::SIGHUP as i32)),
+            }
+        })
+    }
+
+    async fn read_frames(
+        &self,
+        mut body: Incoming,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<Option<Box<Job>>, ClientError> {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut job = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| self.http(err))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            let mut used = 0;
+            while pending.len() - used >= INDEX_RECORD {
+                let header = &pending[used..used + INDEX_RECORD];
+                let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+                let end = used + INDEX_RECORD + length as usize;
+                if pending.len() < end {
+                    break;
+                }
+                let bytes = &pending[used + INDEX_RECORD..end];
+                if header[0] == FRAME_JOB {
+                    let record = serde_json::from_slice(bytes)
+                        .map_err(|err| self.http(format!("unexpected job record: {err}")))?;
+                    job = Some(Box::new(record));
+                } else {
+                    sink(
+                        Stream::from_byte(header[0]).unwrap_or(Stream::Stderr),
+                        bytes,
+                    );
+                }
+                used = end;
+            }
+            pending.drain(..used);
+        }
+        Ok(job)
+    }
+
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        self.runtime.block_on(async {
+            let (response, _) = self.send(method, path, body).await?;
+            self.json(response).await
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(Response<Incoming>, Option<i32>), ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
+        let pid = stream.peer_cred().ok().and_then(|cred| cred.pid());
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| self.http(err))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "hermeticd")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|err| self.http(err))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| self.http(err))?;
+        Ok((response, pid))
+    }
+
+    /// The response when it is a success; the daemon's `ErrorBody` as an error otherwise.
+    async fn checked(
+        &self,
+        response: Response<Incoming>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| self.http(err))?
+            .to_bytes();
+        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) => ClientError::Api {
+                status: status.as_u16(),
+                code: error.error.code,
+                message: error.error.message,
+            },
+            Err(_) => self.http(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )),
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        response: Response<Incoming>,
+    ) -> Result<T, ClientError> {
+        let response = self.checked(response).await?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| self.http(err))?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|err| self.http(format!("unexpected answer: {err}")))
+    }
+
+    fn http(&self, message: impl std::fmt::Display) -> ClientError {
+        ClientError::Http {
+            socket: self.socket.clone(),
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! `hermetic cache`: list, verify, restore, quarantine and gc over a cache directory.
+use std::path::Path;
+
+use hermetic::cache::quarantine;
+use hermetic::cache::store::DEFAULT_SCOPE;
+use hermetic::cache::{restore, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
+use hermetic::exit_code as exit;
+use serde_json::json;
+
+use crate::args::{CacheCommand, CacheDirArgs, CacheTrustArgs, QuarantineCommand};
+use crate::Failure;
+
+pub fn cache(command: CacheCommand) -> Result<i32, Failure> {
+    match command {
+        CacheCommand::Ls { cache } => ls(&cache),
+        CacheCommand::Show { cache, trust, key } => show(&cache, &trust, &key),
+        CacheCommand::Verify { cache, trust, key } => verify(&cache, &trust, key.as_deref()),
+        CacheCommand::Restore {
+            cache,
+            trust,
+            key,
+            dest,
+        } => restore_to(&cache, &trust, &key, &dest),
+        CacheCommand::Quarantine(QuarantineCommand::Ls { cache }) => quarantine_ls(&cache),
+        CacheCommand::Gc { cache, max_size } => gc(&cache, max_size),
+    }
+}
+
+fn usage(err: impl Into<anyhow::Error>) -> Failure {
+    Failure::new(exit::USAGE, err)
+}
+
+fn open(cache: &CacheDirArgs) -> Result<Store, Failure> {
+    Store::open(&cache.cache_dir).map_err(usage)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn ls(cache: &CacheDirArgs) -> Result<i32, Failure> {
+    let entries = open(cache)?.list().map_err(usage)?;
+    if cache.json {
+        print_json(&json!({ "entries": entries }));
+    } else {
+        for entry in &entries {
+            println!(
+                "{:<20} {} {:>12} bytes",
+                entry.scope, entry.key, entry.bytes
+            );
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// The scope and the keys trusted for it.
+fn trust_for(
+    trust: &CacheTrustArgs,
+) -> Result<(Scope, Vec<hermetic::signing::VerifyingKey>), Failure> {
+    let scope =
+        Scope::parse(trust.cache_scope.as_deref().unwrap_or(DEFAULT_SCOPE)).map_err(usage)?;
+    let state_dir = trust
+        .state_dir
+        .clone()
+        .unwrap_or_else(hermetic::config::default_state_dir);
+    let keys = Trust::load(&state_dir, &trust.trust_keys)
+        .map_err(usage)?
+        .keys_for(&scope);
+    Ok((scope, keys))
+}
+
+fn verify(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: Option<&str>) -> Result<i32, Failure> {
+    let store = open(cache)?;
+    let (scope, keys) = trust_for(trust)?;
+    let wanted: Vec<CacheKey> = match key {
+        Some(key) => vec![CacheKey::parse(key).map_err(usage)?],
+        None => store
+            .list()
+            .map_err(usage)?
+            .into_iter()
+            .filter(|entry| entry.scope == scope.as_str())
+            .filter_map(|entry| CacheKey::parse(&entry.key).ok())
+            .collect(),
+    };
+    let mut code = exit::SUCCESS;
+    let mut results = Vec::new();
+    for key in wanted {
+        let lookup = restore(&store, &scope, &key, &keys, true, RestoreTargets::default());
+        let (verified, result) = describe(&key, &lookup);
+        if !verified {
+            code = exit::NOT_VERIFIED;
+        }
+        if !cache.json {
+            println!("{}", result["summary"].as_str().unwrap_or_default());
+        }
+        results.push(result);
+    }
+    if cache.json {
+        print_json(&json!({ "scope": scope, "entries": results }));
+    }
+    Ok(code)
+}
+
+/// Whether the lookup verified an entry, and a JSON description with a one-line summary.
+fn describe(key: &CacheKey, lookup: &Lookup) -> (bool, serde_json::Value) {
+    match lookup {
+        Lookup::Hit(restored) => (
+            true,
+            json!({
+                "key": key, "verified": true, "signer": restored.signer,
+                "files": restored.files, "bytes": restored.bytes, "entry": restored.entry,
+                "summary": format!("verified: {key} ({} entries, {} bytes, signed by {})",
+                    restored.files, restored.bytes, restored.signer),
+            }),
+        ),
+        Lookup::Miss { reason } => (
+            false,
+            json!({
+                "key": key, "verified": false, "reason": "missing", "error": reason,
+                "summary": format!("missing: {key}{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
+            }),
+        ),
+        Lookup::Refused { error, quarantined } => (
+            false,
+            json!({
+                "key": key, "verified": false, "step": error.step(), "reason": error.reason(),
+                "error": error.message(), "quarantine": quarantined,
+                "summary": format!("refused: {key}: {}{}", error.message(),
+                    quarantined.as_ref().map(|q| format!(" (quarantined in {})", q.display())).unwrap_or_default()),
+            }),
+        ),
+    }
+}
+
+fn show(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: &str) -> Result<i32, Failure> {
+    let store = open(cache)?;
+    let (scope, keys) = trust_for(trust)?;
+    let key = CacheKey::parse(key).map_err(usage)?;
+    let lookup = restore(&store, &scope, &key, &keys, true, RestoreTargets::default());
+    let Lookup::Hit(restored) = &lookup else {
+        let (_, result) = describe(&key, &lookup);
+        eprintln!(
+            "hermetic: {}",
+            result["summary"].as_str().unwrap_or_default()
+        );
+        return Ok(exit::NOT_VERIFIED);
+    };
+    let entry = &restored.entry;
+    if cache.json {
+        print_json(&json!({ "signer": restored.signer, "entry": entry }));
+        return Ok(exit::SUCCESS);
+    }
+    let inputs = &entry.key_inputs;
+    println!("key      {}", entry.cache_key);
+    println!(
+        "scope    {}   verdict {}   signed by {}",
+        entry.scope, entry.verdict, restored.signer
+    );
+    println!(
+        "created  {}   builder {}",
+        entry.created_at, entry.builder.id
+    );
+    println!("command  {}", inputs.command.join(" "));
+    println!("outputs  {}", inputs.outputs.join(" "));
+    println!(
+        "archive  {} bytes, sha256 {}, blake3 {}",
+        entry.archive.size, entry.archive.sha256, entry.archive.blake3
+    );
+    for file in &entry.manifest.files {
+        println!("  {:o} {:>10} {}", file.mode, file.size, file.path);
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn restore_to(
+    cache: &CacheDirArgs,
+    trust: &CacheTrustArgs,
+    key: &str,
+    dest: &Path,
+) -> Result<i32, Failure> {
+    let store = open(cache)?;
+    let (scope, keys) = trust_for(trust)?;
+    let key = CacheKey::parse(key).map_err(usage)?;
+    if dest.symlink_metadata().is_ok() {
+        return Err(usage(anyhow::anyhow!(
+            "--dest {}: already exists; name a new directory",
+            dest.display()
+        )));
+    }
+    let targets = RestoreTargets {
+        artifact: None,
+        extract: Some(dest),
+    };
+    let lookup = restore(&store, &scope, &key, &keys, true, targets);
+    let (verified, result) = describe(&key, &lookup);
+    if cache.json {
+        print_json(&result);
+    } else if verified {
+        println!(
+            "restored: {} -> {}",
+            result["summary"].as_str().unwrap_or_default(),
+            dest.display()
+        );
+    } else {
+        eprintln!(
+            "hermetic: {}",
+            result["summary"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(if verified {
+        exit::SUCCESS
+    } else {
+        exit::NOT_VERIFIED
+    })
+}
+
+fn quarantine_ls(cache: &CacheDirArgs) -> Result<i32, Failure> {
+    let store = open(cache)?;
+    let entries = quarantine::list(&store).map_err(usage)?;
+    if cache.json {
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|(path, record)| json!({ "path": path, "record": record }))
+            .collect();
+        print_json(&json!({ "quarantine": entries }));
+    } else {
+        for (path, record) in &entries {
+            match record {
+                Some(record) => println!(
+                    "{} {} {} step {} {}: {}",
+                    record.time,
+                    record.scope,
+                    record.key,
+                    record.step,
+                    record.reason,
+                    record.message
+                ),
+                None => println!("{} (no readable reason.json)", path.display()),
+            }
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn gc(cache: &CacheDirArgs, max_size: u64) -> Result<i32, Failure> {
+    let report = open(cache)?.gc(max_size).map_err(usage)?;
+    if cache.json {
+        print_json(&json!(report));
+    } else {
+        println!(
+            "kept {} entries ({} bytes), evicted {} ({} bytes)",
+            report.kept,
+            report.kept_bytes,
+            report.evicted.len(),
+            report.evicted_bytes
+        );
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,177 @@
+//! Quarantine: a refused entry is moved, not deleted, so it is never served or retried
+//! and stays available for forensics.
+//!
+//! `<cache-dir>/quarantine/<unix-nanos>-<scope>-<key>/` receives the entry's files and a
+//! `reason.json` ([`QuarantineRecord`]); one `cache_quarantine` line is appended to
+//! `<cache-dir>/events.ndjson`, and the process-wide counter [`quarantined_total`] (exported
+//! by the daemon's metrics) goes up.
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::store::Store;
+
+/// Version of `reason.json`. Changelog:
+/// - `hermetic.cache-quarantine/v1`: first version.
+pub const QUARANTINE_SCHEMA: &str = "hermetic.cache-quarantine/v1";
+/// Version of the event log lines. Changelog:
+/// - `hermetic.event/v1`: first version (`cache_quarantine`).
+pub const EVENT_SCHEMA: &str = "hermetic.event/v1";
+/// The `event` field of a quarantine event.
+pub const QUARANTINE_EVENT: &str = "cache_quarantine";
+/// Name of the record inside a quarantined entry.
+pub const REASON_FILE: &str = "reason.json";
+
+static QUARANTINED: AtomicU64 = AtomicU64::new(0);
+
+/// Entries this process has quarantined.
+pub fn quarantined_total() -> u64 {
+    QUARANTINED.load(Ordering::Relaxed)
+}
+
+/// `reason.json`: why an entry was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineRecord {
+    pub schema: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub scope: String,
+    pub key: String,
+    /// The restore step that refused the entry: `signature`, `statement`, `key`,
+    /// `archive` or `entries` (see docs/cache-format.md §Restore).
+    pub step: String,
+    /// Stable machine-readable reason, e.g. `archive_digest_mismatch`.
+    pub reason: String,
+    /// The file of the entry, or the archive member, the failure is about.
+    pub file: Option<String>,
+    pub expected: Option<String>,
+    pub found: Option<String>,
+    /// The whole error chain, for people.
+    pub message: String,
+}
+
+/// One line of `events.ndjson`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineEvent {
+    pub event: String,
+    pub schema: String,
+    pub time: String,
+    pub scope: String,
+    pub key: String,
+    pub step: String,
+    pub reason: String,
+    /// The quarantine directory.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("failed to move {from} into quarantine: {source}")]
+    Move {
+        from: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] super::store::StoreError),
+}
+
+/// Moves the entry at `entry_dir` into quarantine with `record`, logs the event and counts
+/// it. Returns the quarantine directory.
+pub fn quarantine(
+    store: &Store,
+    entry_dir: &Path,
+    record: &QuarantineRecord,
+) -> Result<PathBuf, QuarantineError> {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dest = store
+        .quarantine_dir()
+        .join(format!("{nanos:020}-{}-{}", record.scope, record.key));
+    fs::rename(entry_dir, &dest).map_err(|source| QuarantineError::Move {
+        from: entry_dir.to_owned(),
+        source,
+    })?;
+    QUARANTINED.fetch_add(1, Ordering::Relaxed);
+    let reason_path = dest.join(REASON_FILE);
+    let mut json = serde_json::to_vec_pretty(record).expect("records serialise");
+    json.push(b'\n');
+    write_new(&reason_path, &json)?;
+    let event = QuarantineEvent {
+        event: QUARANTINE_EVENT.to_owned(),
+        schema: EVENT_SCHEMA.to_owned(),
+        time: record.time.clone(),
+        scope: record.scope.clone(),
+        key: record.key.clone(),
+        step: record.step.clone(),
+        reason: record.reason.clone(),
+        path: dest.clone(),
+    };
+    let mut line = serde_json::to_vec(&event).expect("events serialise");
+    line.push(b'\n');
+    let events = store.events_path();
+    // One write of a whole line with O_APPEND: concurrent writers never interleave lines.
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&events)
+        .and_then(|mut file| file.write_all(&line))
+        .map_err(|source| QuarantineError::Write {
+            path: events,
+            source,
+        })?;
+    Ok(dest)
+}
+
+/// Every quarantined entry with its record (`None` when `reason.json` is unreadable),
+/// oldest first.
+pub fn list(store: &Store) -> Result<Vec<(PathBuf, Option<QuarantineRecord>)>, QuarantineError> {
+    let dir = store.quarantine_dir();
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .and_then(|read| read.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| QuarantineError::Move {
+            from: dir.clone(),
+            source,
+        })?
+        .into_iter()
+        .map(|entry| entry.path())
+        .collect();
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|path| {
+            let record = fs::read(path.join(REASON_FILE))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            (path, record)
+        })
+        .collect())
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), QuarantineError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .map_err(|source| QuarantineError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}

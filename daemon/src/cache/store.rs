@@ -1,0 +1,483 @@
+//! The local cache store: a directory, one subdirectory per entry, per scope.
+//!
+//! ```text
+//! <cache-dir>/VERSION                      hermetic.cache/v1
+//! <cache-dir>/scopes/<scope>/<key>/{archive.tar.zst, entry.sigstore.json}
+//! <cache-dir>/quarantine/<time>-<scope>-<key>/{..., reason.json}
+//! <cache-dir>/events.ndjson                cache_quarantine events
+//! <cache-dir>/tmp/                         entries being written
+//! ```
+//!
+//! Every directory is created 0700: the cache is private to the user that runs builds.
+//! Writes are atomic: an entry is assembled in `tmp/` and renamed into its scope, so a
+//! reader sees a whole entry or none. The store itself trusts nothing it reads back; that
+//! is [`super::restore`]'s job.
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use sha2::Digest;
+
+use super::entry::{ArchiveDigests, EntryManifest};
+use super::key::CacheKey;
+use super::restore::MAX_ENTRY_BUNDLE_BYTES;
+use super::{ARCHIVE_FILE, BUNDLE_FILE};
+use crate::signing::Bundle;
+
+/// Version of the store layout, kept in `<cache-dir>/VERSION`. Changelog:
+/// - `hermetic.cache/v1`: first version.
+pub const STORE_SCHEMA: &str = "hermetic.cache/v1";
+
+/// Scopes whose name starts with this are untrusted (forks, pull requests).
+pub const UNTRUSTED_PREFIX: &str = "untrusted-";
+/// The scope used when none is named.
+pub const DEFAULT_SCOPE: &str = "local";
+const MAX_SCOPE_BYTES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cache scope {found:?} is invalid: use 1-64 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit")]
+    InvalidScope { found: String },
+    #[error("cache directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cache directory {path} has layout {found:?}; this hermetic uses {STORE_SCHEMA:?}")]
+    Version { path: PathBuf, found: String },
+    #[error("the signed manifest is {len} bytes, over the {max} a restore reads (too many files to cache)")]
+    ManifestTooLarge { len: usize, max: usize },
+    #[error("the archive at {path} changed after the build: expected {expected}, found {found}")]
+    ArchiveChanged {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+}
+
+/// A cache scope: a namespace of entries. See docs/cache-format.md §Scopes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(name: &str) -> Result<Self, StoreError> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_SCOPE_BYTES
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(StoreError::InvalidScope {
+                found: name.chars().take(80).collect(),
+            })
+        }
+    }
+
+    /// Trusted scopes are read by trusted builds; untrusted ones (`untrusted-*`) hold what
+    /// untrusted builds wrote.
+    pub fn is_trusted(&self) -> bool {
+        !self.0.starts_with(UNTRUSTED_PREFIX)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One stored entry, as `cache ls` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryInfo {
+    pub scope: String,
+    pub key: String,
+    pub path: PathBuf,
+    /// Bytes on disk (archive and bundle).
+    pub bytes: u64,
+    /// Last stored or restored, seconds since the epoch (what `gc` evicts by).
+    pub last_used: u64,
+}
+
+/// What `gc` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    pub kept: usize,
+    pub kept_bytes: u64,
+    pub evicted: Vec<EntryInfo>,
+    pub evicted_bytes: u64,
+}
+
+/// An opened cache directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io_error(path))
+}
+
+impl Store {
+    /// Opens the cache at `root`, creating it (0700) if needed, and checks its layout
+    /// version.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let store = Self {
+            root: root.to_owned(),
+        };
+        for dir in [
+            root.to_owned(),
+            store.scopes_dir(),
+            store.quarantine_dir(),
+            store.tmp_dir(),
+        ] {
+            create_private_dir(&dir)?;
+        }
+        let version = root.join("VERSION");
+        match fs::read_to_string(&version) {
+            Ok(found) if found.trim_end() == STORE_SCHEMA => Ok(store),
+            Ok(found) => Err(StoreError::Version {
+                path: root.to_owned(),
+                found: found.trim_end().chars().take(80).collect(),
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                // Written aside and renamed, so a concurrent opener never reads half of it.
+                let temp = store.temp_dir("version")?;
+                write_file(
+                    &temp.join("VERSION"),
+                    format!("{STORE_SCHEMA}\n").as_bytes(),
+                )?;
+                fs::rename(temp.join("VERSION"), &version).map_err(io_error(&version))?;
+                remove_tree(&temp);
+                Ok(store)
+            }
+            Err(source) => Err(StoreError::Io {
+                path: version,
+                source,
+            }),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn scopes_dir(&self) -> PathBuf {
+        self.root.join("scopes")
+    }
+
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The NDJSON event log.
+    pub fn events_path(&self) -> PathBuf {
+        self.root.join("events.ndjson")
+    }
+
+    /// Where the entry for `key` in `scope` lives (whether or not it exists).
+    pub fn entry_dir(&self, scope: &Scope, key: &CacheKey) -> PathBuf {
+        self.scopes_dir().join(scope.as_str()).join(key.as_str())
+    }
+
+    /// A fresh private directory under `tmp/`.
+    pub(super) fn temp_dir(&self, what: &str) -> Result<PathBuf, StoreError> {
+        // The daemon stores from several threads at once: the sequence keeps names apart.
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = self.tmp_dir().join(format!(
+            "{what}-{}-{}-{nanos}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(io_error(&path))?;
+        Ok(path)
+    }
+
+    /// Stores `archive` (whose digests must still be the ones `entry` signed: it is
+    /// re-hashed as it is copied, so a file changed since the build is refused) with its
+    /// signed `bundle` as the entry for `entry.cache_key` in `scope`. An entry already there is replaced only
+    /// when `replace` (a reproducible result over a single-run one); otherwise the first
+    /// writer wins, which is harmless since both describe the same key.
+    pub fn put(
+        &self,
+        scope: &Scope,
+        entry: &EntryManifest,
+        archive: &Path,
+        bundle: &Bundle,
+        replace: bool,
+    ) -> Result<PathBuf, StoreError> {
+        let key = &entry.cache_key;
+        let json = bundle.to_json();
+        if json.len() > MAX_ENTRY_BUNDLE_BYTES {
+            return Err(StoreError::ManifestTooLarge {
+                len: json.len(),
+                max: MAX_ENTRY_BUNDLE_BYTES,
+            });
+        }
+        let temp = self.temp_dir("put")?;
+        let result = (|| {
+            copy_verified(archive, &temp.join(ARCHIVE_FILE), &entry.archive)?;
+            write_file(&temp.join(BUNDLE_FILE), json.as_bytes())?;
+            let scope_dir = self.scopes_dir().join(scope.as_str());
+            create_private_dir(&scope_dir)?;
+            let dest = scope_dir.join(key.as_str());
+            if replace && dest.exists() {
+                let old = self.temp_dir("replaced")?;
+                fs::rename(&dest, old.join("entry")).map_err(io_error(&dest))?;
+                remove_tree(&old);
+            }
+            match fs::rename(&temp, &dest) {
+                Ok(()) => {}
+                // Another build stored the same key meanwhile (a non-empty directory).
+                Err(err) if err.raw_os_error() == Some(libc::ENOTEMPTY) => {}
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(StoreError::Io { path: dest, source }),
+            }
+            sync_dir(&scope_dir)?;
+            Ok(dest)
+        })();
+        if temp.exists() {
+            remove_tree(&temp);
+        }
+        result
+    }
+
+    /// Marks an entry as used now, for `gc`'s least-recently-used order.
+    pub fn touch(&self, entry_dir: &Path) {
+        let touched = File::open(entry_dir).and_then(|dir| dir.set_modified(SystemTime::now()));
+        if let Err(err) = touched {
+            tracing::debug!(path = %entry_dir.display(), error = %err, "could not mark a cache entry as used");
+        }
+    }
+
+    /// Every entry of every scope, least recently used first.
+    pub fn list(&self) -> Result<Vec<EntryInfo>, StoreError> {
+        let mut entries = Vec::new();
+        let scopes = self.scopes_dir();
+        for scope in read_dir_sorted(&scopes)? {
+            let scope_dir = scopes.join(&scope);
+            if !scope_dir.is_dir() {
+                continue;
+            }
+            for key in read_dir_sorted(&scope_dir)? {
+                let path = scope_dir.join(&key);
+                let meta = fs::symlink_metadata(&path).map_err(io_error(&path))?;
+                if !meta.is_dir() {
+                    continue;
+                }
+                let bytes = [ARCHIVE_FILE, BUNDLE_FILE]
+                    .iter()
+                    .filter_map(|name| fs::symlink_metadata(path.join(name)).ok())
+                    .map(|meta| meta.len())
+                    .sum();
+                let last_used = meta
+                    .modified()
+                    .ok()
+                    .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                entries.push(EntryInfo {
+                    scope: scope.clone(),
+                    key,
+                    path,
+                    bytes,
+                    last_used,
+                });
+            }
+        }
+        entries.sort_by(|a, b| (a.last_used, &a.path).cmp(&(b.last_used, &b.path)));
+        Ok(entries)
+    }
+
+    /// Evicts least recently used entries until the entries take at most `max_bytes`, and
+    /// clears leftovers of interrupted writes. Quarantine is not touched (it is evidence).
+    pub fn gc(&self, max_bytes: u64) -> Result<GcReport, StoreError> {
+        let entries = self.list()?;
+        let mut total: u64 = entries.iter().map(|entry| entry.bytes).sum();
+        let mut report = GcReport::default();
+        for entry in entries {
+            if total > max_bytes {
+                let doomed = self.temp_dir("gc")?;
+                fs::rename(&entry.path, doomed.join("entry")).map_err(io_error(&entry.path))?;
+                remove_tree(&doomed);
+                total -= entry.bytes;
+                report.evicted_bytes += entry.bytes;
+                report.evicted.push(entry);
+            } else {
+                report.kept += 1;
+                report.kept_bytes += entry.bytes;
+            }
+        }
+        for name in read_dir_sorted(&self.tmp_dir())? {
+            let path = self.tmp_dir().join(name);
+            let stale = fs::symlink_metadata(&path)
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|time| time.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 24 * 3600);
+            if stale {
+                remove_tree(&path);
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut names = Vec::new();
+    let read = match fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(names),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    for entry in read {
+        let entry = entry.map_err(io_error(dir))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Removes a tree of our own under the cache dir; `remove_dir_all` does not follow
+/// symlinks. A failure leaves garbage in `tmp/` for the next `gc`, nothing worse.
+fn remove_tree(path: &Path) {
+    if let Err(err) = fs::remove_dir_all(path) {
+        tracing::warn!(path = %path.display(), error = %err, "could not remove a cache temp directory");
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_error(path))
+}
+
+/// Copies `from` to the new file `to`, hashing on the way, and requires the digests.
+fn copy_verified(from: &Path, to: &Path, expected: &ArchiveDigests) -> Result<(), StoreError> {
+    let mut source = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(from)
+        .map_err(io_error(from))?;
+    let mut dest = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io_error(to))?;
+    let mut sha = sha2::Sha256::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: from.to_owned(),
+                    source,
+                })
+            }
+        };
+        sha.update(&buffer[..n]);
+        b3.update(&buffer[..n]);
+        dest.write_all(&buffer[..n]).map_err(io_error(to))?;
+    }
+    dest.sync_all().map_err(io_error(to))?;
+    let found = (
+        hex::encode(sha.finalize()),
+        b3.finalize().to_hex().to_string(),
+    );
+    if found.0 != expected.sha256 || found.1 != expected.blake3 {
+        return Err(StoreError::ArchiveChanged {
+            path: from.to_owned(),
+            expected: format!("sha256:{} blake3:{}", expected.sha256, expected.blake3),
+            found: format!("sha256:{} blake3:{}", found.0, found.1),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_names_are_plain() {
+        for good in ["local", "main", "untrusted-pr-12", "a", "0.x_y-z"] {
+            assert!(Scope::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "Main",
+            "-x",
+            ".x",
+            &"a".repeat(65),
+            "a b",
+        ] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Scope::parse("main").unwrap().is_trusted());
+        assert!(!Scope::parse("untrusted-pr-1").unwrap().is_trusted());
+    }
+
+    #[test]
+    fn a_store_of_another_layout_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        Store::open(tmp.path()).unwrap();
+        Store::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("VERSION"), "hermetic.cache/v0\n").unwrap();
+        assert!(matches!(
+            Store::open(tmp.path()),
+            Err(StoreError::Version { .. })
+        ));
+    }
+}

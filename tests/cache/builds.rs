@@ -1,0 +1,421 @@
+//! `hermetic build --cache-dir` and `hermetic cache ...` through the real binary.
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::{assert_status, hermetic, stderr, Source};
+
+const SCRIPT: &str = "mkdir -p out/sub && cat in.txt > out/sub/copy && echo built > out/flag";
+
+/// A source, a cache dir and a state dir (for the local key) in one scratch dir.
+struct Setup {
+    src: Source,
+    tmp: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Self {
+            src: Source::new(&[("in.txt", "input\n")]),
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.path("cache")
+    }
+
+    /// `hermetic build --json --cache-dir ... [extra] -- sh -c script`.
+    fn build(&self, artifact: &str, extra: &[&str], script: &str) -> (Output, Value) {
+        let output = hermetic()
+            .args(["build", "--json", "--src"])
+            .arg(self.src.path())
+            .arg("--artifact")
+            .arg(self.path(artifact))
+            .arg("--cache-dir")
+            .arg(self.cache_dir())
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .output()
+            .expect("spawn hermetic");
+        let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, report)
+    }
+
+    fn cache(&self, args: &[&str]) -> Output {
+        hermetic()
+            .arg("cache")
+            .args(args)
+            .arg("--cache-dir")
+            .arg(self.cache_dir())
+            .output()
+            .expect("spawn hermetic")
+    }
+
+    fn entries(&self) -> Vec<Value> {
+        let output = self.cache(&["ls", "--json"]);
+        assert_status(&output, 0);
+        let listing: Value = serde_json::from_slice(&output.stdout).unwrap();
+        listing["entries"].as_array().unwrap().clone()
+    }
+}
+
+fn entry_dir(report: &Value) -> PathBuf {
+    PathBuf::from(report["cache"]["entry"].as_str().expect("an entry path"))
+}
+
+#[test]
+fn second_identical_build_is_a_hit_that_runs_nothing() {
+    let setup = Setup::new();
+    let (output, first) = setup.build("a.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(first["verdict"], "reproducible");
+    assert_eq!(first["cache"]["status"], "miss");
+    assert_eq!(first["cache"]["stored"], true);
+    assert_eq!(first["cache"]["scope"], "local");
+    let key = first["cache"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 64);
+
+    let tree = setup.path("tree");
+    let (output, second) = setup.build("b.tar.zst", &["--extract", tree.to_str().unwrap()], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(second["cache"]["status"], "hit", "{}", stderr(&output));
+    assert_eq!(second["cache"]["key"], key.as_str());
+    assert_eq!(second["cache"]["stored"], false);
+    assert_eq!(second["verdict"], "reproducible");
+    assert_eq!(
+        second["runs"].as_array().unwrap().len(),
+        0,
+        "nothing ran on a hit"
+    );
+    assert_eq!(second["output"]["digest"], first["output"]["digest"]);
+    assert_eq!(
+        std::fs::read(setup.path("a.tar.zst")).unwrap(),
+        std::fs::read(setup.path("b.tar.zst")).unwrap(),
+        "the restored archive is byte-identical"
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.path("tree/out/sub/copy")).unwrap(),
+        "input\n"
+    );
+    assert_eq!(setup.entries().len(), 1);
+}
+
+#[test]
+fn changing_an_input_changes_the_key() {
+    let setup = Setup::new();
+    let (_, first) = setup.build("a.tar.zst", &[], SCRIPT);
+    std::fs::write(setup.src.join("in.txt"), "changed\n").unwrap();
+    let (output, second) = setup.build("b.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(second["cache"]["status"], "miss");
+    assert_ne!(second["cache"]["key"], first["cache"]["key"]);
+    let (_, third) = setup.build("c.tar.zst", &["--source-date-epoch", "1000"], SCRIPT);
+    assert_ne!(third["cache"]["key"], second["cache"]["key"]);
+}
+
+#[test]
+fn a_tampered_entry_is_quarantined_and_the_build_runs_fresh() {
+    let setup = Setup::new();
+    let (_, first) = setup.build("a.tar.zst", &[], SCRIPT);
+    let archive = entry_dir(&first).join("archive.tar.zst");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&archive, &bytes).unwrap();
+    std::fs::write(setup.path("b.tar.zst"), "old").unwrap();
+
+    let (output, second) = setup.build("b.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(second["cache"]["status"], "quarantined");
+    assert_eq!(second["cache"]["step"], "archive");
+    assert!(second["cache"]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("archive_digest_mismatch"));
+    assert!(stderr(&output).contains("cache quarantined"));
+    assert_eq!(second["runs"].as_array().unwrap().len(), 2, "the build ran");
+    assert_eq!(second["verdict"], "reproducible");
+    assert_eq!(second["cache"]["stored"], true, "and its result is stored");
+    assert_eq!(second["output"]["digest"], first["output"]["digest"]);
+    let quarantine = PathBuf::from(second["cache"]["quarantine"].as_str().unwrap());
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(quarantine.join("reason.json")).unwrap()).unwrap();
+    assert_eq!(record["reason"], "archive_digest_mismatch");
+    let events = std::fs::read_to_string(setup.cache_dir().join("events.ndjson")).unwrap();
+    assert!(events.contains("\"event\":\"cache_quarantine\""));
+
+    let listed = setup.cache(&["quarantine", "ls", "--json"]);
+    assert_status(&listed, 0);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["quarantine"].as_array().unwrap().len(), 1);
+
+    let (_, third) = setup.build("c.tar.zst", &[], SCRIPT);
+    assert_eq!(third["cache"]["status"], "hit");
+}
+
+#[test]
+fn nondeterministic_results_are_never_stored() {
+    let setup = Setup::new();
+    let (output, report) = setup.build(
+        "a.tar.zst",
+        &[],
+        "mkdir -p out && cat /proc/sys/kernel/random/uuid > out/id",
+    );
+    assert_status(&output, 3);
+    assert_eq!(report["cache"]["status"], "miss");
+    assert_eq!(report["cache"]["stored"], false);
+    assert!(report["cache"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("nondeterministic"));
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
+fn require_cache_turns_a_miss_into_exit_4_without_building() {
+    let setup = Setup::new();
+    let (output, report) = setup.build("a.tar.zst", &["--require-cache"], SCRIPT);
+    assert_status(&output, 4);
+    assert_eq!(report["exit_code"], 4);
+    assert_eq!(report["cache"]["status"], "miss");
+    assert!(report["runs"].as_array().unwrap().is_empty());
+    assert!(!setup.path("a.tar.zst").exists());
+
+    setup.build("a.tar.zst", &[], SCRIPT);
+    let (output, report) = setup.build("b.tar.zst", &["--require-cache"], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(report["cache"]["status"], "hit");
+}
+
+#[test]
+fn single_runs_are_stored_only_when_asked_and_marked() {
+    let setup = Setup::new();
+    let (output, report) = setup.build("a.tar.zst", &["--single"], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(report["cache"]["stored"], false);
+    assert!(setup.entries().is_empty());
+
+    let (_, report) = setup.build("a.tar.zst", &["--single", "--cache-single-run"], SCRIPT);
+    assert_eq!(report["cache"]["stored"], true);
+    let (_, single_hit) = setup.build("b.tar.zst", &["--single"], SCRIPT);
+    assert_eq!(single_hit["cache"]["status"], "hit");
+    assert_eq!(single_hit["verdict"], "built");
+
+    // A dual build does not settle for it, and its reproducible result replaces it.
+    let (output, dual) = setup.build("c.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(dual["cache"]["status"], "miss");
+    assert!(dual["cache"]["reason"].is_null() || dual["cache"]["stored"] == true);
+    assert_eq!(dual["cache"]["stored"], true);
+    let (_, dual_hit) = setup.build("d.tar.zst", &[], SCRIPT);
+    assert_eq!(dual_hit["cache"]["status"], "hit");
+    assert_eq!(dual_hit["verdict"], "reproducible");
+}
+
+#[test]
+fn operator_keys_decide_what_trusted_scopes_accept() {
+    let setup = Setup::new();
+    let keygen = hermetic()
+        .args(["keygen", "--output-key-prefix"])
+        .arg(setup.path("ci"))
+        .env("HERMETIC_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_status(&keygen, 0);
+    let public = setup.path("ci.pub");
+    let public = public.to_str().unwrap();
+
+    // Signed with the local key, which operator keys displace for trusted scopes.
+    let (output, report) = setup.build("a.tar.zst", &["--trust-key", public], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(report["cache"]["stored"], false);
+    assert!(report["cache"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not trusted"));
+
+    // An untrusted scope takes the local key's entries; the trusted scope never reads them.
+    let untrusted = ["--trust-key", public, "--cache-scope", "untrusted-pr-1"];
+    let (_, pr) = setup.build("a.tar.zst", &untrusted, SCRIPT);
+    assert_eq!(pr["cache"]["stored"], true);
+    let (_, main) = setup.build("b.tar.zst", &["--trust-key", public], SCRIPT);
+    assert_eq!(main["cache"]["status"], "miss");
+
+    // The operator's key signs for the trusted scope.
+    let key = setup.path("ci.key");
+    let signed = ["--trust-key", public, "--sign-key", key.to_str().unwrap()];
+    let output = hermetic()
+        .env("HERMETIC_PASSWORD", "")
+        .args(["build", "--json", "--src"])
+        .arg(setup.src.path())
+        .arg("--artifact")
+        .arg(setup.path("c.tar.zst"))
+        .arg("--cache-dir")
+        .arg(setup.cache_dir())
+        .arg("--state-dir")
+        .arg(setup.path("state"))
+        .args(signed)
+        .args(["--", "sh", "-c", SCRIPT])
+        .output()
+        .unwrap();
+    assert_status(&output, 0);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["cache"]["stored"], true);
+    let (_, hit) = setup.build("d.tar.zst", &["--trust-key", public], SCRIPT);
+    assert_eq!(hit["cache"]["status"], "hit");
+}
+
+#[test]
+fn cache_restore_verify_and_verify_manifest() {
+    let setup = Setup::new();
+    let (_, report) = setup.build("a.tar.zst", &[], SCRIPT);
+    let key = report["cache"]["key"].as_str().unwrap();
+    let state = setup.path("state");
+    let state = state.to_str().unwrap();
+
+    let verified = setup.cache(&["verify", "--state-dir", state, key]);
+    assert_status(&verified, 0);
+    let shown = setup.cache(&["show", "--state-dir", state, key, "--json"]);
+    assert_status(&shown, 0);
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["entry"]["cacheKey"], key);
+    assert_eq!(shown["entry"]["verdict"], "reproducible");
+
+    let dest = setup.path("restored");
+    let restored = setup.cache(&[
+        "restore",
+        "--state-dir",
+        state,
+        key,
+        "--dest",
+        dest.to_str().unwrap(),
+    ]);
+    assert_status(&restored, 0);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("out/flag")).unwrap(),
+        "built\n"
+    );
+
+    let entry = entry_dir(&report);
+    let manifest = entry.join("entry.sigstore.json");
+    let verify_manifest = |archive: &Path| {
+        hermetic()
+            .args(["verify", "--manifest"])
+            .arg(&manifest)
+            .arg("--artifact")
+            .arg(archive)
+            .arg("--trust-key")
+            .arg(setup.path("state/keys/cache-local.pub"))
+            .output()
+            .unwrap()
+    };
+    assert_status(&verify_manifest(&setup.path("a.tar.zst")), 0);
+    std::fs::write(setup.path("other.tar.zst"), b"not the archive").unwrap();
+    assert_status(&verify_manifest(&setup.path("other.tar.zst")), 4);
+
+    // A refused restore creates nothing and quarantines the entry.
+    std::fs::write(entry.join("archive.tar.zst"), b"not the archive").unwrap();
+    let dest = setup.path("refused");
+    let refused = setup.cache(&[
+        "restore",
+        "--state-dir",
+        state,
+        key,
+        "--dest",
+        dest.to_str().unwrap(),
+    ]);
+    assert_status(&refused, 4);
+    assert!(!dest.exists());
+    assert!(stderr(&refused).contains("quarantined"));
+}
+
+#[test]
+fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
+    let setup = Setup::new();
+    setup.build("a.tar.zst", &[], "mkdir -p out && echo one > out/f");
+    setup.build("b.tar.zst", &[], "mkdir -p out && echo two > out/f");
+    let entries = setup.entries();
+    assert_eq!(entries.len(), 2);
+    let newest = entries[1]["bytes"].as_u64().unwrap();
+
+    let gc = setup.cache(&["gc", "--max-size", &newest.to_string(), "--json"]);
+    assert_status(&gc, 0);
+    let report: Value = serde_json::from_slice(&gc.stdout).unwrap();
+    assert_eq!(report["evicted"].as_array().unwrap().len(), 1);
+    let left = setup.entries();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["key"], entries[1]["key"]);
+
+    assert_status(&setup.cache(&["gc", "--max-size", "0"]), 0);
+    assert!(setup.entries().is_empty());
+}
+
+/// An entry's signed manifest is a plain key-signed Sigstore bundle: sigstore-js, an
+/// independent implementation, accepts it for the archive.
+#[test]
+fn sigstore_js_accepts_an_entry() {
+    let setup = Setup::new();
+    let (_, report) = setup.build("a.tar.zst", &[], SCRIPT);
+    let entry = entry_dir(&report);
+    let verifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/verify-bundle.js");
+    let output = std::process::Command::new("node")
+        .arg(&verifier)
+        .arg(entry.join("entry.sigstore.json"))
+        .arg(setup.path("state/keys/cache-local.pub"))
+        .arg(entry.join("archive.tar.zst"))
+        .arg("urn:hermetic:cache-entry:v1")
+        .output()
+        .expect("node runs (CI installs tests/interop with npm ci)");
+    assert!(
+        output.status.success(),
+        "sigstore-js refused: {}{}",
+        crate::support::stdout(&output),
+        stderr(&output)
+    );
+}
+
+/// A PKCS#8 key made by openssl signs entries, and its public key (from openssl too) is
+/// what a trusted scope accepts.
+#[test]
+fn an_openssl_key_signs_and_is_trusted() {
+    let setup = Setup::new();
+    let key = setup.path("ossl.key");
+    let public = setup.path("ossl.pub");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&key)
+        .status()
+        .expect("openssl runs");
+    assert!(made.success());
+    let exported = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .unwrap();
+    assert!(exported.success());
+    let trust = ["--trust-key", public.to_str().unwrap()];
+    let signed = [trust[0], trust[1], "--sign-key", key.to_str().unwrap()];
+    let (output, report) = setup.build("a.tar.zst", &signed, SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(report["cache"]["stored"], true, "{}", report["cache"]);
+    let (_, hit) = setup.build("b.tar.zst", &trust, SCRIPT);
+    assert_eq!(hit["cache"]["status"], "hit");
+    assert_eq!(hit["cache"]["signer"], report["cache"]["signer"]);
+}

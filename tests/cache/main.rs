@@ -1,0 +1,12 @@
+//! The signed cache: the poisoning suite (every applicable row of the restore attack
+//! catalog, against the library), and end-to-end builds through the `hermetic` binary
+//! (hits, misses, quarantine then a fresh build, nondeterministic results, gc).
+#[path = "../support/mod.rs"]
+mod support;
+
+/// `hermetic build --cache-dir` and `hermetic cache` end to end.
+mod builds;
+/// A real entry and the tools to attack it.
+mod fixture;
+/// Attacks on entries: each refused, quarantined, logged, and nothing touched.
+mod poison;

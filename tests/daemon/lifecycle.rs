@@ -1,0 +1,259 @@
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::fixture::{
+    is_alive, read_until_line, spawn, stdout_of, wait_for, with_marker, Env, Gate,
+};
+use crate::support::{assert_status, stderr, stdout, Source};
+
+fn status_json(env: &Env) -> (i32, serde_json::Value) {
+    let output = env.output(env.hermetic().args(["daemon", "status", "--json"]));
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!("daemon status --json: {err}\n{}", stderr(&output));
+    });
+    (output.status.code().unwrap(), json)
+}
+
+#[test]
+fn the_first_call_starts_a_daemon_and_the_next_reuses_it() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let (code, status) = status_json(&env);
+    assert_eq!((code, &status["running"]), (1, &false.into()), "{status}");
+    assert!(!env.socket().exists());
+
+    let output = env.output(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "true"]),
+    );
+    assert_status(&output, 0);
+    assert!(
+        env.socket().exists(),
+        "no socket at {}",
+        env.socket().display()
+    );
+    let (code, status) = status_json(&env);
+    assert_eq!(code, 0, "{status}");
+    let pid = status["pid"].as_i64().unwrap() as i32;
+    assert!(is_alive(pid));
+    assert_eq!(env.daemon_pids(), [pid]);
+    // Its output went to the log in the state dir, not to the first caller.
+    assert_eq!(stderr(&output), "");
+    assert!(env.dir.path().join("state/hermeticd.log").exists());
+
+    let output = env.output(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "true"]),
+    );
+    assert_status(&output, 0);
+    assert_eq!(
+        env.daemon_pids(),
+        [pid],
+        "the second call started another daemon"
+    );
+    let jobs = env.output(env.hermetic().args(["jobs", "--json"]));
+    let jobs: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
+}
+
+#[test]
+fn clients_autostarting_at_once_share_one_daemon() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            spawn(
+                env.hermetic()
+                    .args(["run", "--src"])
+                    .arg(src.path())
+                    .args(["--", "true"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+        })
+        .collect();
+    for client in clients {
+        let output = client.wait_with_output().unwrap();
+        assert_status(&output, 0);
+    }
+    let pid = env.the_daemon();
+    let jobs = env.output(env.hermetic().args(["jobs", "--json"]));
+    let jobs: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4, "{jobs}");
+    assert_eq!(env.daemon_pids(), [pid]);
+}
+
+#[test]
+fn a_builds_log_is_streamed_while_it_runs() {
+    let env = Env::new();
+    let gate = Gate::new();
+    let src = Source::new(&[]);
+    let script = format!(
+        "echo first-line; cat {} >/dev/null; echo second-line; mkdir out; echo x > out/x",
+        gate.fifo().display()
+    );
+    let mut build = spawn(
+        env.hermetic()
+            .args(["build", "--single", "--profile"])
+            .arg(&gate.profile)
+            .arg("--src")
+            .arg(src.path())
+            .arg("--artifact")
+            .arg(env.dir.path().join("a.tar.zst"))
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // The build cannot get past the gate until the test has seen its first line.
+    let mut log = BufReader::new(build.stderr.take().unwrap());
+    read_until_line(&mut log, "first-line");
+    gate.open();
+    read_until_line(&mut log, "second-line");
+    let status = build.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn cancel_kills_the_whole_sandbox() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let marker = format!("{}", 4_000_000 + std::process::id());
+    // A background process and a foreground one, both carrying the marker.
+    let script = "sleep \"$1\" & echo ready; sleep \"$1\"; echo not-cancelled";
+    let mut run = spawn(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "sh", "-c", script, "sh", &marker])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut out = stdout_of(&mut run);
+    read_until_line(&mut out, "ready");
+    let running = with_marker(&marker);
+    assert!(
+        running.len() >= 2,
+        "the build's processes are not visible: {running:?}"
+    );
+
+    let id = env.running_job();
+    let output = env.output(env.hermetic().args(["cancel", &id.to_string()]));
+    assert_status(&output, 0);
+    assert!(
+        stdout(&output).contains(&format!("cancelled job {id}")),
+        "{}",
+        stdout(&output)
+    );
+    // `cancel` returns once the job has ended: nothing of the sandbox is left.
+    assert_eq!(with_marker(&marker), []);
+
+    let mut rest = String::new();
+    for line in out.lines() {
+        rest.push_str(&line.unwrap());
+    }
+    let output = run.wait_with_output().unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    assert!(!rest.contains("not-cancelled"));
+    assert!(
+        stderr(&output).contains(&format!("job {id} was cancelled")),
+        "{}",
+        stderr(&output)
+    );
+    let jobs = env.output(env.hermetic().args(["jobs", "--json"]));
+    let jobs: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
+    assert_eq!(jobs["jobs"][0]["state"], "cancelled");
+}
+
+#[test]
+fn interrupting_the_client_cancels_its_job() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let marker = format!("{}", 5_000_000 + std::process::id());
+    let mut run = spawn(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "sh", "-c", "echo ready; sleep \"$1\"", "sh", &marker])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut out = stdout_of(&mut run);
+    read_until_line(&mut out, "ready");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = run.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    // The client returned after asking for the cancel; the kill itself is the daemon's.
+    assert!(
+        wait_for(|| with_marker(&marker).is_empty().then_some(())).is_some(),
+        "the job outlived its interrupted client: {:?}",
+        with_marker(&marker)
+    );
+}
+
+#[test]
+fn daemon_stop_stops_it() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let output = env.output(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "true"]),
+    );
+    assert_status(&output, 0);
+    let pid = env.the_daemon();
+
+    let output = env.output(env.hermetic().args(["daemon", "stop"]));
+    assert_status(&output, 0);
+    assert!(
+        stdout(&output).starts_with(&format!("stopped the daemon (pid {pid})")),
+        "{}",
+        stdout(&output)
+    );
+    assert!(!is_alive(pid));
+    assert!(!env.socket().exists(), "the socket was left behind");
+    let (code, status) = status_json(&env);
+    assert_eq!((code, &status["running"]), (1, &false.into()));
+
+    let output = env.output(env.hermetic().args(["daemon", "stop"]));
+    assert_status(&output, 0);
+    assert!(
+        stdout(&output).contains("nothing to stop"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn logs_and_jobs_show_a_finished_job() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let output = env.output(env.hermetic().args(["run", "--src"]).arg(src.path()).args([
+        "--",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; exit 4",
+    ]));
+    assert_status(&output, 4);
+    let logs = env.output(env.hermetic().args(["logs", "1"]));
+    assert_status(&logs, 0);
+    assert_eq!(stdout(&logs), "one\ntwo\n");
+    let jobs = env.output(env.hermetic().arg("jobs"));
+    assert_status(&jobs, 0);
+    let line = stdout(&jobs).lines().nth(1).unwrap_or_default().to_owned();
+    for field in ["1", "failed", "run", "exited", "4", "sh -c echo one"] {
+        assert!(line.contains(field), "{field:?} missing from {line:?}");
+    }
+    let missing = env.output(env.hermetic().args(["logs", "99"]));
+    assert_status(&missing, 2);
+    let missing = env.output(env.hermetic().args(["cancel", "1"]));
+    assert_status(&missing, 2);
+}
