@@ -9,7 +9,9 @@
 #   baseline  `tar --zstd -xf ARCHIVE -C DIR` then `b3sum ARCHIVE` (no signature, no
 #             per-file check, two passes);
 #   tar       `tar --zstd -xf ARCHIVE -C DIR` alone.
-# Prints the median of each and the ratios hermetic/baseline and hermetic/tar.
+# Prints the median of each and the ratios hermetic/baseline and hermetic/tar. Then cache
+# save: a single build copying the tree into out/ and storing the entry, against the same
+# copy into a tmpfs dir plus `tar --sort=name -cf - out | zstd -T0 -3`; prints the ratio.
 #
 #   benches/cache.sh [RUNS]      (default 5)
 #
