@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sandbox startup + teardown: `hermetic run -- /bin/true` against bubblewrap with hardened
+# Sandbox startup + teardown: `hermetic run -- /bin/true` (in-process with --no-daemon, and
+# through the daemon) against bubblewrap with hardened
 # flags and plain `unshare -Urnpf`, measured in the same run, interleaved, on this machine.
 # Prints min/median/p90 per variant and the ratio of medians against bwrap.
 #

@@ -7,7 +7,9 @@ import time
 runs, hermetic, src = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 variants = {
-    "hermetic run (full stack)": [hermetic, "run", "--src", src, "--", "/bin/true"],
+    # The engine alone (what the sandbox costs), then the default path through the daemon.
+    "hermetic run --no-daemon": [hermetic, "--no-daemon", "run", "--src", src, "--", "/bin/true"],
+    "hermetic run (via daemon)": [hermetic, "run", "--src", src, "--", "/bin/true"],
     "bwrap hardened": [
         "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
         "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",

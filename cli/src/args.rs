@@ -264,27 +264,27 @@ pub struct BuildArgs {
 #[command(next_help_heading = "Cache")]
 pub struct BuildCacheArgs {
     /// Use the signed cache in DIR: a verified entry is restored instead of building, and
-    /// a reproducible result is stored.
+    /// a reproducible result is stored (default: `[cache] dir` in the config file).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// The scope read and written (default: local). Give untrusted builds (forks, pull
     /// requests) a scope named untrusted-*: trusted builds never read it.
-    #[arg(long, value_name = "SCOPE", requires = "cache_dir")]
+    #[arg(long, value_name = "SCOPE")]
     pub cache_scope: Option<String>,
     /// A public key (PEM) trusted to sign cache entries; repeatable. Once one is given, the
     /// local key no longer counts for trusted scopes.
-    #[arg(long = "trust-key", value_name = "PUB", requires = "cache_dir")]
+    #[arg(long = "trust-key", value_name = "PUB")]
     pub trust_keys: Vec<PathBuf>,
     /// Exit 4 instead of building when there is no usable cache entry.
-    #[arg(long, requires = "cache_dir")]
+    #[arg(long)]
     pub require_cache: bool,
     /// Also store single-run (--single) results, marked as such; only --single builds
     /// use them.
-    #[arg(long, requires = "cache_dir")]
+    #[arg(long)]
     pub cache_single_run: bool,
     /// Where the local cache signing key is made on first use (default: /var/lib/hermetic
     /// for root, else $XDG_STATE_HOME/hermetic or ~/.local/state/hermetic).
-    #[arg(long, value_name = "DIR", requires = "cache_dir")]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -380,9 +380,9 @@ Example:\n  hermetic cache quarantine ls --cache-dir ~/.cache/hermetic"
 
 #[derive(Debug, Args)]
 pub struct CacheDirArgs {
-    /// The cache directory.
+    /// The cache directory (default: `[cache] dir` in the config file).
     #[arg(long, value_name = "DIR")]
-    pub cache_dir: PathBuf,
+    pub cache_dir: Option<PathBuf>,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -27,6 +27,24 @@ pub struct ConfigFile {
     pub body_limit_bytes: Option<usize>,
     pub keep_failed: Option<bool>,
     pub shutdown_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: the signed cache every `hermetic build` and `hermetic cache` command uses
+/// unless its flags say otherwise. Absolute paths.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// With it set, builds use the cache without `--cache-dir`.
+    pub dir: Option<PathBuf>,
+    /// The scope read and written (`--cache-scope` wins).
+    pub scope: Option<String>,
+    /// Keys trusted to sign entries, besides any `--trust-key`.
+    #[serde(default)]
+    pub trust_keys: Vec<PathBuf>,
+    /// The key that signs new entries (`--sign-key` wins).
+    pub sign_key: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -52,6 +70,7 @@ pub struct Config {
     pub keep_failed: bool,
     /// How long running jobs may take to finish on shutdown before they are killed.
     pub shutdown_timeout: Duration,
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +212,17 @@ impl Config {
             None => None,
             Some(name) => Some(resolve_group(&name)?),
         };
+        let cache = CacheConfig {
+            dir: absolute("cache.dir", file.cache.dir)?,
+            scope: file.cache.scope,
+            trust_keys: file
+                .cache
+                .trust_keys
+                .into_iter()
+                .map(|key| absolute("cache.trust_keys", Some(key)).map(Option::unwrap_or_default))
+                .collect::<Result<_, _>>()?,
+            sign_key: absolute("cache.sign_key", file.cache.sign_key)?,
+        };
         let log_limit_bytes = file.log_limit_bytes.unwrap_or(16 * 1024 * 1024);
         if log_limit_bytes == 0 {
             return Err(ConfigError::Invalid {
@@ -212,6 +242,7 @@ impl Config {
             body_limit_bytes: positive("body_limit_bytes", file.body_limit_bytes, 1024 * 1024)?,
             keep_failed: file.keep_failed.unwrap_or(false),
             shutdown_timeout: Duration::from_secs(file.shutdown_timeout_secs.unwrap_or(30)),
+            cache,
         })
     }
 }
@@ -247,9 +278,21 @@ mod tests {
             body_limit_bytes = 2048
             keep_failed = true
             shutdown_timeout_secs = 7
+
+            [cache]
+            dir = "/var/cache/hermetic"
+            scope = "main"
+            trust_keys = ["/etc/hermetic/ci.pub"]
+            sign_key = "/etc/hermetic/ci.key"
             "#,
         )
         .unwrap();
+        assert_eq!(
+            config.cache.dir.as_deref(),
+            Some(Path::new("/var/cache/hermetic"))
+        );
+        assert_eq!(config.cache.scope.as_deref(), Some("main"));
+        assert_eq!(config.cache.trust_keys, [Path::new("/etc/hermetic/ci.pub")]);
         assert_eq!(config.socket, Path::new("/tmp/x/hermeticd.sock"));
         assert_eq!(config.socket_gid, Some(0));
         assert_eq!(config.max_concurrent, 3);
@@ -285,6 +328,13 @@ mod tests {
         assert!(matches!(
             parse("version = 1\nsocket = \"relative.sock\""),
             Err(ConfigError::Invalid { key: "socket", .. })
+        ));
+        assert!(matches!(
+            parse("version = 1\n[cache]\ntrust_keys = [\"ci.pub\"]"),
+            Err(ConfigError::Invalid {
+                key: "cache.trust_keys",
+                ..
+            })
         ));
     }
 }

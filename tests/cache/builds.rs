@@ -419,3 +419,74 @@ fn an_openssl_key_signs_and_is_trusted() {
     assert_eq!(hit["cache"]["status"], "hit");
     assert_eq!(hit["cache"]["signer"], report["cache"]["signer"]);
 }
+
+/// `[cache]` in the config file: builds and `hermetic cache` use it without flags, and the
+/// state dir (for the local key) is the config's.
+#[test]
+fn the_config_file_names_the_cache() {
+    let setup = Setup::new();
+    let config = setup.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nstate_dir = {:?}\n[cache]\ndir = {:?}\nscope = \"main\"\n",
+            setup.path("state"),
+            setup.cache_dir()
+        ),
+    )
+    .unwrap();
+    let build = |artifact: &str| {
+        let output = hermetic()
+            .env("HERMETIC_CONFIG", &config)
+            .args(["build", "--json", "--src"])
+            .arg(setup.src.path())
+            .arg("--artifact")
+            .arg(setup.path(artifact))
+            .args(["--", "sh", "-c", SCRIPT])
+            .output()
+            .expect("spawn hermetic");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, report)
+    };
+    let (output, first) = build("a.tar.zst");
+    assert_status(&output, 0);
+    assert_eq!(first["cache"]["status"], "miss", "{}", stderr(&output));
+    assert_eq!(first["cache"]["stored"], true);
+    assert_eq!(first["cache"]["scope"], "main");
+    assert!(
+        setup.path("state/keys").is_dir(),
+        "the local key is in the config's state dir"
+    );
+    let (output, second) = build("b.tar.zst");
+    assert_status(&output, 0);
+    assert_eq!(second["cache"]["status"], "hit");
+
+    let listed = hermetic()
+        .env("HERMETIC_CONFIG", &config)
+        .args(["cache", "ls", "--json"])
+        .output()
+        .expect("spawn hermetic");
+    assert_status(&listed, 0);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["entries"][0]["scope"], "main");
+}
+
+#[test]
+fn cache_flags_without_a_cache_are_a_usage_error() {
+    let setup = Setup::new();
+    let config = setup.path("config.toml");
+    std::fs::write(&config, "version = 1\n").unwrap();
+    let output = hermetic()
+        .env("HERMETIC_CONFIG", &config)
+        .args(["build", "--require-cache", "--src"])
+        .arg(setup.src.path())
+        .args(["--", "true"])
+        .output()
+        .expect("spawn hermetic");
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains("--require-cache needs a cache"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -78,10 +78,27 @@ fn build_in_process(request: &BuildRequest) -> Result<Finished, Failure> {
     })
 }
 
-/// The cache part of the request, from the --cache-* flags and --sign-key.
+/// The cache part of the request: the --cache-* flags and --sign-key, over the config
+/// file's `[cache]` table (trusted keys from both count).
 fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure> {
     let flags = &args.cache;
-    let Some(dir) = &flags.cache_dir else {
+    let config = super::cache::config()?;
+    let Some(dir) = flags.cache_dir.clone().or(config.cache.dir) else {
+        let needs_cache = [
+            (flags.cache_scope.is_some(), "--cache-scope"),
+            (!flags.trust_keys.is_empty(), "--trust-key"),
+            (flags.require_cache, "--require-cache"),
+            (flags.cache_single_run, "--cache-single-run"),
+            (flags.state_dir.is_some(), "--state-dir"),
+        ];
+        if let Some((_, flag)) = needs_cache.into_iter().find(|(given, _)| *given) {
+            return Err(Failure::new(
+                exit::USAGE,
+                anyhow::anyhow!(
+                    "{flag} needs a cache: give --cache-dir or set `dir` in the [cache] table of the config file"
+                ),
+            ));
+        }
         if args.sign_key.is_some() && args.provenance.is_none() {
             return Err(Failure::new(
                 exit::USAGE,
@@ -91,11 +108,16 @@ fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure>
         return Ok(None);
     };
     Ok(Some(Box::new(CacheOptions {
-        dir: dir.clone(),
-        scope: flags.cache_scope.clone(),
-        trust_keys: flags.trust_keys.clone(),
-        sign_key: args.sign_key.clone(),
-        state_dir: flags.state_dir.clone(),
+        dir,
+        scope: flags.cache_scope.clone().or(config.cache.scope),
+        trust_keys: config
+            .cache
+            .trust_keys
+            .into_iter()
+            .chain(flags.trust_keys.iter().cloned())
+            .collect(),
+        sign_key: args.sign_key.clone().or(config.cache.sign_key),
+        state_dir: Some(flags.state_dir.clone().unwrap_or(config.state_dir)),
         require: flags.require_cache,
         single_run: flags.cache_single_run,
     })))

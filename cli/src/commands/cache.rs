@@ -1,9 +1,10 @@
 //! `hermetic cache`: list, verify, restore, quarantine and gc over a cache directory.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hermetic::cache::quarantine;
 use hermetic::cache::store::DEFAULT_SCOPE;
 use hermetic::cache::{restore, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
+use hermetic::config::Config;
 use hermetic::exit_code as exit;
 use serde_json::json;
 
@@ -30,8 +31,21 @@ fn usage(err: impl Into<anyhow::Error>) -> Failure {
     Failure::new(exit::USAGE, err)
 }
 
+/// The configuration `[cache]` defaults come from (see `hermetic::config::load_effective`).
+pub(super) fn config() -> Result<Config, Failure> {
+    hermetic::config::load_effective(None).map_err(usage)
+}
+
 fn open(cache: &CacheDirArgs) -> Result<Store, Failure> {
-    Store::open(&cache.cache_dir).map_err(usage)
+    let dir = match &cache.cache_dir {
+        Some(dir) => dir.clone(),
+        None => config()?.cache.dir.ok_or_else(|| {
+            usage(anyhow::anyhow!(
+                "no cache directory: give --cache-dir or set `dir` in the [cache] table of the config file"
+            ))
+        })?,
+    };
+    Store::open(&dir).map_err(usage)
 }
 
 fn print_json(value: &serde_json::Value) {
@@ -60,13 +74,21 @@ fn ls(cache: &CacheDirArgs) -> Result<i32, Failure> {
 fn trust_for(
     trust: &CacheTrustArgs,
 ) -> Result<(Scope, Vec<hermetic::signing::VerifyingKey>), Failure> {
-    let scope =
-        Scope::parse(trust.cache_scope.as_deref().unwrap_or(DEFAULT_SCOPE)).map_err(usage)?;
-    let state_dir = trust
-        .state_dir
-        .clone()
-        .unwrap_or_else(hermetic::config::default_state_dir);
-    let keys = Trust::load(&state_dir, &trust.trust_keys)
+    let config = config()?;
+    let scope = trust
+        .cache_scope
+        .as_deref()
+        .or(config.cache.scope.as_deref())
+        .unwrap_or(DEFAULT_SCOPE);
+    let scope = Scope::parse(scope).map_err(usage)?;
+    let state_dir = trust.state_dir.clone().unwrap_or(config.state_dir);
+    let trusted: Vec<PathBuf> = config
+        .cache
+        .trust_keys
+        .into_iter()
+        .chain(trust.trust_keys.iter().cloned())
+        .collect();
+    let keys = Trust::load(&state_dir, &trusted)
         .map_err(usage)?
         .keys_for(&scope);
     Ok((scope, keys))
