@@ -289,15 +289,18 @@ fn cache_restore_verify_and_verify_manifest() {
     assert_eq!(shown["entry"]["cacheKey"], key);
     assert_eq!(shown["entry"]["verdict"], "reproducible");
 
+    let restore = |dest: &Path| {
+        setup.cache(&[
+            "restore",
+            "--state-dir",
+            state,
+            key,
+            "--dest",
+            dest.to_str().unwrap(),
+        ])
+    };
     let dest = setup.path("restored");
-    let restored = setup.cache(&[
-        "restore",
-        "--state-dir",
-        state,
-        key,
-        "--dest",
-        dest.to_str().unwrap(),
-    ]);
+    let restored = restore(&dest);
     assert_status(&restored, 0);
     assert_eq!(
         std::fs::read_to_string(dest.join("out/flag")).unwrap(),
@@ -324,14 +327,7 @@ fn cache_restore_verify_and_verify_manifest() {
     // A refused restore creates nothing and quarantines the entry.
     std::fs::write(entry.join("archive.tar.zst"), b"not the archive").unwrap();
     let dest = setup.path("refused");
-    let refused = setup.cache(&[
-        "restore",
-        "--state-dir",
-        state,
-        key,
-        "--dest",
-        dest.to_str().unwrap(),
-    ]);
+    let refused = restore(&dest);
     assert_status(&refused, 4);
     assert!(!dest.exists());
     assert!(stderr(&refused).contains("quarantined"));

@@ -236,12 +236,7 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|err| self.http(err))?
-            .to_bytes();
+        let body = self.body(response).await?;
         Err(match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(error) => ClientError::Api {
                 status: status.as_u16(),
@@ -255,17 +250,21 @@ impl Client {
         })
     }
 
+    async fn body(&self, response: Response<Incoming>) -> Result<Bytes, ClientError> {
+        Ok(response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| self.http(err))?
+            .to_bytes())
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         response: Response<Incoming>,
     ) -> Result<T, ClientError> {
         let response = self.checked(response).await?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|err| self.http(err))?
-            .to_bytes();
+        let body = self.body(response).await?;
         serde_json::from_slice(&body).map_err(|err| self.http(format!("unexpected answer: {err}")))
     }
 

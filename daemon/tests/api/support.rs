@@ -116,6 +116,23 @@ impl Daemon {
         .to_string()
     }
 
+    /// A `build` job request archiving `out` to `artifact`, single or dual.
+    pub fn build_request(&self, artifact: &Path, single: bool, command: &[&str]) -> String {
+        json!({
+            "kind": "build",
+            "profile": "default",
+            "src": self.src,
+            "outputs": ["out"],
+            "artifact": artifact,
+            "extract": null,
+            "single": single,
+            "explain": false,
+            "source_date_epoch": null,
+            "command": command,
+        })
+        .to_string()
+    }
+
     /// Submits a run job; returns its id.
     pub async fn submit(&self, command: &[&str]) -> u64 {
         let (status, job) = self.post("/v1/jobs", &self.run_request(command)).await;

@@ -1,6 +1,4 @@
 //! `POST /v1/jobs/{id}/cancel`
-use serde_json::json;
-
 use crate::support::{eventually, marker, processes_with, Daemon};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -25,19 +23,8 @@ async fn cancelling_a_running_dual_build_kills_both_runs() {
     let daemon = Daemon::start(|_| {}).await;
     let marker = marker("cancel-dual");
     let artifact = daemon.dir.path().join("out.tar.zst");
-    let request = json!({
-        "kind": "build",
-        "profile": "default",
-        "src": daemon.src,
-        "outputs": ["out"],
-        "artifact": artifact,
-        "extract": null,
-        "single": false,
-        "explain": false,
-        "source_date_epoch": null,
-        "command": ["sleep", marker],
-    });
-    let (status, job) = daemon.post("/v1/jobs", &request.to_string()).await;
+    let request = daemon.build_request(&artifact, false, &["sleep", &marker]);
+    let (status, job) = daemon.post("/v1/jobs", &request).await;
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_u64().unwrap();
     // Both runs are sleeping: one process with the marker in each sandbox.

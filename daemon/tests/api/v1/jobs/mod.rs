@@ -71,19 +71,16 @@ async fn a_failed_job_keeps_its_scratch_dir_with_keep_failed() {
 async fn a_single_build_job_writes_its_artifact_and_reports_digests() {
     let daemon = Daemon::start(|_| {}).await;
     let artifact = daemon.dir.path().join("out.tar.zst");
-    let request = json!({
-        "kind": "build",
-        "profile": "default",
-        "src": daemon.src,
-        "outputs": ["out"],
-        "artifact": artifact,
-        "extract": null,
-        "single": true,
-        "explain": false,
-        "source_date_epoch": null,
-        "command": ["sh", "-c", "mkdir -p out && echo built > out/a && echo building"],
-    });
-    let (status, job) = daemon.post("/v1/jobs", &request.to_string()).await;
+    let request = daemon.build_request(
+        &artifact,
+        true,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p out && echo built > out/a && echo building",
+        ],
+    );
+    let (status, job) = daemon.post("/v1/jobs", &request).await;
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_u64().unwrap();
     let job = daemon.wait_finished(id).await;
