@@ -123,6 +123,12 @@ pub enum PackError {
     },
 }
 
+/// Compression threads: the CPUs this process may run on (the build's pinned set inside a
+/// sandbox), at most 8.
+fn compression_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
+}
+
 /// Packs `outputs` (paths under the build dir `root`; files or directories, directories
 /// recursively) into a deterministic tar+zstd stream written to `out`.
 ///
@@ -135,12 +141,26 @@ pub fn pack_outputs<W: Write>(
     opts: &PackOptions,
     out: W,
 ) -> Result<PackedArchive, PackError> {
+    pack_with_workers(root, outputs, opts, out, compression_workers())
+}
+
+fn pack_with_workers<W: Write>(
+    root: &Path,
+    outputs: &[OutputPath],
+    opts: &PackOptions,
+    out: W,
+    workers: u32,
+) -> Result<PackedArchive, PackError> {
     let write_failed = |source| PackError::WriteArchive { source };
     let tree = Tree::scan(root, outputs)?;
     let mut encoder = zstd::stream::write::Encoder::new(DigestingWriter::new(out), opts.zstd_level)
         .map_err(write_failed)?;
     // The checksum lets the extractor tell a corrupted frame from a valid one on its own.
     encoder.include_checksum(true).map_err(write_failed)?;
+    // zstd's multithreaded mode writes the same bytes whatever the number of workers (at
+    // least one; the single-threaded mode writes others), so the archive stays identical
+    // across machines while compression uses every core the build may use.
+    encoder.multithread(workers).map_err(write_failed)?;
     let mut sink = TarSink {
         builder: tar::Builder::new(FixedChunkWriter::new(encoder)),
         mtime: opts.mtime,
@@ -958,6 +978,32 @@ mod tests {
             assert_eq!(header.username_bytes(), Some(&b""[..]));
             assert_eq!(header.groupname_bytes(), Some(&b""[..]));
         }
+    }
+
+    /// Spans several of zstd's multithreaded jobs, so a worker count that changed the
+    /// bytes would show.
+    #[test]
+    fn the_number_of_compression_workers_does_not_change_the_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("noise"), noise(6 << 20)).unwrap();
+        fs::write(out.join("text"), "compressible line\n".repeat(600_000)).unwrap();
+        let archive = |workers| {
+            let mut bytes = Vec::new();
+            pack_with_workers(
+                tmp.path(),
+                &outputs(&["out"]),
+                &options(),
+                &mut bytes,
+                workers,
+            )
+            .unwrap();
+            bytes
+        };
+        let one = archive(1);
+        assert!(one == archive(2), "2 workers wrote other bytes than 1");
+        assert!(one == archive(5), "5 workers wrote other bytes than 1");
     }
 
     #[test]
