@@ -53,9 +53,8 @@ pub struct Config {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub socket_gid: Option<u32>,
-    /// Besides root and the daemon's own uid, which are always allowed. An allowed user
-    /// acts with the daemon's file access: the daemon reads and writes the host paths its
-    /// requests name.
+    /// Besides root and the daemon's own uid, which are always allowed. A root daemon
+    /// runs their jobs' file access with their own identity (`queue::Caller`).
     pub allowed_uids: Vec<u32>,
     pub allowed_gids: Vec<u32>,
     /// Jobs running at once.

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,10 +11,10 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use crate::queue::log::{Stream, INDEX_RECORD};
-use crate::queue::{CancelError, Scheduler, SubmitError};
+use crate::queue::{Caller, CancelError, Scheduler, SubmitError};
 
 use super::wire::{Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB, WIRE_SCHEMA};
-use super::ApiError;
+use super::{ApiError, Peer};
 
 /// How often a followed log is checked for new bytes.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
@@ -24,6 +24,7 @@ const MAX_LIST_LIMIT: usize = 10_000;
 /// `POST /v1/jobs` → 201 `Job`; 400 bad JSON, 413 body too large, 503 busy.
 pub async fn submit(
     State(scheduler): State<Scheduler>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let body = body.map_err(|rejection| {
@@ -42,7 +43,12 @@ pub async fn submit(
             format!("invalid job request: {err}"),
         )
     })?;
-    match scheduler.submit(request) {
+    // The access check let only connections with credentials through.
+    let caller = Caller {
+        uid: peer.uid.unwrap_or(u32::MAX),
+        gid: peer.gid.unwrap_or(u32::MAX),
+    };
+    match scheduler.submit(request, caller) {
         Ok(job) => Ok((StatusCode::CREATED, Json(job))),
         Err(err @ SubmitError::Busy { .. }) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -57,6 +63,11 @@ pub async fn submit(
         Err(err @ SubmitError::Invalid(_)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad-request",
+            err.to_string(),
+        )),
+        Err(err @ SubmitError::OtherUser { .. }) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
             err.to_string(),
         )),
         Err(err @ (SubmitError::Store(_) | SubmitError::Scratch { .. })) => {

@@ -40,6 +40,18 @@ pub enum SubmitError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "this daemon runs as uid {daemon_uid} and cannot act as uid {uid}: start your own \
+         (hermetic does so when nothing answers on your socket) or use a root daemon"
+    )]
+    OtherUser { uid: u32, daemon_uid: u32 },
+}
+
+/// Who submitted a job, from the connection's SO_PEERCRED.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +80,8 @@ struct Handle {
 struct Pending {
     id: u64,
     request: JobRequest,
+    /// The user whose file access the job runs with, when it is not the daemon's own.
+    acting_for: Option<Caller>,
     handle: Arc<Handle>,
     submitted: Instant,
 }
@@ -179,9 +193,17 @@ impl Scheduler {
         }
     }
 
-    /// Queues a job. Must be called inside the tokio runtime.
-    pub fn submit(&self, request: JobRequest) -> Result<Job, SubmitError> {
+    /// Queues a job for `caller`. A job of another user than the daemon's reads and writes
+    /// the host paths it names with that user's file access (root's jobs, and a non-root
+    /// daemon's own, with the daemon's). Must be called inside the tokio runtime.
+    pub fn submit(&self, request: JobRequest, caller: Caller) -> Result<Job, SubmitError> {
         validate(&request)?;
+        let daemon_uid = nix::unistd::geteuid().as_raw();
+        let acting_for = match caller.uid {
+            uid if uid == daemon_uid || uid == 0 => None,
+            uid if daemon_uid != 0 => return Err(SubmitError::OtherUser { uid, daemon_uid }),
+            _ => Some(caller),
+        };
         let inner = &self.inner;
         let mut state = inner.lock();
         if !state.accepting {
@@ -225,6 +247,7 @@ impl Scheduler {
         state.pending.push_back(Pending {
             id: job.id,
             request,
+            acting_for,
             handle,
             submitted: Instant::now(),
         });
@@ -383,7 +406,7 @@ impl Inner {
         let handle = job.handle.clone();
         let mut stop = handle.stop.subscribe();
         let mut task = tokio::task::spawn_blocking(move || {
-            worker::execute(&job.request, &log, &job.handle.cancel)
+            worker::execute(&job.request, &log, &job.handle.cancel, job.acting_for)
         });
         let mut stopping = None;
         let result = loop {

@@ -11,11 +11,13 @@ use std::time::Duration;
 use crate::api::wire::{Digests, JobRequest, RunRequest};
 use crate::build::{self, BuildRequest};
 use crate::exit_code as exit;
+use crate::queue::Caller;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::launch::{self, BuildStatus, Launch};
 use crate::sandbox::plan::{self, Request};
 use crate::sandbox::profile;
 use crate::store::Finish;
+use crate::sys::creds::ActingAs;
 
 use super::log::JobLog;
 
@@ -26,8 +28,31 @@ pub struct Outcome {
     pub setup: Option<Duration>,
 }
 
-/// Runs `request`, its output going to `log`; `cancel` kills its sandboxes.
-pub fn execute(request: &JobRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
+/// Runs `request`, its output going to `log`; `cancel` kills its sandboxes. With
+/// `acting_for`, every file the job opens or creates (source, artifact, cache, keys) is
+/// opened with that user's identity.
+pub fn execute(
+    request: &JobRequest,
+    log: &JobLog,
+    cancel: &Cancel,
+    acting_for: Option<Caller>,
+) -> Outcome {
+    let _acting = match acting_for.map(act_as).transpose() {
+        Ok(acting) => acting,
+        Err(error) => {
+            let outcome = Outcome {
+                finish: Finish {
+                    verdict: Some("failed".into()),
+                    exit_code: Some(exit::SANDBOX_FAILED),
+                    error: Some(error),
+                    ..Finish::default()
+                },
+                setup: None,
+            };
+            log.note(outcome.finish.error.as_deref().unwrap_or_default());
+            return outcome;
+        }
+    };
     let outcome = match request {
         JobRequest::Run(run) => execute_run(run, log, cancel),
         JobRequest::Build(build) => execute_build(build, log, cancel),
@@ -153,4 +178,20 @@ fn execute_build(request: &BuildRequest, log: &JobLog, cancel: &Cancel) -> Outco
             setup: None,
         },
     }
+}
+
+/// Takes on `caller`'s file access for this thread: its uid, gid and supplementary groups.
+fn act_as(caller: Caller) -> Result<ActingAs, String> {
+    let gid = nix::unistd::Gid::from_raw(caller.gid);
+    let groups = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(caller.uid))
+        .ok()
+        .flatten()
+        .and_then(|user| {
+            let name = std::ffi::CString::new(user.name).ok()?;
+            nix::unistd::getgrouplist(&name, gid).ok()
+        })
+        .unwrap_or_else(|| vec![gid]);
+    let groups: Vec<u32> = groups.into_iter().map(|gid| gid.as_raw()).collect();
+    crate::sys::creds::act_as(caller.uid, caller.gid, &groups)
+        .map_err(|err| format!("failed to act as uid {}: {err}", caller.uid))
 }

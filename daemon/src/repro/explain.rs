@@ -180,7 +180,7 @@ pub fn run_diffoscope(
 ) -> Option<std::io::Result<()>> {
     let program = find_on_path("diffoscope")?;
     let run = || -> std::io::Result<()> {
-        let mut child = Command::new("timeout")
+        let mut child = crate::sys::creds::as_caller(&mut Command::new("timeout"))
             .arg(format!("{}s", timeout.as_secs().max(1)))
             .arg(program)
             .arg("--text")

@@ -57,6 +57,11 @@ struct Hierarchies {
 
 impl BuildCgroup {
     pub fn create(name: &str, limits: CgroupLimits) -> Result<BuildCgroup, StepError> {
+        // The cgroup tree is the daemon's, even while a job thread acts for another user.
+        crate::sys::creds::as_daemon(|| Self::create_as_daemon(name, limits))
+    }
+
+    fn create_as_daemon(name: &str, limits: CgroupLimits) -> Result<BuildCgroup, StepError> {
         let found = discover().map_err(|err| {
             StepError::new(
                 Layer::Cgroup,
@@ -75,6 +80,7 @@ impl BuildCgroup {
         let mut v2_controllers: Vec<&str> = Vec::new();
         for controller in CONTROLLERS {
             if let Some((_, own)) = found.v1.iter().find(|(c, _)| c == controller) {
+                remove_stale(own);
                 let dir = own.join(name);
                 make_dir(&dir)?;
                 cgroup.dirs.push(dir.clone());
@@ -105,6 +111,7 @@ impl BuildCgroup {
             let (mount, own) = found.v2.as_ref().expect("checked above");
             let parent = v2_parent(mount, own)?;
             enable_v2_controllers(&parent, &v2_controllers)?;
+            remove_stale(&parent);
             let dir = parent.join(name);
             make_dir(&dir)?;
             cgroup.dirs.push(dir.clone());
@@ -222,6 +229,12 @@ impl BuildCgroup {
 
 impl Drop for BuildCgroup {
     fn drop(&mut self) {
+        crate::sys::creds::as_daemon(|| self.remove());
+    }
+}
+
+impl BuildCgroup {
+    fn remove(&self) {
         self.kill_all();
         for dir in &self.dirs {
             // A killed process leaves its cgroup asynchronously; a few quick retries cover
@@ -231,6 +244,28 @@ impl Drop for BuildCgroup {
                     Err(err) if err.raw_os_error() == Some(libc::EBUSY) => std::thread::yield_now(),
                     _ => break,
                 }
+            }
+        }
+    }
+}
+
+/// Removes empty build cgroups (`hermetic-<pid>-...`) whose launcher is gone: one killed
+/// before it could clean up (SIGKILL, a crash) leaves its cgroups behind.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let launcher = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("hermetic-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = launcher {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                // Fails, harmlessly, while anything is still in it.
+                let _ = fs::remove_dir(entry.path());
             }
         }
     }
@@ -363,4 +398,28 @@ fn strip_root(path: &str, root: &str) -> String {
         return path.to_string();
     }
     path.strip_prefix(root).unwrap_or(path).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_empty_cgroups_of_gone_launchers_are_removed() {
+        let parent = tempfile::tempdir().unwrap();
+        let gone = parent.path().join("hermetic-999999999-1a-0");
+        let gone_busy = parent.path().join("hermetic-999999998-1a-0");
+        let alive = parent
+            .path()
+            .join(format!("hermetic-{}-1a-0", std::process::id()));
+        let other = parent.path().join("system.slice");
+        for dir in [&gone, &gone_busy, &alive, &other] {
+            fs::create_dir(dir).unwrap();
+        }
+        // Stands for a process still in the cgroup: rmdir fails on a non-empty directory.
+        fs::write(gone_busy.join("cgroup.procs"), "42\n").unwrap();
+        remove_stale(parent.path());
+        assert!(!gone.exists());
+        assert!(gone_busy.exists() && alive.exists() && other.exists());
+    }
 }

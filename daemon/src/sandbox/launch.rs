@@ -97,6 +97,15 @@ pub struct Launch<'a> {
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+fn launcher_started_ns() -> u128 {
+    static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos())
+    })
+}
+
 pub const NAMESPACES: [&str; 8] = [
     "user", "mount", "pid", "net", "uts", "ipc", "cgroup", "time",
 ];
@@ -113,9 +122,11 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         ..AppliedLayers::default()
     };
 
+    // The launcher's start time tells apart two launchers that got the same pid.
     let name = format!(
-        "hermetic-{}-{}",
+        "hermetic-{}-{:x}-{}",
         std::process::id(),
+        launcher_started_ns(),
         RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let limits = CgroupLimits {

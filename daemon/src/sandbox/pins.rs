@@ -46,14 +46,16 @@ fn git_head_time(source: &Path) -> Option<u64> {
         return None;
     }
     // A clean environment: the user's git config must not change what HEAD means here.
-    let output = Command::new("git")
+    // The repository's own config is the caller's: no signature checks (gpg.program would
+    // be theirs), and git runs as the caller when the daemon acts for another user.
+    let output = crate::sys::creds::as_caller(&mut Command::new("git"))
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", "/nonexistent")
         .args(["-c", "safe.directory=*", "-C"])
         .arg(source)
-        .args(["log", "-1", "--format=%ct", "HEAD"])
+        .args(["log", "-1", "--no-show-signature", "--format=%ct", "HEAD"])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()

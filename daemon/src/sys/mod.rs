@@ -2,6 +2,7 @@
 //! `// SAFETY:` comment. Callers get safe functions whose errors name the call and path.
 pub(crate) mod activation;
 pub(crate) mod archive;
+pub(crate) mod creds;
 pub(crate) mod mount;
 pub(crate) mod net;
 pub(crate) mod process;

@@ -77,7 +77,17 @@ async fn unknown_routes_versions_and_methods_are_json_errors() {
 
 /// Runs curl as uid/gid 65534 (nobody) against the daemon's socket; returns (status, body).
 async fn as_nobody(daemon: &Daemon, path: &str) -> (u16, serde_json::Value) {
-    let output = tokio::process::Command::new("setpriv")
+    as_nobody_sending(daemon, path, None).await
+}
+
+/// As `as_nobody`, POSTing `body` when given.
+async fn as_nobody_sending(
+    daemon: &Daemon,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut command = tokio::process::Command::new("setpriv");
+    command
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -87,7 +97,11 @@ async fn as_nobody(daemon: &Daemon, path: &str) -> (u16, serde_json::Value) {
         ])
         .arg("--unix-socket")
         .arg(&daemon.socket)
-        .args(["-w", "\n%{http_code}"])
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(body) = body {
+        command.args(["--data-binary", body]);
+    }
+    let output = command
         .arg(format!("http://hermeticd{path}"))
         .output()
         .await
@@ -123,6 +137,76 @@ async fn a_client_with_a_uid_not_allowed_is_403_and_others_are_served() {
     }
     let id = daemon.submit(&["/bin/true"]).await;
     assert_eq!(daemon.wait_finished(id).await["state"], "succeeded");
+    daemon.stop().await;
+}
+
+/// A user allowed on a root daemon builds with its own file access: it cannot read a
+/// root-only source or write into a root-only directory, and its artifact is its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allowed_user_builds_with_its_own_file_access() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root (a root daemon acting for uid 65534); CI runs it as root");
+    }
+    let daemon = Daemon::start(|config| config.allowed_uids = vec![65534]).await;
+    open_socket_to_everyone(&daemon);
+    let dir = daemon.dir.path();
+    let owned_by_nobody = |path: &std::path::Path| {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+    };
+    let secret_src = dir.join("secret-src");
+    std::fs::create_dir(&secret_src).unwrap();
+    std::fs::write(secret_src.join("secret.txt"), "TOPSECRET").unwrap();
+    std::fs::set_permissions(&secret_src, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let own_src = dir.join("own-src");
+    std::fs::create_dir(&own_src).unwrap();
+    owned_by_nobody(&own_src);
+    let own_out = dir.join("own-out");
+    std::fs::create_dir(&own_out).unwrap();
+    owned_by_nobody(&own_out);
+    let root_out = dir.join("root-out");
+    std::fs::create_dir(&root_out).unwrap();
+    std::fs::set_permissions(&root_out, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let submit = |request: serde_json::Value| {
+        let daemon = &daemon;
+        async move {
+            let (status, job) =
+                as_nobody_sending(daemon, "/v1/jobs", Some(&request.to_string())).await;
+            assert_eq!(status, 201, "{job}");
+            daemon.wait_finished(job["id"].as_u64().unwrap()).await
+        }
+    };
+    let build = |src: &std::path::Path, artifact: std::path::PathBuf| {
+        json!({
+            "kind": "build", "profile": "default", "src": src, "outputs": ["out"],
+            "artifact": artifact, "extract": null, "single": true, "explain": false,
+            "source_date_epoch": null,
+            "command": ["sh", "-c", "mkdir -p out && cat * > out/copy 2>/dev/null; true"],
+        })
+    };
+
+    let job = submit(build(&secret_src, own_out.join("stolen.tar.zst"))).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("ermission denied"),
+        "{job}"
+    );
+    assert!(!own_out.join("stolen.tar.zst").exists());
+    let (_, log) = daemon.text(&format!("/v1/jobs/{}/log", job["id"])).await;
+    assert!(!log.contains("TOPSECRET"), "{log}");
+
+    let job = submit(build(&own_src, root_out.join("planted.tar.zst"))).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        std::fs::read_dir(&root_out).unwrap().next().is_none(),
+        "nothing written"
+    );
+
+    let job = submit(build(&own_src, own_out.join("own.tar.zst"))).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let artifact = std::fs::metadata(own_out.join("own.tar.zst")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((artifact.uid(), artifact.gid()), (65534, 65534));
     daemon.stop().await;
 }
 
