@@ -93,13 +93,22 @@ fn enter_namespaces_and_wait(
     messages: &mut MessageSink,
 ) -> Result<i32, StepError> {
     // Join the build's cgroup before the cgroup namespace is created, so that the
-    // namespace's root is the build's own cgroup and no host cgroup path is visible.
-    for procs in &spec.cgroup_procs {
-        std::fs::write(procs, "0").map_err(step(
+    // namespace's root is the build's own cgroup and no host cgroup path is visible. No
+    // thread has been started yet: joining through v1 `tasks` moves the whole helper (if
+    // that ever changed, `cgroup.procs` moves every thread).
+    let single_threaded =
+        std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1);
+    for file in &spec.cgroup_procs {
+        let file = if single_threaded {
+            file.clone()
+        } else {
+            file.with_file_name("cgroup.procs")
+        };
+        std::fs::write(&file, "0").map_err(step(
             Layer::Cgroup,
             "join the build cgroup",
             "write",
-            procs.clone(),
+            file,
         ))?;
     }
 

@@ -40,7 +40,8 @@ pub struct SandboxSpec {
     /// have it, a pass-through unless `variation.vary_shim`, so they see the same files.
     #[serde(default)]
     pub preload_shim: bool,
-    /// cgroup.procs files the helper joins before creating namespaces.
+    /// The files (v1 `tasks`, v2 `cgroup.procs`) the helper writes itself into before
+    /// creating namespaces.
     pub cgroup_procs: Vec<PathBuf>,
     pub outputs: Option<OutputRequest>,
     /// What this run varies on purpose (the second run of a dual build); empty otherwise.
