@@ -19,14 +19,22 @@ variants = {
     "unshare -Urnpf": ["unshare", "-Urnpf", "/bin/true"],
 }
 
-samples = {name: [] for name in variants}
+
+def sample(rounds, gap_s=0.0):
+    """Runs every variant `rounds` times, interleaved, waiting `gap_s` before each run."""
+    samples = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, argv in variants.items():
+            time.sleep(gap_s)
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return samples
+
+
 for name, argv in variants.items():  # warm-up, and fail early if a variant is broken
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
-for _ in range(runs):
-    for name, argv in variants.items():
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
-        samples[name].append((time.perf_counter() - start) * 1000)
+samples = sample(runs)
 
 base = statistics.median(samples["bwrap hardened"])
 print(f"startup + teardown of /bin/true, {runs} interleaved runs each (ms)")
@@ -41,13 +49,7 @@ for name, values in samples.items():
 # cgroup migration waiting for an RCU grace period) only cost when nothing ran just
 # before. So the same, spaced out.
 SPACED_RUNS, GAP_S = 10, 0.5
-spaced = {name: [] for name in variants}
-for _ in range(SPACED_RUNS):
-    for name, argv in variants.items():
-        time.sleep(GAP_S)
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
-        spaced[name].append((time.perf_counter() - start) * 1000)
+spaced = sample(SPACED_RUNS, GAP_S)
 base = statistics.median(spaced["bwrap hardened"])
 print(f"\nthe same, {SPACED_RUNS} runs each spaced {GAP_S} s apart (ms)")
 print(f"{'variant':<28}{'min':>8}{'median':>9}{'x bwrap':>9}")
