@@ -11,3 +11,5 @@ mod fixture;
 mod lifecycle;
 /// `run` and `build` give the same output and exit codes with and without the daemon.
 mod same_result;
+/// Whose jobs a daemon takes.
+mod users;
