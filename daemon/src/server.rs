@@ -3,8 +3,9 @@
 use std::fs::File;
 use std::future::Future;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -186,6 +187,51 @@ pub fn run_daemon(config: Config) -> Result<(), ServeError> {
     })
 }
 
+/// How often the daemon checks whether its executable was replaced.
+const REPLACED_CHECK: Duration = Duration::from_secs(2);
+
+/// The daemon's own executable file, to notice an upgrade or rebuild.
+struct Executable {
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+impl Executable {
+    fn running() -> Option<Executable> {
+        let path = std::env::current_exe().ok()?;
+        let running = std::fs::metadata("/proc/self/exe").ok()?;
+        Some(Executable {
+            path,
+            identity: (running.dev(), running.ino()),
+        })
+    }
+
+    /// Another file (or none) is at the path the daemon was started from.
+    fn replaced(&self) -> bool {
+        std::fs::metadata(&self.path).map_or(true, |now| (now.dev(), now.ino()) != self.identity)
+    }
+}
+
+/// Completes once the daemon's executable was replaced and no job is queued or running:
+/// the daemon then stops, so that the next client starts the new program instead of
+/// being served by the old one.
+async fn retire_when_replaced(scheduler: Scheduler) {
+    let Some(executable) = Executable::running() else {
+        return std::future::pending().await;
+    };
+    let mut checks = tokio::time::interval(REPLACED_CHECK);
+    loop {
+        checks.tick().await;
+        if executable.replaced() && scheduler.retire_if_idle() {
+            tracing::info!(
+                path = %executable.path.display(),
+                "the executable was replaced (upgraded or rebuilt); stopping so that the next client starts the new one"
+            );
+            return;
+        }
+    }
+}
+
 /// Completes at SIGTERM or SIGINT.
 fn termination_signal() -> Result<impl Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -273,8 +319,12 @@ pub async fn serve(
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel();
     let draining = scheduler.clone();
+    let retiring = scheduler.clone();
     let signal = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            () = retire_when_replaced(retiring) => {}
+        }
         tracing::info!("shutting down");
         // Draining runs beside the server's own graceful shutdown: a client following a
         // log keeps its connection until the job ends.

@@ -11,5 +11,7 @@ mod fixture;
 mod lifecycle;
 /// `run` and `build` give the same output and exit codes with and without the daemon.
 mod same_result;
+/// A daemon retires when its program is replaced.
+mod upgrade;
 /// Whose jobs a daemon takes.
 mod users;

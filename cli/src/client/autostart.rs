@@ -37,6 +37,11 @@ pub fn submit(request: &JobRequest) -> anyhow::Result<(Client, Job)> {
     match client.submit(request) {
         Ok(job) => return Ok((client, job)),
         Err(ClientError::Connect { .. }) => {}
+        // A daemon stopping (retiring because its program was replaced, or told to stop):
+        // the job goes to the next one, started once this one is gone.
+        Err(ClientError::Api { code, .. }) if code == "shutting-down" => {
+            wait_until_gone(&config, &client)?;
+        }
         Err(err) => return Err(failed(err)),
     }
     start_and_wait(&config, &client)?;
@@ -82,6 +87,35 @@ fn start_and_wait(config: &Config, client: &Client) -> anyhow::Result<()> {
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Waits until the daemon on the socket has exited: it no longer answers and no longer
+/// holds the lock beside the socket (which a new daemon needs).
+fn wait_until_gone(config: &Config, client: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + config.shutdown_timeout + START_DEADLINE;
+    let lock = config.socket.with_extension("lock");
+    loop {
+        let answers = !matches!(client.health(), Err(ClientError::Connect { .. }));
+        if !answers && !locked(&lock) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "the daemon on {} is stopping but did not exit in time",
+                config.socket.display()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether a daemon holds the lock file (one we can't open is not ours to wait for).
+fn locked(lock: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(lock) else {
+        return false;
+    };
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err()
 }
 
 /// Where an autostarted daemon's output goes.

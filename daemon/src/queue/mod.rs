@@ -282,6 +282,15 @@ impl Scheduler {
         }
     }
 
+    /// Stops accepting jobs if none is queued or running; returns whether it did.
+    pub fn retire_if_idle(&self) -> bool {
+        let mut state = self.inner.lock();
+        if state.handles.is_empty() {
+            state.accepting = false;
+        }
+        !state.accepting
+    }
+
     /// Stops accepting jobs, marks the queued ones interrupted, lets the running ones
     /// finish for up to `shutdown_timeout`, then kills their sandboxes and waits for them.
     pub async fn shutdown(&self) {
