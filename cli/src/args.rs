@@ -170,6 +170,11 @@ pub struct LogsArgs {
     /// Keep printing as the log grows, until the job ends.
     #[arg(long, short)]
     pub follow: bool,
+    /// Print JSON lines instead: `{"stream": "stdout"|"stderr"|"daemon", "data": TEXT}`
+    /// per chunk, in order, then `{"job": JOB}` (schema hermetic.daemon/v1) when the
+    /// followed job has ended.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -246,6 +246,21 @@ fn logs_and_jobs_show_a_finished_job() {
     let logs = env.output(env.hermetic().args(["logs", "1"]));
     assert_status(&logs, 0);
     assert_eq!(stdout(&logs), "one\ntwo\n");
+    let logs = env.output(env.hermetic().args(["logs", "1", "--follow", "--json"]));
+    assert_status(&logs, 0);
+    let lines: Vec<serde_json::Value> = stdout(&logs)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let chunks: Vec<(&str, &str)> = lines
+        .iter()
+        .filter_map(|line| Some((line["stream"].as_str()?, line["data"].as_str()?)))
+        .filter(|(stream, _)| *stream != "daemon")
+        .collect();
+    assert_eq!(chunks, [("stdout", "one\n"), ("stderr", "two\n")]);
+    let last = lines.last().unwrap();
+    assert_eq!(last["job"]["id"], 1, "{last}");
+    assert_eq!(last["job"]["exit_code"], 4, "{last}");
     let jobs = env.output(env.hermetic().arg("jobs"));
     assert_status(&jobs, 0);
     let line = stdout(&jobs).lines().nth(1).unwrap_or_default().to_owned();

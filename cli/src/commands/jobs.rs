@@ -65,16 +65,31 @@ pub fn jobs(args: JobsArgs) -> Result<i32, Failure> {
 
 pub fn logs(args: LogsArgs) -> Result<i32, Failure> {
     let client = connect()?;
+    let json = args.json;
     // The log is this command's output: every stream goes to stdout, in order.
-    let mut sink = |_: Stream, bytes: &[u8]| {
+    let mut sink = |stream: Stream, bytes: &[u8]| {
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes).and_then(|()| out.flush());
+        let written = if json {
+            let line = serde_json::json!({
+                "stream": stream.as_str(),
+                "data": String::from_utf8_lossy(bytes),
+            });
+            writeln!(out, "{line}")
+        } else {
+            out.write_all(bytes)
+        };
+        let _ = written.and_then(|()| out.flush());
     };
     match client
         .log(args.id, args.follow, false, &mut sink)
         .map_err(failure)?
     {
-        Followed::Ended(_) => Ok(exit::SUCCESS),
+        Followed::Ended(job) => {
+            if let (true, Some(job)) = (json, job) {
+                println!("{}", serde_json::json!({ "job": job }));
+            }
+            Ok(exit::SUCCESS)
+        }
         Followed::Signal(signal) => Ok(128 + signal),
     }
 }

@@ -23,6 +23,9 @@ struct Args {
     /// config's `state_dir`).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep a failed job's scratch directory (overrides the config's `keep_failed`).
+    #[arg(long)]
+    keep_failed: bool,
     /// Check the configuration, print the effective settings and exit.
     #[arg(long)]
     check_config: bool,
@@ -56,6 +59,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(state_dir) = args.state_dir {
         config.state_dir = std::path::absolute(&state_dir)
             .with_context(|| format!("--state-dir {}", state_dir.display()))?;
+    }
+    if args.keep_failed {
+        config.keep_failed = true;
     }
     if args.check_config {
         println!("{config:#?}");

@@ -31,6 +31,14 @@ impl Stream {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Daemon => "daemon",
+        }
+    }
 }
 
 /// Size of one index record.

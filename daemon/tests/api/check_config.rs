@@ -11,6 +11,7 @@ fn check(config: &str) -> std::process::Output {
         .arg(&path)
         .arg("--socket")
         .arg("/tmp/override.sock")
+        .arg("--keep-failed")
         .output()
         .unwrap()
 }
@@ -22,6 +23,7 @@ fn a_valid_config_is_printed_with_the_flags_applied() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("queue_limit: 9"), "{text}");
     assert!(text.contains("\"/tmp/override.sock\""), "{text}");
+    assert!(text.contains("keep_failed: true"), "{text}");
 }
 
 #[test]
