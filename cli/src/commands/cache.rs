@@ -37,15 +37,19 @@ pub(super) fn config() -> Result<Config, Failure> {
 }
 
 fn open(cache: &CacheDirArgs) -> Result<Store, Failure> {
-    let dir = match &cache.cache_dir {
-        Some(dir) => dir.clone(),
-        None => config()?.cache.dir.ok_or_else(|| {
-            usage(anyhow::anyhow!(
-                "no cache directory: give --cache-dir or set `dir` in the [cache] table of the config file"
-            ))
-        })?,
-    };
-    Store::open(&dir).map_err(usage)
+    match &cache.cache_dir {
+        Some(dir) => Store::open(dir).map_err(usage),
+        None => open_configured(&config()?),
+    }
+}
+
+fn open_configured(config: &Config) -> Result<Store, Failure> {
+    let dir = config.cache.dir.as_ref().ok_or_else(|| {
+        usage(anyhow::anyhow!(
+            "no cache directory: give --cache-dir or set `dir` in the [cache] table of the config file"
+        ))
+    })?;
+    Store::open(dir).map_err(usage)
 }
 
 fn print_json(value: &serde_json::Value) {
@@ -70,33 +74,38 @@ fn ls(cache: &CacheDirArgs) -> Result<i32, Failure> {
     Ok(exit::SUCCESS)
 }
 
-/// The scope and the keys trusted for it.
-fn trust_for(
+/// The store, the scope and the keys trusted for it (the config file read once).
+fn open_trusted(
+    cache: &CacheDirArgs,
     trust: &CacheTrustArgs,
-) -> Result<(Scope, Vec<hermetic::signing::VerifyingKey>), Failure> {
+) -> Result<(Store, Scope, Vec<hermetic::signing::VerifyingKey>), Failure> {
     let config = config()?;
+    let store = match &cache.cache_dir {
+        Some(dir) => Store::open(dir).map_err(usage)?,
+        None => open_configured(&config)?,
+    };
     let scope = trust
         .cache_scope
         .as_deref()
         .or(config.cache.scope.as_deref())
         .unwrap_or(DEFAULT_SCOPE);
     let scope = Scope::parse(scope).map_err(usage)?;
-    let state_dir = trust.state_dir.clone().unwrap_or(config.state_dir);
+    let state_dir = trust.state_dir.as_ref().unwrap_or(&config.state_dir);
     let trusted: Vec<PathBuf> = config
         .cache
         .trust_keys
-        .into_iter()
-        .chain(trust.trust_keys.iter().cloned())
+        .iter()
+        .chain(&trust.trust_keys)
+        .cloned()
         .collect();
-    let keys = Trust::load(&state_dir, &trusted)
+    let keys = Trust::load(state_dir, &trusted)
         .map_err(usage)?
         .keys_for(&scope);
-    Ok((scope, keys))
+    Ok((store, scope, keys))
 }
 
 fn verify(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: Option<&str>) -> Result<i32, Failure> {
-    let store = open(cache)?;
-    let (scope, keys) = trust_for(trust)?;
+    let (store, scope, keys) = open_trusted(cache, trust)?;
     let wanted: Vec<CacheKey> = match key {
         Some(key) => vec![CacheKey::parse(key).map_err(usage)?],
         None => store
@@ -158,8 +167,7 @@ fn describe(key: &CacheKey, lookup: &Lookup) -> (bool, serde_json::Value) {
 }
 
 fn show(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: &str) -> Result<i32, Failure> {
-    let store = open(cache)?;
-    let (scope, keys) = trust_for(trust)?;
+    let (store, scope, keys) = open_trusted(cache, trust)?;
     let key = CacheKey::parse(key).map_err(usage)?;
     let lookup = restore(&store, &scope, &key, &keys, true, RestoreTargets::default());
     let Lookup::Hit(restored) = &lookup else {
@@ -203,8 +211,7 @@ fn restore_to(
     key: &str,
     dest: &Path,
 ) -> Result<i32, Failure> {
-    let store = open(cache)?;
-    let (scope, keys) = trust_for(trust)?;
+    let (store, scope, keys) = open_trusted(cache, trust)?;
     let key = CacheKey::parse(key).map_err(usage)?;
     if dest.symlink_metadata().is_ok() {
         return Err(usage(anyhow::anyhow!(

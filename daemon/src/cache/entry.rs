@@ -69,16 +69,8 @@ pub struct ArchiveDigests {
     pub size: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Statement {
-    #[serde(rename = "_type")]
-    statement_type: String,
-    subject: Vec<Subject>,
-    #[serde(rename = "predicateType")]
-    predicate_type: String,
-    predicate: EntryManifest,
-}
+/// The signed payload of an entry: a statement about the archive.
+type Statement = crate::provenance::Statement<Subject, EntryManifest>;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

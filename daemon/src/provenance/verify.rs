@@ -65,18 +65,8 @@ pub struct VerifiedProvenance {
     pub statement: Value,
 }
 
-/// The statement as in-toto defines it; unknown top-level fields are refused (as cosign's
-/// protojson parsing does).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Statement {
-    #[serde(rename = "_type")]
-    statement_type: String,
-    subject: Vec<Subject>,
-    #[serde(rename = "predicateType")]
-    predicate_type: String,
-    predicate: Value,
-}
+/// Any in-toto statement: the predicate is checked by type, then kept as JSON.
+type Statement = super::Statement<Subject, Value>;
 
 #[derive(Deserialize)]
 struct Subject {
