@@ -10,6 +10,7 @@ pub mod exit_code;
 pub mod provenance;
 pub mod queue;
 pub mod repro;
+pub mod run;
 pub mod sandbox;
 pub mod server;
 pub mod signing;

@@ -13,9 +13,6 @@ use crate::build::{self, BuildRequest};
 use crate::exit_code as exit;
 use crate::queue::Caller;
 use crate::sandbox::cancel::Cancel;
-use crate::sandbox::launch::{self, BuildStatus, Launch};
-use crate::sandbox::plan::{self, Request};
-use crate::sandbox::profile;
 use crate::store::Finish;
 use crate::sys::creds::ActingAs;
 
@@ -64,88 +61,37 @@ pub fn execute(
 }
 
 fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
-    let failed = |verdict: &str, code: i32, error: String| Outcome {
+    let finished = |result: crate::run::RunResult| Outcome {
         finish: Finish {
-            verdict: Some(verdict.into()),
-            exit_code: Some(code),
-            error: Some(error),
+            verdict: Some(result.verdict.into()),
+            exit_code: Some(result.code),
+            error: result.error,
             ..Finish::default()
         },
-        setup: None,
-    };
-    // As `hermetic run`: anything that stops the sandbox from being set up is 125.
-    let profile = match profile::load(&request.profile) {
-        Ok(profile) => profile,
-        Err(err) => return failed("sandbox-failed", exit::RUN_SANDBOX_FAILED, err.to_string()),
-    };
-    let plan = match plan::plan(
-        &profile,
-        &Request {
-            command: &request.command,
-            source: Some(&request.src),
-            outputs: None,
-            source_date_epoch: request.source_date_epoch,
-        },
-    ) {
-        Ok(plan) => plan,
-        Err(err) => return failed("sandbox-failed", exit::RUN_SANDBOX_FAILED, err.to_string()),
+        setup: result.setup,
     };
     // One pipe per stream: the log's index keeps them apart for the client.
     let pipes = std::io::pipe().and_then(|stdout| Ok((stdout, std::io::pipe()?)));
     let ((stdout_reader, stdout), (stderr_reader, stderr)) = match pipes {
         Ok(pipes) => pipes,
         Err(err) => {
-            let error = format!("failed to create the log pipes: {err}");
-            return failed("sandbox-failed", exit::RUN_SANDBOX_FAILED, error);
+            return finished(crate::run::RunResult {
+                verdict: "sandbox-failed",
+                code: exit::RUN_SANDBOX_FAILED,
+                error: Some(format!("failed to create the log pipes: {err}")),
+                setup: None,
+            })
         }
     };
     let relay = log.relay_streams(stdout_reader, stderr_reader);
-    let outcome = launch::run(Launch {
-        spec: &plan.spec,
-        cgroup_policy: profile.cgroup,
-        stdout: Stdio::from(stdout),
-        stderr: Stdio::from(stderr),
-        artifact: None,
-        cancel: Some(cancel),
-    })
-    .map_err(|err| err.to_string());
+    let result = crate::run::execute(
+        request,
+        Stdio::from(stdout),
+        Stdio::from(stderr),
+        Some(cancel),
+    );
     let _ = relay.join();
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(error) => return failed("sandbox-failed", exit::RUN_SANDBOX_FAILED, error),
-    };
-    if let Some((program, errno)) = &outcome.exec_failure {
-        let (verdict, code) = if *errno == libc::ENOENT {
-            ("not-found", exit::RUN_NOT_FOUND)
-        } else {
-            ("cannot-execute", exit::RUN_CANNOT_EXECUTE)
-        };
-        let error = std::io::Error::from_raw_os_error(*errno);
-        let mut result = failed(
-            verdict,
-            code,
-            format!("cannot execute `{program}` in the sandbox: {error}"),
-        );
-        result.setup = outcome.setup;
-        return result;
-    }
-    let (verdict, error) = match outcome.status {
-        BuildStatus::Exited(_) => ("exited", None),
-        BuildStatus::Signaled(_) => ("signaled", None),
-        BuildStatus::TimedOut => (
-            "timed-out",
-            Some("the command exceeded the profile's timeout and was killed".to_owned()),
-        ),
-    };
-    Outcome {
-        finish: Finish {
-            verdict: Some(verdict.into()),
-            exit_code: Some(outcome.status.shell_code()),
-            error,
-            ..Finish::default()
-        },
-        setup: outcome.setup,
-    }
+    finished(result)
 }
 
 fn execute_build(request: &BuildRequest, log: &JobLog, cancel: &Cancel) -> Outcome {

@@ -12,6 +12,7 @@
 //!   new session (no controlling tty: TIOCSTI has nothing to inject into), umask, CPU set,
 //!   rlimits, capabilities dropped (bounding and ambient sets too), no_new_privs, Landlock,
 //!   seccomp last (it would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
+use crate::sandbox::error::error_chain;
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -339,16 +340,4 @@ fn drop_capabilities() -> Result<(), StepError> {
         caps::set(None, set, &CapsHashSet::new()).map_err(fail("clear the capability sets"))?;
     }
     Ok(())
-}
-
-/// An error and its causes on one line: the pack error alone would drop the OS error.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -1,0 +1,101 @@
+//! One sandboxed command without outputs: what `hermetic run` does, in the CLI's process
+//! or as a daemon job. The result carries the documented `run` exit code and a verdict
+//! naming how it ended, so both callers report it the same way.
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::api::wire::RunRequest;
+use crate::exit_code as exit;
+use crate::sandbox::cancel::Cancel;
+use crate::sandbox::error::error_chain;
+use crate::sandbox::launch::{self, BuildStatus, Launch};
+use crate::sandbox::plan::{self, Request};
+use crate::sandbox::profile;
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunResult {
+    /// `exited`, `signaled`, `timed-out`, or, when the command never ran,
+    /// `sandbox-failed`, `not-found` or `cannot-execute`.
+    pub verdict: &'static str,
+    /// The command's status (128 + signal when killed), or 125, 126 or 127.
+    pub code: i32,
+    /// Why, when it did not simply exit or die of a signal.
+    pub error: Option<String>,
+    /// Time until the command was exec'd.
+    pub setup: Option<Duration>,
+}
+
+/// Runs `request`'s command in a sandbox with `stdout` and `stderr` as its streams.
+pub fn execute(
+    request: &RunRequest,
+    stdout: Stdio,
+    stderr: Stdio,
+    cancel: Option<&Cancel>,
+) -> RunResult {
+    // Anything that stops the sandbox from being set up, configuration included, is 125:
+    // any other code could be mistaken for the command's own status.
+    let sandbox_failed = |error: String| RunResult {
+        verdict: "sandbox-failed",
+        code: exit::RUN_SANDBOX_FAILED,
+        error: Some(error),
+        setup: None,
+    };
+    let profile = match profile::load(&request.profile) {
+        Ok(profile) => profile,
+        Err(err) => return sandbox_failed(error_chain(&err)),
+    };
+    let plan = match plan::plan(
+        &profile,
+        &Request {
+            command: &request.command,
+            source: Some(&request.src),
+            outputs: None,
+            source_date_epoch: request.source_date_epoch,
+        },
+    ) {
+        Ok(plan) => plan,
+        Err(err) => return sandbox_failed(error_chain(&err)),
+    };
+    let outcome = match launch::run(Launch {
+        spec: &plan.spec,
+        cgroup_policy: profile.cgroup,
+        stdout,
+        stderr,
+        artifact: None,
+        cancel,
+    }) {
+        Ok(outcome) => outcome,
+        Err(err) => return sandbox_failed(error_chain(&err)),
+    };
+    if let Some((program, errno)) = &outcome.exec_failure {
+        let (verdict, code) = if *errno == libc::ENOENT {
+            ("not-found", exit::RUN_NOT_FOUND)
+        } else {
+            ("cannot-execute", exit::RUN_CANNOT_EXECUTE)
+        };
+        let error = std::io::Error::from_raw_os_error(*errno);
+        return RunResult {
+            verdict,
+            code,
+            error: Some(format!(
+                "cannot execute `{program}` in the sandbox: {error}"
+            )),
+            setup: outcome.setup,
+        };
+    }
+    let (verdict, error) = match outcome.status {
+        BuildStatus::Exited(_) => ("exited", None),
+        BuildStatus::Signaled(_) => ("signaled", None),
+        BuildStatus::TimedOut => (
+            "timed-out",
+            Some("the command exceeded the profile's timeout and was killed".to_owned()),
+        ),
+    };
+    RunResult {
+        verdict,
+        code: outcome.status.shell_code(),
+        error,
+        setup: outcome.setup,
+    }
+}
