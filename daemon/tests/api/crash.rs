@@ -63,17 +63,44 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
         .as_u64()
         .unwrap();
     wait_job(&socket, id, "running").await;
+    // A build that has written its outputs when the daemon dies: its archive must not
+    // appear where the user would take it for a result.
+    let build_marker = crate::support::marker("crash-build");
+    let artifact = dir.path().join("out.tar.zst");
+    let build = json!({
+        "kind": "build", "profile": "default", "src": src, "outputs": ["out"],
+        "artifact": artifact, "extract": null, "single": false, "explain": false,
+        "source_date_epoch": null,
+        "command": ["sh", "-c", format!("mkdir -p out && echo half > out/f && sleep {build_marker}")],
+    });
+    let (status, job) = request(
+        &socket,
+        "POST",
+        "/v1/jobs",
+        Some(build.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&job));
+    let build_id = serde_json::from_slice::<Value>(&job).unwrap()["id"]
+        .as_u64()
+        .unwrap();
     assert!(eventually(|| !processes_with(&marker).is_empty()).await);
+    assert!(eventually(|| processes_with(&build_marker).len() >= 2).await);
     let scratch = dir.path().join(format!("state/scratch/{id}"));
     assert!(scratch.is_dir());
 
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     assert!(
-        eventually(|| processes_with(&marker).is_empty()).await,
-        "the sandbox outlived its daemon: {:?}",
-        processes_with(&marker)
+        eventually(
+            || processes_with(&marker).is_empty() && processes_with(&build_marker).is_empty()
+        )
+        .await,
+        "the sandboxes outlived their daemon: {:?} {:?}",
+        processes_with(&marker),
+        processes_with(&build_marker)
     );
+    assert!(!artifact.exists(), "a killed build left its archive");
 
     let mut restarted = start(dir.path());
     let job = wait_job(&socket, id, "interrupted").await;
@@ -82,6 +109,9 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
         "{job}"
     );
     assert!(!scratch.exists(), "the scratch dir was left behind");
+    let build = wait_job(&socket, build_id, "interrupted").await;
+    assert!(build.get("digests").is_none(), "{build}");
+    assert!(!artifact.exists(), "a killed build left its archive");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(restarted.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
