@@ -13,5 +13,3 @@ mod lifecycle;
 mod same_result;
 /// A daemon retires when its program is replaced.
 mod upgrade;
-/// Whose jobs a daemon takes.
-mod users;

@@ -86,17 +86,22 @@ async fn as_nobody_sending(
     path: &str,
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    as_user(&daemon.socket, 65534, path, body).await
+}
+
+/// A request over `socket` from `curl` running as `uid` (primary group nogroup, 65534).
+async fn as_user(
+    socket: &std::path::Path,
+    uid: u32,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let mut command = tokio::process::Command::new("setpriv");
     command
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "curl",
-            "-sS",
-        ])
+        .arg(format!("--reuid={uid}"))
+        .args(["--regid=65534", "--clear-groups", "curl", "-sS"])
         .arg("--unix-socket")
-        .arg(&daemon.socket)
+        .arg(socket)
         .args(["-w", "\n%{http_code}"]);
     if let Some(body) = body {
         command.args(["--data-binary", body]);
@@ -256,4 +261,72 @@ async fn the_socket_is_0660_and_owned_by_the_configured_group() {
     assert_eq!(metadata.mode() & 0o777, 0o660);
     assert_eq!(metadata.gid(), 65534);
     daemon.stop().await;
+}
+
+/// Kills the daemon it holds when dropped, even when the test failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A daemon that is not root cannot take on another user's file access, so it refuses
+/// their jobs even when its config lets them connect; it still answers them otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_root_daemon_refuses_other_users_jobs() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (it runs a daemon as nobody and a client as uid 65533); CI runs it as root"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/hermeticd.sock");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nsocket = {:?}\nstate_dir = {:?}\nallowed_uids = [65533]\n",
+            socket,
+            dir.path().join("state")
+        ),
+    )
+    .unwrap();
+    // The daemon (nobody) owns its directories; the client may reach the socket.
+    let run_dir = socket.parent().unwrap();
+    std::fs::create_dir(run_dir).unwrap();
+    for dir in [dir.path(), run_dir] {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let _daemon = KillOnDrop(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_hermeticd"))
+            .arg("--config")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start hermeticd as nobody"),
+    );
+    assert!(
+        crate::support::eventually(|| socket.exists()).await,
+        "the daemon running as nobody never listened"
+    );
+    let (status, health) = as_user(&socket, 65533, "/v1/health", None).await;
+    assert_eq!(status, 200, "{health}");
+
+    let request = r#"{"kind":"run","profile":"default","src":"/tmp","command":["true"]}"#;
+    let (status, error) = as_user(&socket, 65533, "/v1/jobs", Some(request)).await;
+    assert_eq!(status, 403, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot act as uid 65533"),
+        "{error}"
+    );
 }
