@@ -2,7 +2,7 @@
 //! terminal is not (the build must never hold the host's tty), so its output is relayed
 //! through a pipe instead.
 use std::io::{IsTerminal, Read, Write};
-use std::process::Stdio;
+use std::os::fd::OwnedFd;
 use std::thread::JoinHandle;
 
 pub enum Target {
@@ -10,8 +10,8 @@ pub enum Target {
     Stderr,
 }
 
-/// A `Stdio` for the build and, when relaying, the thread that copies to `target`.
-pub fn for_build(target: Target) -> std::io::Result<(Stdio, Option<JoinHandle<()>>)> {
+/// A descriptor for the build's stream and, when relaying, the thread that copies to `target`.
+pub fn for_build(target: Target) -> std::io::Result<(OwnedFd, Option<JoinHandle<()>>)> {
     let is_tty = match target {
         Target::Stdout => std::io::stdout().is_terminal(),
         Target::Stderr => std::io::stderr().is_terminal(),
@@ -21,7 +21,7 @@ pub fn for_build(target: Target) -> std::io::Result<(Stdio, Option<JoinHandle<()
             Target::Stdout => std::io::stdout().as_fd_owned()?,
             Target::Stderr => std::io::stderr().as_fd_owned()?,
         };
-        return Ok((Stdio::from(fd), None));
+        return Ok((fd, None));
     }
     let (mut reader, writer) = std::io::pipe()?;
     let relay = std::thread::spawn(move || {
@@ -39,7 +39,7 @@ pub fn for_build(target: Target) -> std::io::Result<(Stdio, Option<JoinHandle<()
             }
         }
     });
-    Ok((Stdio::from(writer), Some(relay)))
+    Ok((OwnedFd::from(writer), Some(relay)))
 }
 
 trait OwnedCopy {

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -603,7 +603,7 @@ fn build_dual(
             let (reader, writer) = std::io::pipe()?;
             let handle = std::thread::spawn(move || keep_tail(reader));
             captured.lock().expect("not poisoned").push((name, handle));
-            (Stdio::from(writer.try_clone()?), Stdio::from(writer))
+            (OwnedFd::from(writer.try_clone()?), OwnedFd::from(writer))
         };
         Ok(RunIo {
             stdout,
@@ -893,10 +893,10 @@ impl LogRelay {
         Ok(LogRelay { writer, thread })
     }
 
-    fn streams(&self) -> std::io::Result<(Stdio, Stdio)> {
+    fn streams(&self) -> std::io::Result<(OwnedFd, OwnedFd)> {
         Ok((
-            Stdio::from(self.writer.try_clone()?),
-            Stdio::from(self.writer.try_clone()?),
+            OwnedFd::from(self.writer.try_clone()?),
+            OwnedFd::from(self.writer.try_clone()?),
         ))
     }
 

@@ -1,7 +1,7 @@
 //! One sandboxed command without outputs: what `hermetic run` does, in the CLI's process
 //! or as a daemon job. The result carries the documented `run` exit code and a verdict
 //! naming how it ended, so both callers report it the same way.
-use std::process::Stdio;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::api::wire::RunRequest;
@@ -29,8 +29,8 @@ pub struct RunResult {
 /// Runs `request`'s command in a sandbox with `stdout` and `stderr` as its streams.
 pub fn execute(
     request: &RunRequest,
-    stdout: Stdio,
-    stderr: Stdio,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
     cancel: Option<&Cancel>,
 ) -> RunResult {
     // Anything that stops the sandbox from being set up, configuration included, is 125:

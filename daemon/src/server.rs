@@ -150,6 +150,10 @@ pub fn activated_listener() -> Result<Option<std::os::unix::net::UnixListener>, 
 /// this.
 pub fn run_daemon(config: Config) -> Result<(), ServeError> {
     let activated = activated_listener()?;
+    // From this thread, which lives as long as the daemon: helpers die with it.
+    if let Err(err) = crate::sandbox::zygote::start() {
+        tracing::warn!("no sandbox zygote, every launch execs its helper: {err}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 use crate::fixture::{
     is_alive, read_until_line, spawn, stdout_of, wait_for, with_marker, Env, Gate,
 };
@@ -12,6 +15,51 @@ fn status_json(env: &Env) -> (i32, serde_json::Value) {
         panic!("daemon status --json: {err}\n{}", stderr(&output));
     });
     (output.status.code().unwrap(), json)
+}
+
+/// The daemon forks its sandbox helpers from a zygote of its own. One that dies costs
+/// speed, not jobs: the next launch execs its helper, and the log says why.
+#[test]
+fn jobs_still_run_after_the_sandbox_zygote_dies() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let run = || {
+        env.output(env.hermetic().args(["run", "--src"]).arg(src.path()).args([
+            "--",
+            "sh",
+            "-c",
+            "echo built",
+        ]))
+    };
+    let first = run();
+    assert_status(&first, 0);
+    assert_eq!(stdout(&first), "built\n");
+    let daemon = env.the_daemon();
+    let zygotes: Vec<i32> = with_marker("__hermetic-sandbox-zygote")
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|&pid| parent_of(pid) == Some(daemon))
+        .collect();
+    assert_eq!(zygotes.len(), 1, "the daemon's zygotes: {zygotes:?}");
+    kill(Pid::from_raw(zygotes[0]), Signal::SIGKILL).unwrap();
+    wait_for(|| (!is_alive(zygotes[0])).then_some(())).expect("the zygote survived SIGKILL");
+
+    let second = run();
+    assert_status(&second, 0);
+    assert_eq!(stdout(&second), "built\n");
+    let log = std::fs::read_to_string(env.dir.path().join("state/hermeticd.log")).unwrap();
+    assert!(log.contains("the sandbox zygote failed"), "{log}");
+    assert_eq!(env.daemon_pids(), [daemon]);
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 #[test]

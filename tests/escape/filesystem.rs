@@ -254,7 +254,7 @@ say("comm_1", open("/proc/1/comm").read().strip())
             ("init_maps", "EACCES"),
             ("init_mem", "EACCES"),
             ("own_root", "same"),
-            ("comm_1", "exe"),
+            ("comm_1", "hermetic-helper"),
         ],
     );
 }
@@ -322,7 +322,7 @@ say("own_environ_has_secret", "yes" if b"HERMETIC_ESCAPE" in open("/proc/self/en
         &output,
         &[
             ("init_environ", "EACCES"),
-            ("init_cmdline", "/proc/self/exe __hermetic-sandbox-helper"),
+            ("init_cmdline", "hermetic-helper"),
             ("init_auxv", "EACCES"),
             ("own_environ_has_secret", "no"),
         ],

@@ -99,6 +99,66 @@ helper.kill()
     assert_absent(&output, &secret);
 }
 
+/// The processes that build the sandbox (the helper, forked from the CLI, and init) keep
+/// nothing of the caller's environment, not even in memory only root could read: seen
+/// from the host, as root, while the build runs.
+#[test]
+fn i2_the_helper_and_init_carry_no_host_environment_in_memory() {
+    require_root();
+    let secret = unique("i2-memory-secret");
+    let src = Source::new(&[]);
+    let mut cli = hermetic()
+        .env(SECRET_VAR, &secret)
+        .args(["run", "--src"])
+        .arg(src.path())
+        .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(cli.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready, "ready\n");
+    let sandbox = descendants(cli.id());
+    let environments: Vec<(u32, Vec<u8>)> = sandbox
+        .iter()
+        .map(|&pid| (pid, std::fs::read(format!("/proc/{pid}/environ")).unwrap()))
+        .collect();
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    // The helper, init and the build.
+    assert_eq!(sandbox.len(), 3, "processes under the CLI: {sandbox:?}");
+    for (pid, environ) in environments {
+        assert!(
+            !String::from_utf8_lossy(&environ).contains(&secret),
+            "process {pid} holds the caller's secret in its environment block"
+        );
+    }
+}
+
+/// Every process below `pid`, parents first.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut pending = vec![pid];
+    while let Some(parent) = pending.pop() {
+        let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).unwrap();
+        for task in tasks {
+            let children =
+                std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace() {
+                let child: u32 = child.parse().unwrap();
+                found.push(child);
+                pending.push(child);
+            }
+        }
+    }
+    found
+}
+
 const HOSTNAME_PROBE: &str = r#"
 from lib import *
 import subprocess

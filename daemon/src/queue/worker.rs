@@ -5,7 +5,7 @@
 //! one of a run, the two or three of a dual build): the sandbox's init dies with its
 //! helper and takes the whole pid namespace with it.
 use std::io::Write;
-use std::process::Stdio;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::api::wire::{Digests, JobRequest, RunRequest};
@@ -86,8 +86,8 @@ fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
     let relay = log.relay_streams(stdout_reader, stderr_reader);
     let result = crate::run::execute(
         request,
-        Stdio::from(stdout),
-        Stdio::from(stderr),
+        OwnedFd::from(stdout),
+        OwnedFd::from(stderr),
         Some(cancel),
     );
     let _ = relay.join();

@@ -3,8 +3,8 @@
 //! intrinsic randomness from sensitivity to what b varied.
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -35,8 +35,8 @@ pub enum RunName {
 
 /// Where one run's output goes.
 pub struct RunIo {
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
     pub artifact: File,
     pub archive_path: PathBuf,
 }

@@ -19,25 +19,42 @@ use crate::sys::process::{fork, Forked};
 /// argv[1] that turns any hermetic binary into the sandbox helper.
 pub const HELPER_ARG: &str = "__hermetic-sandbox-helper";
 
+/// The comm and command line of the helper and the sandbox's init.
+pub const PROCESS_NAME: &str = "hermetic-helper";
+
 /// Exit status of the helper when setup failed before the build started.
 pub(crate) const SETUP_FAILED: i32 = 125;
 
 /// Called first thing in `main` of every binary that launches sandboxes. When the process
-/// was started as the helper it never returns.
+/// was started as the helper or the zygote it never returns.
 pub fn run_helper_if_requested() {
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|arg| arg == HELPER_ARG)
-    {
-        let code = helper_main();
-        std::process::exit(code);
+    match std::env::args_os().nth(1) {
+        Some(arg) if arg == HELPER_ARG => std::process::exit(helper_main()),
+        Some(arg) if arg == crate::sandbox::zygote::ZYGOTE_ARG => {
+            crate::sandbox::zygote::zygote_main()
+        }
+        _ => {}
     }
 }
 
-fn helper_main() -> i32 {
+/// Runs the helper in this process, the launcher's descriptors in place (after an exec,
+/// or in a forked child); returns its exit status.
+pub(crate) fn helper_main() -> i32 {
     // Before anything else can open a descriptor: drop whatever the caller leaked to us.
     let leaked = crate::sys::process::close_from(FIRST_UNUSED_FD);
     let mut messages = MessageSink::from_helper_fd();
+    // However it was started (exec'd, forked by the CLI or the zygote), the helper and
+    // init look the same to anyone who can see them.
+    if let Err(err) = crate::sys::process::rename_process(PROCESS_NAME) {
+        messages.setup_failed(&StepError::new(
+            Layer::Helper,
+            "rename the helper",
+            "prctl(PR_SET_NAME)",
+            None,
+            err,
+        ));
+        return SETUP_FAILED;
+    }
     if let Err(err) = leaked {
         messages.setup_failed(&StepError::new(
             Layer::Helper,
@@ -96,8 +113,7 @@ fn enter_namespaces_and_wait(
     // namespace's root is the build's own cgroup and no host cgroup path is visible. No
     // thread has been started yet: joining through v1 `tasks` moves the whole helper (if
     // that ever changed, `cgroup.procs` moves every thread).
-    let single_threaded =
-        std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1);
+    let single_threaded = crate::sys::process::is_single_threaded();
     for file in &spec.cgroup_procs {
         let file = if single_threaded {
             file.clone()

@@ -3,11 +3,14 @@
 //! (the CLI, later the daemon) touches.
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
-use std::process::{Command, Stdio};
+use std::os::fd::{OwnedFd, RawFd};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::archive::manifest::Manifest;
@@ -20,7 +23,7 @@ use crate::sandbox::message::{
 };
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
-use crate::sys::process::{raw, spawn_with_fds};
+use crate::sys::process::{fork_with_fds, raw, spawn_with_fds, Forked};
 
 /// How the build ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -87,8 +90,8 @@ pub struct AppliedLayers {
 pub struct Launch<'a> {
     pub spec: &'a SandboxSpec,
     pub cgroup_policy: CgroupPolicy,
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
     /// Where the archived outputs go, when the spec asks for outputs.
     pub artifact: Option<File>,
     /// Lets another thread kill this sandbox (the daemon's cancel).
@@ -152,14 +155,11 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
     let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
 
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg(HELPER_ARG)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(launch.stdout)
-        .stderr(launch.stderr);
+    let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
     let mut fds = vec![
+        (raw(&null), 0),
+        (raw(&launch.stdout), 1),
+        (raw(&launch.stderr), 2),
         (raw(&spec_read), SPEC_FD),
         (raw(&message_write), MESSAGE_FD),
     ];
@@ -173,18 +173,14 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some((source_read, _)) = &source_pipe {
         fds.push((raw(source_read), SOURCE_FD));
     }
-    let mut helper =
-        spawn_with_fds(&mut command, &fds).map_err(|source| SandboxError::SpawnHelper {
-            program: "/proc/self/exe".into(),
-            source,
-        })?;
+    let helper = start_helper(&fds)?;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
-        match crate::sys::process::pidfd_open(nix::unistd::Pid::from_raw(helper.id() as i32)) {
+        match crate::sys::process::pidfd_open(helper) {
             Ok(pidfd) => cancel.register(pidfd),
             Err(source) => {
-                let _ = helper.kill();
-                let _ = helper.wait();
+                let _ = kill(helper, Signal::SIGKILL);
+                let _ = waitpid(helper, None);
                 return Err(SandboxError::Protocol {
                     step: "open a pidfd for the helper (to cancel it)",
                     source,
@@ -192,6 +188,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
             }
         }
     }
+    drop((null, launch.stdout, launch.stderr));
     drop(spec_read);
     drop(message_write);
     drop(launch.artifact);
@@ -225,7 +222,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
 
     let mut outcome = Reported::default();
     let read_result = read_messages(File::from(message_read), |message| outcome.absorb(message));
-    let helper_status = helper.wait().map_err(protocol("wait for the helper"))?;
+    let helper_status = wait_for(helper).map_err(protocol("wait for the helper"))?;
     drop(cgroup);
     tracing::debug!(elapsed = ?started.elapsed(), "helper exited and cgroup removed");
     read_result.map_err(protocol("read the helper's reports"))?;
@@ -250,7 +247,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
             Some((None, Some(signal))) => BuildStatus::Signaled(signal),
             _ => {
                 return Err(SandboxError::HelperDied {
-                    status: helper_status.to_string(),
+                    status: helper_status,
                 })
             }
         }
@@ -314,6 +311,46 @@ impl Reported {
             }
             HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
         }
+    }
+}
+
+/// Starts the helper with `fds` (source → target) in place, as a child of this process:
+/// through the daemon's zygote when there is one; else by forking this process when it is
+/// single-threaded (the CLI), which saves an exec; else by exec'ing this binary again.
+fn start_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, SandboxError> {
+    if let Some(zygote) = crate::sandbox::zygote::running() {
+        match zygote.start_helper(fds) {
+            Ok(helper) => return Ok(helper),
+            Err(err) => {
+                tracing::warn!("the sandbox zygote failed, exec'ing helpers from now on: {err}")
+            }
+        }
+    }
+    let spawn_failed = |source| SandboxError::SpawnHelper {
+        program: "/proc/self/exe".into(),
+        source,
+    };
+    match fork_with_fds(fds).map_err(spawn_failed)? {
+        Some(Forked::Child) => crate::sys::process::exit_now(crate::sandbox::helper::helper_main()),
+        Some(Forked::Parent { child }) => return Ok(child),
+        None => {}
+    }
+    let mut command = Command::new("/proc/self/exe");
+    command.arg(HELPER_ARG).env_clear();
+    let helper = spawn_with_fds(&mut command, fds).map_err(spawn_failed)?;
+    Ok(Pid::from_raw(helper.id() as i32))
+}
+
+/// Reaps the helper; describes how it ended.
+fn wait_for(helper: Pid) -> std::io::Result<String> {
+    loop {
+        return Ok(match waitpid(helper, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(err) => return Err(err.into()),
+            Ok(WaitStatus::Exited(_, code)) => format!("exit status: {code}"),
+            Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
+            Ok(other) => format!("{other:?}"),
+        });
     }
 }
 

@@ -23,6 +23,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod source;
 pub mod spec;
+pub mod zygote;
 
 pub use error::{Layer, SandboxError};
 pub use helper::run_helper_if_requested;

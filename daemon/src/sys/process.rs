@@ -11,11 +11,12 @@ pub(crate) enum Forked {
     Child,
 }
 
-/// fork(2). Only called from the helper process, which is single-threaded (it was just
-/// exec'd and starts no threads), so the child may run arbitrary code afterwards.
+/// fork(2). Only called from single-threaded processes (the helper, which starts no
+/// threads before forking, and a launcher checked by [`fork_with_fds`]), so the child may
+/// run arbitrary code afterwards.
 pub(crate) fn fork() -> io::Result<Forked> {
-    // SAFETY: the helper never starts threads before forking, so the child gets a
-    // consistent copy of the whole address space (no lock can be held by a vanished thread).
+    // SAFETY: callers are single-threaded, so the child gets a consistent copy of the
+    // whole address space (no lock can be held by a vanished thread).
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent { child }),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -30,38 +31,175 @@ const PARK_FLOOR: RawFd = 64;
 pub(crate) fn spawn_with_fds(command: &mut Command, fds: &[(RawFd, RawFd)]) -> io::Result<Child> {
     let fds = fds.to_vec();
     let mut parked = vec![-1; fds.len()];
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // calls (fcntl, dup2, prctl) on values captured before the fork; it allocates nothing
-    // (`parked` is allocated before the fork and only indexed).
-    unsafe {
-        command.pre_exec(move || {
-            // Park every source above the targets first: a source may sit on another
-            // entry's target number, and dup2 onto it would destroy it.
-            for (slot, &(source, _)) in parked.iter_mut().zip(&fds) {
-                *slot = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, PARK_FLOOR);
-                if *slot < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            for (&parked, &(_, target)) in parked.iter().zip(&fds) {
-                if libc::dup2(parked, target) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) < 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    };
+    // SAFETY: the closure runs between fork and exec and only calls `place_fds`, which is
+    // async-signal-safe and allocates nothing (`parked` is allocated before the fork).
+    unsafe { command.pre_exec(move || place_fds(&fds, &mut parked)) };
     command.spawn()
+}
+
+/// In a freshly forked child: moves `fds` (source → target) to their fixed numbers and
+/// asks for SIGKILL when the parent thread dies. Only async-signal-safe calls (fcntl,
+/// dup2, prctl) on memory allocated before the fork; `parked` has one slot per entry.
+fn place_fds(fds: &[(RawFd, RawFd)], parked: &mut [RawFd]) -> io::Result<()> {
+    // Park every source above the targets first: a source may sit on another entry's
+    // target number, and dup2 onto it would destroy it.
+    for (slot, &(source, _)) in parked.iter_mut().zip(fds) {
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor number only creates a descriptor.
+        *slot = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, PARK_FLOOR) };
+        if *slot < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for (&parked, &(_, target)) in parked.iter().zip(fds) {
+        // SAFETY: dup2 between descriptor numbers; the target's old file is closed, which
+        // is the point (nothing in this child owns it any more).
+        if unsafe { libc::dup2(parked, target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this process runs a single thread: only then may its child of a plain fork run
+/// arbitrary code (no lock can be held by a thread that does not exist in the child).
+pub(crate) fn is_single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+/// Forks this process if it is single-threaded (`None` otherwise); the child gets `fds`
+/// at their fixed numbers and dies with the parent thread. Saves the exec, dynamic
+/// linking and start-up of a new helper image.
+pub(crate) fn fork_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Option<Forked>> {
+    if !is_single_threaded() {
+        return Ok(None);
+    }
+    let mut parked = vec![-1; fds.len()];
+    let forked = placed_in_child(fork()?, fds, &mut parked);
+    if matches!(forked, Forked::Child) && scrub_environment().is_err() {
+        exit_now(crate::sandbox::helper::SETUP_FAILED);
+    }
+    Ok(Some(forked))
+}
+
+/// Overwrites the environment strings this process was started with and empties its
+/// environment. A helper exec'd or forked by the zygote starts with none; one forked from
+/// the CLI would otherwise carry the caller's whole environment (CI tokens included) into
+/// the sandbox's init, where only init's non-dumpability keeps it from /proc/1/environ.
+fn scrub_environment() -> io::Result<()> {
+    let (start, end) = own_memory_range(EnvironmentStrings)?;
+    // SAFETY: [env_start, env_end) is the block of environment strings the kernel copied
+    // to the top of this process's main stack at exec; it is mapped and writable, and no
+    // Rust object refers to it (std reads the environment through libc's `environ`,
+    // which clearenv detaches right after, in this single-threaded child).
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, end - start);
+        libc::clearenv();
+    }
+    Ok(())
+}
+
+/// Gives this process `name` as its comm and as its whole command line (truncated to the
+/// space of the one it was started with), so that neither shows the launcher's arguments
+/// (host paths) or how the process was started.
+pub(crate) fn rename_process(name: &str) -> io::Result<()> {
+    nix::sys::prctl::set_name(&std::ffi::CString::new(name).map_err(io::Error::other)?)?;
+    let (start, end) = own_memory_range(ArgumentStrings)?;
+    let length = name.len().min(end - start - 1);
+    // SAFETY: [arg_start, arg_end) is the block of argument strings the kernel copied to
+    // this process's main stack at exec; it is mapped and writable. std keeps its own
+    // copy of the arguments, so nothing refers to this block; /proc/PID/cmdline reads it.
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, end - start);
+        std::ptr::copy_nonoverlapping(name.as_ptr(), start as *mut u8, length);
+    }
+    Ok(())
+}
+
+use OwnMemory::{ArgumentStrings, EnvironmentStrings};
+
+enum OwnMemory {
+    ArgumentStrings,
+    EnvironmentStrings,
+}
+
+/// Where the kernel put this process's argument or environment strings, from
+/// /proc/self/stat.
+fn own_memory_range(which: OwnMemory) -> io::Result<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let malformed = || io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/self/stat");
+    // The fields after the command name, which may itself hold spaces and parentheses:
+    // the first is field 3 (state), so arg_start..env_end (fields 48 to 51) are 45 to 48.
+    let after_name = stat.rfind(')').ok_or_else(malformed)?;
+    let fields: Vec<&str> = stat[after_name + 1..].split_ascii_whitespace().collect();
+    let address = |index: usize| -> io::Result<usize> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .ok_or_else(malformed)
+    };
+    let (start, end) = match which {
+        ArgumentStrings => (address(45)?, address(46)?),
+        EnvironmentStrings => (address(47)?, address(48)?),
+    };
+    if start == 0 || end <= start {
+        return Err(malformed());
+    }
+    Ok((start, end))
+}
+
+/// clone(2) with CLONE_PARENT, for the single-threaded zygote: the new process is a child
+/// of the zygote's parent (the daemon), which can then wait for it and open a pidfd for
+/// it as for any child of its own. The child gets `fds` at their fixed numbers and dies
+/// with the daemon's thread that started the zygote. Its exit signal is the zygote's own
+/// (SIGCHLD).
+pub(crate) fn fork_sibling_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Forked> {
+    let mut parked = vec![-1; fds.len()];
+    // SAFETY: a raw clone without a new stack behaves as fork(2), and the zygote that
+    // calls it is single-threaded, so the child gets a consistent address space with no
+    // lock held. What glibc's fork would also do and this does not: run atfork handlers
+    // (this program registers none) and refresh the thread's cached tid, which glibc then
+    // uses only for pthread mutex owners and for signalling the thread from another one
+    // (raise(3) asks the kernel for its tid); the helper uses neither.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    let forked = match rc {
+        0 => Forked::Child,
+        pid if pid > 0 => Forked::Parent {
+            child: nix::unistd::Pid::from_raw(pid as i32),
+        },
+        _ => return Err(io::Error::last_os_error()),
+    };
+    Ok(placed_in_child(forked, fds, &mut parked))
+}
+
+/// In the child of a fork: places `fds`, or exits at once if that fails (the launcher
+/// then sees a helper that died without a report).
+fn placed_in_child(forked: Forked, fds: &[(RawFd, RawFd)], parked: &mut [RawFd]) -> Forked {
+    if matches!(forked, Forked::Child) && place_fds(fds, parked).is_err() {
+        exit_now(crate::sandbox::helper::SETUP_FAILED);
+    }
+    forked
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so that nothing the helper holds
@@ -189,3 +327,73 @@ pub(crate) fn file_from_inherited_fd(fd: RawFd) -> std::fs::File {
     // into this process before exec and which nothing else in the helper owns.
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
+
+/// Sends `bytes` and the descriptors `fds` as one message on a SOCK_SEQPACKET socket.
+pub(crate) fn send_with_fds(socket: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(bytes)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let control: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    let sent = sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        control,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    if sent != bytes.len() {
+        return Err(io::Error::other("short send on a packet socket"));
+    }
+    Ok(())
+}
+
+/// Receives one message sent by [`send_with_fds`]: its bytes (at most `buffer.len()`) and
+/// descriptors (at most `MAX_PASSED_FDS`, close-on-exec). `Ok(None)` at end of stream.
+pub(crate) fn recv_with_fds(
+    socket: &OwnedFd,
+    buffer: &mut [u8],
+) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut control = nix::cmsg_space!([RawFd; MAX_PASSED_FDS]);
+    let mut iov = [io::IoSliceMut::new(buffer)];
+    let message = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    for cmsg in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel just installed these descriptors in this process for
+            // this message; nothing else owns them.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let truncated = message
+        .flags
+        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+    let length = message.bytes;
+    if truncated {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a message or its descriptors did not fit",
+        ));
+    }
+    if length == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((length, fds)))
+}
+
+/// The most descriptors one [`send_with_fds`] message may carry.
+pub(crate) const MAX_PASSED_FDS: usize = 8;
