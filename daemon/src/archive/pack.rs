@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::Digest as _;
 
@@ -123,9 +124,9 @@ pub enum PackError {
     },
 }
 
-/// Compression threads: the CPUs this process may run on (the build's pinned set inside a
-/// sandbox), at most 8.
-fn compression_workers() -> u32 {
+/// Compression and hashing threads: the CPUs this process may run on (the build's pinned
+/// set inside a sandbox), at most 8.
+fn workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
 }
 
@@ -141,7 +142,7 @@ pub fn pack_outputs<W: Write>(
     opts: &PackOptions,
     out: W,
 ) -> Result<PackedArchive, PackError> {
-    pack_with_workers(root, outputs, opts, out, compression_workers())
+    pack_with_workers(root, outputs, opts, out, workers())
 }
 
 fn pack_with_workers<W: Write>(
@@ -181,7 +182,7 @@ fn pack_with_workers<W: Write>(
 /// The manifest [`pack_outputs`] would produce for the same tree, without building an
 /// archive (to compare two runs cheaply).
 pub fn manifest_of_tree(root: &Path, outputs: &[OutputPath]) -> Result<Manifest, PackError> {
-    Tree::scan(root, outputs)?.emit(&mut DigestOnly)
+    Tree::scan(root, outputs)?.digest(workers() as usize)
 }
 
 /// What the walk found at one path.
@@ -350,29 +351,83 @@ impl Tree {
             let entry = match node {
                 Node::Dir => {
                     sink.directory(path).map_err(write_failed)?;
-                    FileEntry {
-                        path: path.clone(),
-                        kind: FileKind::Dir,
-                        mode: MODE_EXECUTABLE,
-                        size: 0,
-                        blake3: None,
-                        target: None,
-                    }
+                    dir_entry(path)
                 }
                 Node::Symlink { target } => {
                     sink.symlink(path, target).map_err(write_failed)?;
-                    FileEntry {
-                        path: path.clone(),
-                        kind: FileKind::Symlink,
-                        mode: MODE_SYMLINK,
-                        size: 0,
-                        blake3: None,
-                        target: Some(target.clone()),
-                    }
+                    symlink_entry(path, target)
                 }
                 Node::File { stat } => self.emit_file(path, stat, sink, &mut buffer)?,
             };
             files.push(entry);
+        }
+        Ok(Manifest::new(files))
+    }
+
+    /// The manifest [`Tree::emit`] gives, with up to `workers` threads hashing files at
+    /// once: one thread hashes more slowly than the page cache delivers. Files are handed
+    /// out largest first, so a big file met late cannot leave the other threads idle, and
+    /// the entries are put back in path order.
+    fn digest(&self, workers: usize) -> Result<Manifest, PackError> {
+        let nodes: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        let mut order: Vec<(usize, &NodeStat)> = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (_, node))| match node {
+                Node::File { stat } => Some((index, stat)),
+                _ => None,
+            })
+            .collect();
+        order.sort_by_key(|(index, stat)| (std::cmp::Reverse(stat.size), *index));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let hash_files = || {
+            let mut buffer = vec![0; IO_CHUNK];
+            let mut hashed = Vec::new();
+            // After a failure the others stop taking files: the walk is refused anyway.
+            while !failed.load(Ordering::Relaxed) {
+                let Some(&(index, stat)) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let entry = self.emit_file(nodes[index].0, stat, &mut DigestOnly, &mut buffer);
+                if entry.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                hashed.push((index, entry));
+            }
+            hashed
+        };
+        let workers = workers.clamp(1, order.len().max(1));
+        let batches: Vec<Vec<(usize, Result<FileEntry, PackError>)>> = if workers == 1 {
+            vec![hash_files()]
+        } else {
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..workers).map(|_| scope.spawn(hash_files)).collect();
+                threads
+                    .into_iter()
+                    .map(|thread| {
+                        thread
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
+        };
+        let mut hashed: Vec<Option<Result<FileEntry, PackError>>> =
+            nodes.iter().map(|_| None).collect();
+        for (index, entry) in batches.into_iter().flatten() {
+            hashed[index] = Some(entry);
+        }
+        let mut files = Vec::with_capacity(nodes.len());
+        for ((path, node), entry) in nodes.iter().zip(hashed) {
+            match (node, entry) {
+                (Node::Dir, _) => files.push(dir_entry(path)),
+                (Node::Symlink { target }, _) => files.push(symlink_entry(path, target)),
+                // The first failure in path order is returned.
+                (Node::File { .. }, Some(entry)) => files.push(entry?),
+                // Not hashed because another file failed; that error comes further on.
+                (Node::File { .. }, None) => {}
+            }
         }
         Ok(Manifest::new(files))
     }
@@ -428,6 +483,28 @@ impl Tree {
             blake3: Some(content.hasher.finalize().to_hex().to_string()),
             target: None,
         })
+    }
+}
+
+fn dir_entry(path: &str) -> FileEntry {
+    FileEntry {
+        path: path.to_owned(),
+        kind: FileKind::Dir,
+        mode: MODE_EXECUTABLE,
+        size: 0,
+        blake3: None,
+        target: None,
+    }
+}
+
+fn symlink_entry(path: &str, target: &str) -> FileEntry {
+    FileEntry {
+        path: path.to_owned(),
+        kind: FileKind::Symlink,
+        mode: MODE_SYMLINK,
+        size: 0,
+        blake3: None,
+        target: Some(target.to_owned()),
     }
 }
 
@@ -1004,6 +1081,36 @@ mod tests {
         let one = archive(1);
         assert!(one == archive(2), "2 workers wrote other bytes than 1");
         assert!(one == archive(5), "5 workers wrote other bytes than 1");
+    }
+
+    #[test]
+    fn hashing_threads_give_the_sequential_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("build");
+        build_tree(&root, false, false, SystemTime::now());
+        let tree = Tree::scan(&root, &sample_outputs()).unwrap();
+        let sequential = tree.emit(&mut DigestOnly).unwrap();
+        for workers in [1, 2, 7, 100] {
+            assert_eq!(
+                tree.digest(workers).unwrap(),
+                sequential,
+                "{workers} workers"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_gone_after_the_walk_fails_the_threaded_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("build");
+        build_tree(&root, false, false, SystemTime::now());
+        let tree = Tree::scan(&root, &sample_outputs()).unwrap();
+        fs::remove_file(root.join("out/lib/data.txt")).unwrap();
+        let err = tree.digest(3).unwrap_err();
+        assert!(
+            matches!(&err, PackError::OpenFile { path, .. } if path == "out/lib/data.txt"),
+            "{err}"
+        );
     }
 
     #[test]
