@@ -213,11 +213,19 @@ pub fn compile_policy(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, 
             source,
         })?;
     validate(&sources).map_err(invalid)?;
-    let mut programs = seccompiler::compile_from_json(source_json, seccompiler::TargetArch::x86_64)
-        .map_err(|source| SeccompError::Compile {
-            name: name.to_string(),
-            source,
-        })?;
+    // seccompiler parses from a reader, byte by byte: give it the validated rules without
+    // their comments (a quarter of the bytes), which is also exactly what was validated.
+    let rules_only = serde_json::to_vec(&sources).map_err(|source| SeccompError::Parse {
+        name: name.to_string(),
+        source,
+    })?;
+    let mut programs =
+        seccompiler::compile_from_json(&rules_only[..], seccompiler::TargetArch::x86_64).map_err(
+            |source| SeccompError::Compile {
+                name: name.to_string(),
+                source,
+            },
+        )?;
     let mut filters = Vec::with_capacity(FILTER_NAMES.len());
     for filter_name in FILTER_NAMES {
         let program = programs.remove(filter_name).ok_or_else(|| {
@@ -312,7 +320,8 @@ fn with_abi_check(program: &[seccompiler::sock_filter]) -> Result<Vec<BpfInstruc
 
 /// The parts of seccompiler's JSON format that [`validate`] looks at; seccompiler checks the
 /// rest. Actions are limited to the two a policy may use, so KILL or TRAP fails to parse.
-#[derive(Deserialize)]
+/// Serialised back in the same format, without comments, for seccompiler.
+#[derive(Deserialize, Serialize)]
 struct FilterSource {
     #[serde(alias = "default_action")]
     mismatch_action: ActionSource,
@@ -321,20 +330,21 @@ struct FilterSource {
     filter: Vec<RuleSource>,
 }
 
-#[derive(Deserialize, PartialEq)]
+#[derive(Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 enum ActionSource {
     Allow,
     Errno(u32),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct RuleSource {
     syscall: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<Vec<ConditionSource>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct ConditionSource {
     index: u8,
     #[serde(rename = "type")]
@@ -343,14 +353,14 @@ struct ConditionSource {
     val: u64,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 enum ArgWidth {
     Dword,
     Qword,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 enum Comparison {
     Eq,
