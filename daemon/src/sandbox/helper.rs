@@ -38,8 +38,18 @@ pub fn run_helper_if_requested() {
 }
 
 /// Runs the helper in this process, the launcher's descriptors in place (after an exec,
-/// or in a forked child); returns its exit status.
+/// or forked by the zygote), with the spec the launcher sends; returns its exit status.
 pub(crate) fn helper_main() -> i32 {
+    run(None)
+}
+
+/// Runs the helper in a child the launcher forked, which already holds the spec (the
+/// launcher sends none).
+pub(crate) fn helper_main_forked(spec: &SandboxSpec) -> i32 {
+    run(Some(spec))
+}
+
+fn run(forked_with: Option<&SandboxSpec>) -> i32 {
     // Before anything else can open a descriptor: drop whatever the caller leaked to us.
     let leaked = crate::sys::process::close_from(FIRST_UNUSED_FD);
     let mut messages = MessageSink::from_helper_fd();
@@ -65,14 +75,24 @@ pub(crate) fn helper_main() -> i32 {
         ));
         return SETUP_FAILED;
     }
-    let spec = match read_spec() {
-        Ok(spec) => spec,
-        Err(err) => {
-            messages.setup_failed(&err);
-            return SETUP_FAILED;
+    let read;
+    let spec = match forked_with {
+        Some(spec) => {
+            drop(take_fd(SPEC_FD));
+            spec
         }
+        None => match read_spec() {
+            Ok(spec) => {
+                read = spec;
+                &read
+            }
+            Err(err) => {
+                messages.setup_failed(&err);
+                return SETUP_FAILED;
+            }
+        },
     };
-    match enter_namespaces_and_wait(&spec, &mut messages) {
+    match enter_namespaces_and_wait(spec, &mut messages) {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);

@@ -173,7 +173,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some((source_read, _)) = &source_pipe {
         fds.push((raw(source_read), SOURCE_FD));
     }
-    let helper = start_helper(&fds)?;
+    let (helper, needs_spec) = start_helper(&fds, &spec)?;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
         match crate::sys::process::pidfd_open(helper) {
@@ -210,14 +210,14 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         })
     });
 
-    let spec_json = serde_json::to_vec(&spec).map_err(|err| SandboxError::Protocol {
-        step: "encode the spec",
-        source: std::io::Error::other(err),
-    })?;
-    let mut spec_pipe = File::from(spec_write);
-    // A helper that failed early closes its end; its report explains why.
-    let _ = spec_pipe.write_all(&spec_json);
-    drop(spec_pipe);
+    if needs_spec {
+        let spec_json = serde_json::to_vec(&spec).map_err(|err| SandboxError::Protocol {
+            step: "encode the spec",
+            source: std::io::Error::other(err),
+        })?;
+        // A helper that failed early closes its end; its report explains why.
+        let _ = File::from(spec_write).write_all(&spec_json);
+    }
     tracing::debug!(elapsed = ?started.elapsed(), "helper started and spec sent");
 
     let mut outcome = Reported::default();
@@ -316,11 +316,12 @@ impl Reported {
 
 /// Starts the helper with `fds` (source → target) in place, as a child of this process:
 /// through the daemon's zygote when there is one; else by forking this process when it is
-/// single-threaded (the CLI), which saves an exec; else by exec'ing this binary again.
-fn start_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, SandboxError> {
+/// single-threaded (the CLI), which saves an exec and the spec's encoding; else by
+/// exec'ing this binary again. Also says whether the helper waits for the spec.
+fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool), SandboxError> {
     if let Some(zygote) = crate::sandbox::zygote::running() {
         match zygote.start_helper(fds) {
-            Ok(helper) => return Ok(helper),
+            Ok(helper) => return Ok((helper, true)),
             Err(err) => {
                 tracing::warn!("the sandbox zygote failed, exec'ing helpers from now on: {err}")
             }
@@ -331,14 +332,16 @@ fn start_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, SandboxError> {
         source,
     };
     match fork_with_fds(fds).map_err(spawn_failed)? {
-        Some(Forked::Child) => crate::sys::process::exit_now(crate::sandbox::helper::helper_main()),
-        Some(Forked::Parent { child }) => return Ok(child),
+        Some(Forked::Child) => {
+            crate::sys::process::exit_now(crate::sandbox::helper::helper_main_forked(spec))
+        }
+        Some(Forked::Parent { child }) => return Ok((child, false)),
         None => {}
     }
     let mut command = Command::new("/proc/self/exe");
     command.arg(HELPER_ARG).env_clear();
     let helper = spawn_with_fds(&mut command, fds).map_err(spawn_failed)?;
-    Ok(Pid::from_raw(helper.id() as i32))
+    Ok((Pid::from_raw(helper.id() as i32), true))
 }
 
 /// Reaps the helper; describes how it ended.
