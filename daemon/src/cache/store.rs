@@ -17,6 +17,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -397,51 +398,168 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(io_error(path))
 }
 
-/// Copies `from` to the new file `to`, hashing on the way, and requires the digests.
+/// Bytes per copied chunk, a multiple of [`DIRECT_ALIGN`]: large direct writes keep the
+/// device busy.
+const COPY_CHUNK: usize = 4 << 20;
+/// Chunks in flight between the reading and the writing thread.
+const COPY_DEPTH: usize = 4;
+/// Alignment of direct writes: a multiple of every device's logical block size.
+const DIRECT_ALIGN: usize = 4096;
+
+/// Copies `from` to the new file `to` and requires the bytes copied to be the ones the
+/// build hashed (`expected`): the archive sits at a path others could write to between the
+/// build and now, so its digests are recomputed from the very bytes that are stored.
+///
+/// One thread reads and hashes while this one writes. The copy is written with `O_DIRECT`
+/// where the filesystem allows it: it is not read again soon, and going through the page
+/// cache would cost a second cached copy of the archive and the CPU to fill it.
 fn copy_verified(from: &Path, to: &Path, expected: &ArchiveDigests) -> Result<(), StoreError> {
-    let mut source = fs::OpenOptions::new()
+    let source = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(from)
         .map_err(io_error(from))?;
-    let mut dest = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(to)
-        .map_err(io_error(to))?;
-    let mut sha = sha2::Sha256::new();
-    let mut b3 = blake3::Hasher::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = match source.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(StoreError::Io {
-                    path: from.to_owned(),
-                    source,
-                })
-            }
-        };
-        sha.update(&buffer[..n]);
-        b3.update(&buffer[..n]);
-        dest.write_all(&buffer[..n]).map_err(io_error(to))?;
+    let (mut dest, direct) = crate::sys::archive::create_file_direct(to).map_err(io_error(to))?;
+    let (full_tx, full_rx) = mpsc::sync_channel::<(AlignedChunk, usize)>(COPY_DEPTH);
+    let (free_tx, free_rx) = mpsc::sync_channel::<AlignedChunk>(COPY_DEPTH);
+    for _ in 0..COPY_DEPTH {
+        free_tx
+            .send(AlignedChunk::new())
+            .expect("the receiver is here");
     }
+    let (read, written) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_and_hash(source, from, &free_rx, &full_tx));
+        let mut writer = DirectWriter {
+            file: &mut dest,
+            direct,
+        };
+        let mut written = Ok(());
+        for (mut chunk, len) in full_rx {
+            if let Err(err) = writer.write(&chunk.bytes()[..len]) {
+                written = Err(err);
+                break;
+            }
+            // The reader stops taking chunks once it has read everything.
+            let _ = free_tx.send(chunk);
+        }
+        // Ends the reader's wait for a free chunk when writing failed.
+        drop(free_tx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, written)
+    });
+    let found = read?;
+    written.map_err(io_error(to))?;
     dest.sync_all().map_err(io_error(to))?;
-    let found = (
-        hex::encode(sha.finalize()),
-        b3.finalize().to_hex().to_string(),
-    );
-    if found.0 != expected.sha256 || found.1 != expected.blake3 {
+    if found.size != expected.size
+        || found.sha256 != expected.sha256
+        || found.blake3 != expected.blake3
+    {
         return Err(StoreError::ArchiveChanged {
             path: from.to_owned(),
-            expected: format!("sha256:{} blake3:{}", expected.sha256, expected.blake3),
-            found: format!("sha256:{} blake3:{}", found.0, found.1),
+            expected: format!(
+                "size {} sha256:{} blake3:{}",
+                expected.size, expected.sha256, expected.blake3
+            ),
+            found: format!(
+                "size {} sha256:{} blake3:{}",
+                found.size, found.sha256, found.blake3
+            ),
         });
     }
     Ok(())
+}
+
+/// The copy's reading half: fills free chunks from `source`, hashes them and passes them
+/// on, until the end of the file or until the writer stops taking them.
+fn read_and_hash(
+    mut source: File,
+    from: &Path,
+    free: &mpsc::Receiver<AlignedChunk>,
+    full: &mpsc::SyncSender<(AlignedChunk, usize)>,
+) -> Result<ArchiveDigests, StoreError> {
+    let mut sha = sha2::Sha256::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut size = 0u64;
+    while let Ok(mut chunk) = free.recv() {
+        let bytes = chunk.bytes();
+        let mut len = 0;
+        while len < bytes.len() {
+            match source.read(&mut bytes[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(io_error(from)(err)),
+            }
+        }
+        sha.update(&bytes[..len]);
+        b3.update(&bytes[..len]);
+        size += len as u64;
+        let last = len < bytes.len();
+        if len > 0 && full.send((chunk, len)).is_err() {
+            // The writer failed; it reports why.
+            break;
+        }
+        if last {
+            break;
+        }
+    }
+    Ok(ArchiveDigests {
+        sha256: hex::encode(sha.finalize()),
+        blake3: b3.finalize().to_hex().to_string(),
+        size,
+    })
+}
+
+/// A [`COPY_CHUNK`]-byte buffer aligned for direct writes, carved out of a slightly larger
+/// allocation (which does not move when the chunk does).
+struct AlignedChunk {
+    storage: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedChunk {
+    fn new() -> Self {
+        let storage = vec![0; COPY_CHUNK + DIRECT_ALIGN];
+        let start = storage.as_ptr().align_offset(DIRECT_ALIGN);
+        Self { storage, start }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + COPY_CHUNK]
+    }
+}
+
+/// Writes whole chunks directly while it can; a tail shorter than [`DIRECT_ALIGN`] (only
+/// the last chunk has one) or a refused direct write goes through the page cache.
+struct DirectWriter<'f> {
+    file: &'f mut File,
+    direct: bool,
+}
+
+impl DirectWriter<'_> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while self.direct && data.len() >= DIRECT_ALIGN {
+            let aligned = data.len() - data.len() % DIRECT_ALIGN;
+            match self.file.write(&data[..aligned]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // Refused (a device with larger blocks, say): nothing of it was written.
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(err) => return Err(err),
+            }
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.direct {
+            crate::sys::archive::clear_direct(self.file)?;
+            self.direct = false;
+        }
+        self.file.write_all(data)
+    }
 }
 
 #[cfg(test)]
@@ -467,6 +585,38 @@ mod tests {
         }
         assert!(Scope::parse("main").unwrap().is_trusted());
         assert!(!Scope::parse("untrusted-pr-1").unwrap().is_trusted());
+    }
+
+    /// Lengths around the chunk and alignment boundaries, on the temp dir's filesystem and
+    /// on tmpfs (where direct writes may be refused).
+    #[test]
+    fn copies_are_byte_identical_whatever_the_length() {
+        let mut dirs = vec![tempfile::tempdir().unwrap()];
+        if Path::new("/dev/shm").is_dir() {
+            dirs.push(tempfile::tempdir_in("/dev/shm").unwrap());
+        }
+        for tmp in &dirs {
+            for len in [
+                0,
+                1,
+                DIRECT_ALIGN,
+                DIRECT_ALIGN + 1,
+                COPY_CHUNK,
+                2 * COPY_CHUNK + DIRECT_ALIGN + 3,
+            ] {
+                let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4093) as u8).collect();
+                let from = tmp.path().join(format!("from-{len}"));
+                let to = tmp.path().join(format!("to-{len}"));
+                fs::write(&from, &bytes).unwrap();
+                let digests = ArchiveDigests {
+                    sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+                    blake3: blake3::hash(&bytes).to_hex().to_string(),
+                    size: len as u64,
+                };
+                copy_verified(&from, &to, &digests).unwrap();
+                assert!(fs::read(&to).unwrap() == bytes, "{len} bytes");
+            }
+        }
     }
 
     #[test]

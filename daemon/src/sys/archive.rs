@@ -11,11 +11,12 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::{self, AtFlags, OFlag, OpenHow, RenameFlags, ResolveFlag};
+use nix::fcntl::{self, AtFlags, FcntlArg, OFlag, OpenHow, RenameFlags, ResolveFlag};
 use nix::sys::stat::{self, FileStat, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
@@ -270,6 +271,34 @@ pub(crate) fn rename_noreplace(parent: BorrowedFd<'_>, from: &OsStr, to: &OsStr)
         to,
         RenameFlags::RENAME_NOREPLACE,
     )?)
+}
+
+/// Creates the new file `path` (mode 0600) for writing with `O_DIRECT` when the filesystem
+/// allows it; returns the file and whether it is direct. Direct writes need buffers, lengths
+/// and offsets aligned to the device's logical block size (4096 always is).
+pub(crate) fn create_file_direct(path: &Path) -> io::Result<(File, bool)> {
+    let create = |direct: bool| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .open(path)
+    };
+    match create(true) {
+        Ok(file) => Ok((file, true)),
+        // Filesystems without direct I/O refuse the flag at open.
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok((create(false)?, false)),
+        Err(err) => Err(err),
+    }
+}
+
+/// Turns `O_DIRECT` off for an open file, so writes of any length and alignment go
+/// through the page cache again.
+pub(crate) fn clear_direct(file: &File) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl::fcntl(file, FcntlArg::F_GETFL)?);
+    fcntl::fcntl(file, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT))?;
+    Ok(())
 }
 
 /// Removes `name` from `parent` without following it; a directory must be empty.
