@@ -1,13 +1,14 @@
-//! Seccomp policies: JSON data in seccomp/, compiled to BPF once.
+//! Seccomp policies: JSON data in seccomp/, compiled to one BPF program (see [`bpf`]).
 //!
-//! A policy is a seccompiler JSON file with two filters, installed in this order:
+//! A policy is a JSON file with two rule lists, in seccompiler's format:
 //! - `allowlist`: every syscall a build needs; anything else fails with its errno (ENOSYS,
 //!   which probing code such as glibc's clone3 → clone fallback understands);
-//! - `denylist`: calls that must fail with EPERM. When two stacked filters both return
-//!   SECCOMP_RET_ERRNO, the kernel keeps the errno of the filter installed last, so a call
-//!   that both filters stop reports the denylist's EPERM.
+//! - `denylist`: calls that must fail with EPERM, even where the allowlist allows them.
 //!
 //! seccomp/README.md describes the format and the reason for every denial.
+mod bpf;
+mod syscalls;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::sys;
 
 /// The policies shipped with hermetic, by name.
 pub const BUILTIN_POLICIES: &[(&str, &str)] =
-    &[("default", include_str!("../../../seccomp/default.json"))];
+    &[("default", include_str!("../../../../seccomp/default.json"))];
 
 const ALLOWLIST: &str = "allowlist";
 const DENYLIST: &str = "denylist";
@@ -44,12 +45,8 @@ pub enum SeccompError {
     },
     #[error("invalid seccomp policy {name}: {reason}")]
     Invalid { name: String, reason: String },
-    #[error("failed to compile seccomp policy {name}: {source}")]
-    Compile {
-        name: String,
-        #[source]
-        source: seccompiler::Error,
-    },
+    #[error("failed to compile seccomp policy {name}: {reason}")]
+    Compile { name: String, reason: String },
     #[error("refusing to install seccomp policy {name}: no_new_privs is not set on this thread (set PR_SET_NO_NEW_PRIVS first)")]
     NoNewPrivs { name: String },
     #[error("failed to install seccomp policy {name}: {step}: {source}")]
@@ -97,17 +94,6 @@ impl From<BpfInstruction> for (u16, u8, u8, u32) {
 impl From<(u16, u8, u8, u32)> for BpfInstruction {
     fn from((code, jt, jf, k): (u16, u8, u8, u32)) -> Self {
         BpfInstruction { code, jt, jf, k }
-    }
-}
-
-impl From<&seccompiler::sock_filter> for BpfInstruction {
-    fn from(instruction: &seccompiler::sock_filter) -> Self {
-        BpfInstruction {
-            code: instruction.code,
-            jt: instruction.jt,
-            jf: instruction.jf,
-            k: instruction.k,
-        }
     }
 }
 
@@ -194,8 +180,8 @@ pub fn load_policy(name_or_path: &str) -> Result<CompiledPolicy, SeccompError> {
     compile_policy(name, source.as_bytes())
 }
 
-/// Validates a policy (see [`validate`]) and compiles its filters for x86_64, each behind
-/// [`ABI_CHECK`].
+/// Validates a policy (see [`validate`]) and compiles it for x86_64 into one program that
+/// starts with [`ABI_CHECK`].
 pub fn compile_policy(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, SeccompError> {
     let invalid = |reason: String| SeccompError::Invalid {
         name: name.to_string(),
@@ -212,38 +198,47 @@ pub fn compile_policy(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, 
             name: name.to_string(),
             source,
         })?;
-    validate(&sources).map_err(invalid)?;
-    // seccompiler parses from a reader, byte by byte: give it the validated rules without
-    // their comments (a quarter of the bytes), which is also exactly what was validated.
-    let rules_only = serde_json::to_vec(&sources).map_err(|source| SeccompError::Parse {
+    let (allowlist, denylist) = validate(&sources).map_err(invalid)?;
+    let compile_failed = |reason: String| SeccompError::Compile {
         name: name.to_string(),
-        source,
-    })?;
-    let mut programs =
-        seccompiler::compile_from_json(&rules_only[..], seccompiler::TargetArch::x86_64).map_err(
-            |source| SeccompError::Compile {
-                name: name.to_string(),
-                source,
-            },
-        )?;
-    let mut filters = Vec::with_capacity(FILTER_NAMES.len());
-    for filter_name in FILTER_NAMES {
-        let program = programs.remove(filter_name).ok_or_else(|| {
-            invalid(format!(
-                "seccompiler produced no program for filter {filter_name}"
-            ))
-        })?;
-        let instructions = with_abi_check(&program)
-            .map_err(|reason| invalid(format!("filter {filter_name}: {reason}")))?;
-        filters.push(CompiledFilter {
-            name: filter_name.to_string(),
-            instructions,
-        });
+        reason,
+    };
+    let mut rules: BTreeMap<u32, bpf::SyscallRules> = BTreeMap::new();
+    for (filter, denies) in [(denylist, true), (allowlist, false)] {
+        for rule in &filter.filter {
+            let number = syscalls::number(&rule.syscall).ok_or_else(|| {
+                compile_failed(format!("unknown x86_64 syscall `{}`", rule.syscall))
+            })?;
+            let conditions = rule
+                .args
+                .iter()
+                .flatten()
+                .map(ConditionSource::compiled)
+                .collect();
+            let syscall = rules.entry(number).or_default();
+            if denies {
+                syscall.deny.push(conditions);
+            } else {
+                syscall.allow.push(conditions);
+            }
+        }
     }
+    let errno = |action: &ActionSource| match action {
+        ActionSource::Errno(errno) => libc::SECCOMP_RET_ERRNO | errno,
+        ActionSource::Allow => libc::SECCOMP_RET_ALLOW,
+    };
+    let actions = bpf::Actions {
+        denied: errno(&denylist.match_action),
+        unlisted: errno(&allowlist.mismatch_action),
+    };
+    let instructions = bpf::compile(&rules, actions).map_err(compile_failed)?;
     Ok(CompiledPolicy {
         name: name.to_string(),
         sha256: hex::encode(Sha256::digest(source_json)),
-        filters,
+        filters: vec![CompiledFilter {
+            name: "policy".to_string(),
+            instructions,
+        }],
     })
 }
 
@@ -278,18 +273,11 @@ const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> BpfInstruction {
     }
 }
 
-/// What seccompiler puts in front of every program: on any other arch, kill the process.
-const SECCOMPILER_ARCH_CHECK: [BpfInstruction; 3] = [
-    statement(LOAD_WORD, ARCH_OFFSET),
-    jump(JUMP_IF_EQUAL, AUDIT_ARCH_X86_64, 1, 0),
-    statement(RETURN, libc::SECCOMP_RET_KILL_PROCESS),
-];
-
-/// Replaces [`SECCOMPILER_ARCH_CHECK`]. An i386 syscall (int 0x80) or an x32 one fails with
-/// EPERM instead of killing the process: a build that runs a 32-bit tool sees a clear error
-/// rather than a bare SIGSYS, and nothing in a policy can return KILL. The x32 bit is
-/// tested here because seccompiler compares exact numbers, so x32 calls would otherwise
-/// reach each filter's default, and the denylist's default is "allow".
+/// The start of every program. An i386 syscall (int 0x80) or an x32 one fails with EPERM:
+/// a build that runs a 32-bit tool sees a clear error rather than a bare SIGSYS, and
+/// nothing in a policy can return KILL. x32 calls arrive as x86_64 with a marked number;
+/// without this check they would reach the "unlisted" default with another errno. Leaves
+/// the syscall number in the accumulator.
 const ABI_CHECK: [BpfInstruction; 6] = [
     statement(LOAD_WORD, ARCH_OFFSET),
     jump(JUMP_IF_EQUAL, AUDIT_ARCH_X86_64, 1, 0),
@@ -299,29 +287,9 @@ const ABI_CHECK: [BpfInstruction; 6] = [
     statement(RETURN, DENY_OTHER_ABI),
 ];
 
-/// Classic BPF only jumps forward and relative to the next instruction, so swapping the
-/// prefix keeps every jump of seccompiler's body valid. The body reloads the syscall number
-/// itself. Refuses a program that does not start as expected (a seccompiler change).
-fn with_abi_check(program: &[seccompiler::sock_filter]) -> Result<Vec<BpfInstruction>, String> {
-    let instructions: Vec<BpfInstruction> = program.iter().map(BpfInstruction::from).collect();
-    let body = instructions
-        .strip_prefix(&SECCOMPILER_ARCH_CHECK[..])
-        .ok_or("seccompiler's program does not start with its usual arch check")?;
-    let checked: Vec<BpfInstruction> = ABI_CHECK.iter().chain(body).copied().collect();
-    if checked.len() > libc::BPF_MAXINSNS as usize {
-        return Err(format!(
-            "{} BPF instructions, the kernel takes at most {}",
-            checked.len(),
-            libc::BPF_MAXINSNS
-        ));
-    }
-    Ok(checked)
-}
-
-/// The parts of seccompiler's JSON format that [`validate`] looks at; seccompiler checks the
-/// rest. Actions are limited to the two a policy may use, so KILL or TRAP fails to parse.
-/// Serialised back in the same format, without comments, for seccompiler.
-#[derive(Deserialize, Serialize)]
+/// A filter of a policy file. Actions are limited to the two a policy may use, so KILL or
+/// TRAP fails to parse; unknown fields (comments) are ignored.
+#[derive(Deserialize)]
 struct FilterSource {
     #[serde(alias = "default_action")]
     mismatch_action: ActionSource,
@@ -330,21 +298,20 @@ struct FilterSource {
     filter: Vec<RuleSource>,
 }
 
-#[derive(Deserialize, Serialize, PartialEq)]
+#[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 enum ActionSource {
     Allow,
     Errno(u32),
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize)]
 struct RuleSource {
     syscall: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<Vec<ConditionSource>>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize)]
 struct ConditionSource {
     index: u8,
     #[serde(rename = "type")]
@@ -353,14 +320,14 @@ struct ConditionSource {
     val: u64,
 }
 
-#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 enum ArgWidth {
     Dword,
     Qword,
 }
 
-#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 enum Comparison {
     Eq,
@@ -372,19 +339,39 @@ enum Comparison {
     MaskedEq(u64),
 }
 
+impl ConditionSource {
+    fn compiled(&self) -> bpf::Condition {
+        bpf::Condition {
+            index: self.index,
+            qword: self.width == ArgWidth::Qword,
+            op: match self.op {
+                Comparison::Eq => bpf::Op::Eq,
+                Comparison::Ne => bpf::Op::Ne,
+                Comparison::Lt => bpf::Op::Lt,
+                Comparison::Le => bpf::Op::Le,
+                Comparison::Gt => bpf::Op::Gt,
+                Comparison::Ge => bpf::Op::Ge,
+                Comparison::MaskedEq(mask) => bpf::Op::MaskedEq(mask),
+            },
+            value: self.val,
+        }
+    }
+}
+
 /// A condition without its comment; rules compare equal when their sorted keys do, since
 /// the conditions of a rule are and-ed.
 type ConditionKey = (u8, ArgWidth, Comparison, u64);
 
-/// Checks what seccompiler accepts but a policy must not be:
+/// Checks what parses but a policy must not be, and returns its allowlist and denylist:
 /// - exactly the filters `allowlist` (default errno, match allow) and `denylist` (default
-///   allow, match errno);
+///   allow, match errno), errnos between 1 and 4095;
 /// - no syscall listed twice with the same conditions in one filter;
-/// - no syscall listed both with and without conditions in one filter: seccompiler would
-///   silently keep only the conditional rules;
-/// - nothing allowed and denied unconditionally at once;
-/// - `seccomp` allowed, or the denylist could not be installed after the allowlist.
-fn validate(sources: &BTreeMap<String, FilterSource>) -> Result<(), String> {
+/// - no syscall listed both with and without conditions in one filter (the conditions
+///   would be pointless: a sign of a mistake);
+/// - nothing allowed and denied unconditionally at once.
+fn validate(
+    sources: &BTreeMap<String, FilterSource>,
+) -> Result<(&FilterSource, &FilterSource), String> {
     if let Some(unknown) = sources
         .keys()
         .find(|name| !FILTER_NAMES.contains(&name.as_str()))
@@ -414,13 +401,15 @@ fn validate(sources: &BTreeMap<String, FilterSource>) -> Result<(), String> {
             "`{DENYLIST}` needs mismatch_action \"allow\" and match_action {{\"errno\": N}}"
         ));
     }
+    for action in [&allowlist.mismatch_action, &denylist.match_action] {
+        if let ActionSource::Errno(errno) = action {
+            if !(1..=4095).contains(errno) {
+                return Err(format!("errno {errno} is not between 1 and 4095"));
+            }
+        }
+    }
     let allowed = rules_by_syscall(ALLOWLIST, allowlist)?;
     let denied = rules_by_syscall(DENYLIST, denylist)?;
-    if !allowed.contains_key("seccomp") {
-        return Err(format!(
-            "`{ALLOWLIST}` must allow seccomp, or `{DENYLIST}` cannot be installed after it"
-        ));
-    }
     let unconditional = |rules: &Vec<Vec<ConditionKey>>| rules.iter().any(Vec::is_empty);
     if let Some(syscall) = allowed
         .iter()
@@ -433,7 +422,7 @@ fn validate(sources: &BTreeMap<String, FilterSource>) -> Result<(), String> {
             "{syscall} is both allowed and denied without conditions"
         ));
     }
-    Ok(())
+    Ok((allowlist, denylist))
 }
 
 fn rules_by_syscall<'a>(
@@ -465,7 +454,7 @@ fn rules_by_syscall<'a>(
         }
         if !rules.is_empty() && (conditions.is_empty() || rules.iter().any(Vec::is_empty)) {
             return Err(format!(
-                "`{filter_name}` lists {} both with and without conditions (seccompiler would keep only the conditional rules)",
+                "`{filter_name}` lists {} both with and without conditions (the conditions would be pointless)",
                 rule.syscall
             ));
         }
@@ -503,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn every_builtin_policy_compiles_behind_the_abi_check() {
+    fn every_builtin_policy_compiles_to_one_program_behind_the_abi_check() {
         for (name, source) in BUILTIN_POLICIES {
             let policy =
                 compile_policy(name, source.as_bytes()).unwrap_or_else(|err| panic!("{err}"));
@@ -511,33 +500,57 @@ mod tests {
                 policy.sha256,
                 hex::encode(Sha256::digest(source.as_bytes()))
             );
-            let names: Vec<&str> = policy
-                .filters
-                .iter()
-                .map(|filter| filter.name.as_str())
-                .collect();
-            assert_eq!(names, FILTER_NAMES);
-            for filter in &policy.filters {
+            assert_eq!(policy.filters.len(), 1, "{name}");
+            let program = &policy.filters[0].instructions;
+            assert!(program.starts_with(&ABI_CHECK), "{name}");
+            for instruction in program.iter().filter(|i| u32::from(i.code) == RETURN) {
+                let action = instruction.k & libc::SECCOMP_RET_ACTION_FULL;
                 assert!(
-                    filter.instructions.starts_with(&ABI_CHECK),
-                    "{name}/{}",
-                    filter.name
+                    action == libc::SECCOMP_RET_ALLOW || action == libc::SECCOMP_RET_ERRNO,
+                    "{name} returns {:#x}",
+                    instruction.k
                 );
-                for instruction in filter
-                    .instructions
-                    .iter()
-                    .filter(|i| u32::from(i.code) == RETURN)
-                {
-                    let action = instruction.k & libc::SECCOMP_RET_ACTION_FULL;
-                    assert!(
-                        action == libc::SECCOMP_RET_ALLOW || action == libc::SECCOMP_RET_ERRNO,
-                        "{name}/{} returns {:#x}",
-                        filter.name,
-                        instruction.k
-                    );
-                }
             }
         }
+    }
+
+    /// Binary search: any syscall number is decided in a few dozen instructions (a linear
+    /// chain took hundreds), and calls listed without conditions get their list's answer.
+    #[test]
+    fn the_default_policy_decides_every_call_quickly_and_as_listed() {
+        let source: serde_json::Value = serde_json::from_str(BUILTIN_POLICIES[0].1).unwrap();
+        let unconditional = |filter: &str| -> Vec<u32> {
+            source[filter]["filter"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|rule| rule.get("args").is_none())
+                .map(|rule| syscalls::number(rule["syscall"].as_str().unwrap()).unwrap())
+                .collect()
+        };
+        let (allowed, denied) = (unconditional(ALLOWLIST), unconditional(DENYLIST));
+        let policy = default_policy();
+        let program = &policy.filters[0].instructions;
+        let mut longest = 0;
+        for number in 0..500 {
+            let (action, steps) = bpf::tests::run(program, AUDIT_ARCH_X86_64, number, [0; 6]);
+            longest = longest.max(steps);
+            if denied.contains(&number) {
+                assert_eq!(
+                    action,
+                    libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                    "{number}"
+                );
+            } else if allowed.contains(&number) {
+                assert_eq!(action, libc::SECCOMP_RET_ALLOW, "{number}");
+            }
+        }
+        assert!(
+            longest <= 60,
+            "a call took {longest} instructions to decide ({} in all)",
+            program.len()
+        );
+        assert!(program.len() < 1000, "{} instructions", program.len());
     }
 
     #[test]
@@ -638,12 +651,9 @@ mod tests {
             .contains("both with and without conditions"));
         let contradiction = policy_with(r#", {"syscall": "bpf"}"#, r#"{"syscall": "bpf"}"#);
         assert!(invalid_reason(&contradiction).contains("bpf is both allowed and denied"));
-        assert!(invalid_reason(&policy_with("", "").replacen(
-            r#"{"syscall": "seccomp"}"#,
-            r#"{"syscall": "read"}"#,
-            1
-        ))
-        .contains("must allow seccomp"));
+        let errno_out_of_range =
+            policy_with("", "").replacen(r#"{"errno": 38}"#, r#"{"errno": 5000}"#, 1);
+        assert!(invalid_reason(&errno_out_of_range).contains("between 1 and 4095"));
         let conditional_overlap = format!(r#", {{"syscall": "ioctl", "args": [{ne_tiocsti}]}}"#);
         let deny_tiocsti = r#"{"syscall": "ioctl", "args": [{"index": 1, "type": "dword", "op": "eq", "val": 21522}]}"#;
         compile_policy(
