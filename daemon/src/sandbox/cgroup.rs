@@ -262,8 +262,20 @@ impl BuildCgroup {
 }
 
 /// Removes empty build cgroups (`hermetic-<pid>-...`) whose launcher is gone: one killed
-/// before it could clean up (SIGKILL, a crash) leaves its cgroups behind.
+/// before it could clean up (SIGKILL, a crash) leaves its cgroups behind. Once per
+/// directory and process: a daemon need not list them again for every build, and every
+/// CLI run and daemon start sweeps anew.
 fn remove_stale(parent: &Path) {
+    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if swept.iter().any(|dir| dir == parent) {
+            return;
+        }
+        swept.push(parent.to_owned());
+    }
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };

@@ -164,7 +164,7 @@ pub fn load_policy(name_or_path: &str) -> Result<CompiledPolicy, SeccompError> {
             path: path.to_path_buf(),
             source,
         })?;
-        return compile_policy(name_or_path, &source);
+        return compiled(name_or_path, &source);
     }
     let (name, source) = BUILTIN_POLICIES
         .iter()
@@ -177,7 +177,33 @@ pub fn load_policy(name_or_path: &str) -> Result<CompiledPolicy, SeccompError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    compile_policy(name, source.as_bytes())
+    compiled(name, source.as_bytes())
+}
+
+/// [`compile_policy`], remembered per process by name and content: a daemon loads the
+/// same few policies for every job, and a dual build for every run.
+fn compiled(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, SeccompError> {
+    const REMEMBERED: usize = 16;
+    static CACHE: std::sync::Mutex<Vec<CompiledPolicy>> = std::sync::Mutex::new(Vec::new());
+    let sha256 = hex::encode(Sha256::digest(source_json));
+    let cache = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(hit) = cache()
+        .iter()
+        .find(|policy| policy.name == name && policy.sha256 == sha256)
+    {
+        return Ok(hit.clone());
+    }
+    let policy = compile_policy(name, source_json)?;
+    let mut cache = cache();
+    if cache.len() == REMEMBERED {
+        cache.remove(0);
+    }
+    cache.push(policy.clone());
+    Ok(policy)
 }
 
 /// Validates a policy (see [`validate`]) and compiles it for x86_64 into one program that
@@ -579,6 +605,30 @@ mod tests {
         let policy = load_policy(path.to_str().unwrap()).unwrap();
         assert_eq!(policy.name, path.to_str().unwrap());
         assert_eq!(policy.sha256, default_policy().sha256);
+    }
+
+    #[test]
+    fn a_policy_file_changed_on_disk_is_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        let path_str = path.to_str().unwrap();
+        std::fs::write(&path, policy_with(r#", {"syscall": "read"}"#, "")).unwrap();
+        let first = load_policy(path_str).unwrap();
+        assert_eq!(load_policy(path_str).unwrap().sha256, first.sha256);
+        std::fs::write(&path, policy_with(r#", {"syscall": "write"}"#, "")).unwrap();
+        let second = load_policy(path_str).unwrap();
+        assert_ne!(second.sha256, first.sha256);
+        let program = &second.filters[0].instructions;
+        let write = syscalls::number("write").unwrap();
+        let read = syscalls::number("read").unwrap();
+        assert_eq!(
+            bpf::tests::run(program, AUDIT_ARCH_X86_64, write, [0; 6]).0,
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_ne!(
+            bpf::tests::run(program, AUDIT_ARCH_X86_64, read, [0; 6]).0,
+            libc::SECCOMP_RET_ALLOW
+        );
     }
 
     #[test]
