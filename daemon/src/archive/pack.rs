@@ -1113,6 +1113,43 @@ mod tests {
         );
     }
 
+    /// Far more data than the decoding thread reads ahead: a refusal at the first file
+    /// stops it while it waits to hand over a chunk, and a good archive still restores.
+    #[test]
+    fn restores_stop_early_or_finish_with_the_decoder_ahead() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        for index in 0..12 {
+            fs::write(out.join(format!("f{index:02}")), noise(IO_CHUNK + index)).unwrap();
+        }
+        let (bytes, packed) = pack(tmp.path(), &outputs(&["out"])).unwrap();
+        let mut tampered = packed.manifest.clone();
+        tampered.files[1].blake3 = Some("0".repeat(64));
+        let err = extract_verified(
+            bytes.as_slice(),
+            &tampered,
+            &tmp.path().join("refused"),
+            &ExtractLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "content_digest_mismatch", "{err}");
+        assert!(!tmp.path().join("refused").exists());
+
+        let dest = tmp.path().join("restored");
+        extract_verified(
+            bytes.as_slice(),
+            &packed.manifest,
+            &dest,
+            &ExtractLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read(dest.join("out/f11")).unwrap(),
+            noise(IO_CHUNK + 11)
+        );
+    }
+
     #[test]
     fn missing_outputs_are_named() {
         let tmp = tempfile::tempdir().unwrap();
