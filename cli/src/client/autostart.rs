@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hermetic::api::wire::{Job, JobRequest};
 use hermetic::config::{self, Config};
 
 use super::{Client, ClientError};
@@ -28,14 +27,16 @@ pub fn config() -> anyhow::Result<Config> {
     config::load_effective(None).context("failed to read the daemon's configuration")
 }
 
-/// Submits `request` to the daemon on the configured socket, which is started when none
-/// answers. Submitting first saves a round trip when the daemon runs.
-pub fn submit(request: &JobRequest) -> anyhow::Result<(Client, Job)> {
+/// Submits a job with `attempt` to the daemon on the configured socket, which is started
+/// when none answers. Submitting first saves a round trip when the daemon runs.
+pub fn submit_with<T>(
+    mut attempt: impl FnMut(&Client) -> Result<T, ClientError>,
+) -> anyhow::Result<(Client, T)> {
     let config = config()?;
     let client = Client::new(&config.socket)?;
     let failed = |err: ClientError| anyhow::Error::from(err).context("failed to submit the job");
-    match client.submit(request) {
-        Ok(job) => return Ok((client, job)),
+    match attempt(&client) {
+        Ok(answer) => return Ok((client, answer)),
         Err(ClientError::Connect { .. }) => {}
         // A daemon stopping (retiring because its program was replaced, or told to stop):
         // the job goes to the next one, started once this one is gone.
@@ -45,8 +46,8 @@ pub fn submit(request: &JobRequest) -> anyhow::Result<(Client, Job)> {
         Err(err) => return Err(failed(err)),
     }
     start_and_wait(&config, &client)?;
-    let job = client.submit(request).map_err(failed)?;
-    Ok((client, job))
+    let answer = attempt(&client).map_err(failed)?;
+    Ok((client, answer))
 }
 
 /// A client of the daemon on the configured socket, which is started when none answers.

@@ -81,11 +81,6 @@ impl Client {
         })
     }
 
-    pub fn submit(&self, request: &JobRequest) -> Result<Job, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|err| self.http(err))?;
-        self.call(Method::POST, "/v1/jobs", Some(body))
-    }
-
     pub fn job(&self, id: u64) -> Result<Job, ClientError> {
         self.call(Method::GET, &format!("/v1/jobs/{id}"), None)
     }
@@ -109,36 +104,76 @@ impl Client {
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Followed, ClientError> {
         self.runtime.block_on(async {
-            let path = format!("/v1/jobs/{id}/log?framed=true&follow={follow}");
+            let signals = stop_on_signal.then(|| self.signals()).transpose()?;
             let read = async {
+                let path = format!("/v1/jobs/{id}/log?framed=true&follow={follow}");
                 let (response, _) = self.send(Method::GET, &path, None).await?;
                 let response = self.checked(response).await?;
-                let framed = response
-                    .headers()
-                    .get(hyper::header::CONTENT_TYPE)
-                    .is_some_and(|value| value == FRAMED_LOG_CONTENT_TYPE);
-                if !framed {
+                if !is_framed(&response) {
                     return Err(self.http(
                         "the daemon sent the log without frames; is it older than this client?",
                     ));
                 }
-                let job = self.read_frames(response.into_body(), sink).await?;
-                Ok(Followed::Ended(job))
+                Ok(Followed::Ended(
+                    self.read_frames(response.into_body(), sink).await?,
+                ))
             };
-            if !stop_on_signal {
-                return read.await;
+            until_signal(read, signals).await
+        })
+    }
+
+    /// Submits `request` and follows its framed log in the same request, handing each
+    /// part to `sink`, until the job ends or SIGINT, SIGTERM or SIGHUP comes (the caller
+    /// then cancels the job). Returns the job's id and how following ended. A daemon that
+    /// answers the submission with the job record only (older than this client) has its
+    /// log followed with a second request.
+    pub fn submit_and_follow(
+        &self,
+        request: &JobRequest,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<(u64, Followed), ClientError> {
+        let body = serde_json::to_vec(request).map_err(|err| self.http(err))?;
+        self.runtime.block_on(async {
+            let signals = Some(self.signals()?);
+            let path = "/v1/jobs?follow=true&framed=true";
+            let (response, _) = self.send(Method::POST, path, Some(body)).await?;
+            let response = self.checked(response).await?;
+            if !is_framed(&response) {
+                let job: Job = self.json(response).await?;
+                let read = async {
+                    let path = format!("/v1/jobs/{}/log?framed=true&follow=true", job.id);
+                    let (response, _) = self.send(Method::GET, &path, None).await?;
+                    let response = self.checked(response).await?;
+                    Ok(Followed::Ended(
+                        self.read_frames(response.into_body(), sink).await?,
+                    ))
+                };
+                return Ok((job.id, until_signal(read, signals).await?));
             }
-            use tokio::signal::unix::{signal, SignalKind};
-            let handle = |kind| signal(kind).map_err(|err| self.http(err));
-            let mut int = handle(SignalKind::interrupt())?;
-            let mut term = handle(SignalKind::terminate())?;
-            let mut hup = handle(SignalKind::hangup())?;
-            tokio::select! {
-                result = read => result,
-                _ = int.recv() => Ok(Followed::Signal(Signal::SIGINT as i32)),
-                _ = term.recv() => Ok(Followed::Signal(Signal::SIGTERM as i32)),
-                _ = hup.recv() => Ok(Followed::Signal(Signal::SIGHUP as i32)),
-            }
+            let id = response
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|location| location.to_str().ok())
+                .and_then(|location| location.strip_prefix("/v1/jobs/"))
+                .and_then(|id| id.parse::<u64>().ok())
+                .ok_or_else(|| self.http("the daemon's answer has no job URL in Location"))?;
+            let read = async {
+                Ok(Followed::Ended(
+                    self.read_frames(response.into_body(), sink).await?,
+                ))
+            };
+            Ok((id, until_signal(read, signals).await?))
+        })
+    }
+
+    /// SIGINT, SIGTERM and SIGHUP, caught from now on instead of ending the process.
+    fn signals(&self) -> Result<Signals, ClientError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handle = |kind| signal(kind).map_err(|err| self.http(err));
+        Ok(Signals {
+            interrupt: handle(SignalKind::interrupt())?,
+            terminate: handle(SignalKind::terminate())?,
+            hangup: handle(SignalKind::hangup())?,
         })
     }
 
@@ -274,4 +309,33 @@ impl Client {
             message: message.to_string(),
         }
     }
+}
+
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+/// `read`, unless one of `signals` comes first.
+async fn until_signal(
+    read: impl std::future::Future<Output = Result<Followed, ClientError>>,
+    signals: Option<Signals>,
+) -> Result<Followed, ClientError> {
+    let Some(mut signals) = signals else {
+        return read.await;
+    };
+    tokio::select! {
+        result = read => result,
+        _ = signals.interrupt.recv() => Ok(Followed::Signal(Signal::SIGINT as i32)),
+        _ = signals.terminate.recv() => Ok(Followed::Signal(Signal::SIGTERM as i32)),
+        _ = signals.hangup.recv() => Ok(Followed::Signal(Signal::SIGHUP as i32)),
+    }
+}
+
+fn is_framed(response: &Response<Incoming>) -> bool {
+    response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|value| value == FRAMED_LOG_CONTENT_TYPE)
 }

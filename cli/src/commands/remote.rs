@@ -39,7 +39,6 @@ pub fn absolute_profile(profile: &str) -> Result<String, anyhow::Error> {
 /// Failing to reach the daemon is `setup_code`.
 pub fn execute(request: &JobRequest, relay: Relay, setup_code: i32) -> Result<Job, Failure> {
     let failed = |err: anyhow::Error| Failure::new(setup_code, err);
-    let (client, job) = autostart::submit(request).map_err(failed)?;
     let mut sink = |stream: Stream, bytes: &[u8]| {
         // A closed stdout (`| head`) must not stop the job or the relay of stderr.
         let _ = match (stream, &relay) {
@@ -52,22 +51,22 @@ pub fn execute(request: &JobRequest, relay: Relay, setup_code: i32) -> Result<Jo
             (Stream::Daemon, _) => Ok(()),
         };
     };
-    let followed = client
-        .log(job.id, true, true, &mut sink)
-        .map_err(|err| failed(anyhow::Error::from(err).context(format!("job {}", job.id))))?;
+    let (client, (id, followed)) =
+        autostart::submit_with(|client| client.submit_and_follow(request, &mut sink))
+            .map_err(failed)?;
     match followed {
         Followed::Ended(Some(finished)) => Ok(*finished),
         Followed::Ended(None) => client
-            .job(job.id)
-            .map_err(|err| failed(anyhow::Error::from(err).context(format!("job {}", job.id)))),
+            .job(id)
+            .map_err(|err| failed(anyhow::Error::from(err).context(format!("job {id}")))),
         Followed::Signal(signal) => {
-            let outcome = match client.cancel(job.id) {
+            let outcome = match client.cancel(id) {
                 Ok(_) => "cancelled it".to_owned(),
                 Err(err) => format!("could not cancel it: {err}"),
             };
             Err(Failure::new(
                 128 + signal,
-                anyhow::anyhow!("interrupted while job {} ran; {outcome}", job.id),
+                anyhow::anyhow!("interrupted while job {id} ran; {outcome}"),
             ))
         }
     }

@@ -21,12 +21,33 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
 const DEFAULT_LIST_LIMIT: usize = 100;
 const MAX_LIST_LIMIT: usize = 10_000;
 
-/// `POST /v1/jobs` → 201 `Job`; 400 bad JSON, 413 body too large, 503 busy.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    #[serde(default)]
+    follow: bool,
+    #[serde(default)]
+    framed: bool,
+}
+
+/// `POST /v1/jobs` → 201 `Job`; 400 bad JSON, 413 body too large, 503 busy. With
+/// `?follow=true&framed=true`, the 201 answer is the job's followed framed log instead (as
+/// `GET /v1/jobs/{id}/log` gives it, ending with the final record), with the job's URL in
+/// `Location`: one request instead of two for a client that waits for the job.
 pub async fn submit(
     State(scheduler): State<Scheduler>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    query: Result<Query<SubmitQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    if query.follow && !query.framed {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "follow on submit needs framed=true: only frames can carry the job's final record",
+        ));
+    }
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -49,7 +70,15 @@ pub async fn submit(
         gid: peer.gid.unwrap_or(u32::MAX),
     };
     match scheduler.submit(request, caller) {
-        Ok(job) => Ok((StatusCode::CREATED, Json(job))),
+        Ok(job) if query.follow => {
+            let mut response = log_response(scheduler, job.id, true, true).await?;
+            *response.status_mut() = StatusCode::CREATED;
+            let location = header::HeaderValue::from_str(&format!("/v1/jobs/{}", job.id))
+                .map_err(ApiError::internal)?;
+            response.headers_mut().insert(header::LOCATION, location);
+            Ok(response)
+        }
+        Ok(job) => Ok((StatusCode::CREATED, Json(job)).into_response()),
         Err(err @ SubmitError::Busy { .. }) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -126,21 +155,31 @@ pub async fn log(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let job = find(&scheduler, &id)?;
-    let content_type = if query.framed {
+    log_response(scheduler, job.id, query.framed, query.follow).await
+}
+
+/// Job `id`'s log as an answer: whole, or followed until the job ends; plain or framed.
+async fn log_response(
+    scheduler: Scheduler,
+    id: u64,
+    framed: bool,
+    follow: bool,
+) -> Result<Response, ApiError> {
+    let content_type = if framed {
         FRAMED_LOG_CONTENT_TYPE
     } else {
         "text/plain; charset=utf-8"
     };
     let headers = [(header::CONTENT_TYPE, content_type)];
-    let log = match open_moving(|| scheduler.log_file(job.id)).await {
+    let log = match open_moving(|| scheduler.log_file(id)).await {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Ok((headers, Body::empty()).into_response())
         }
         Err(err) => return Err(ApiError::internal(format!("failed to open the log: {err}"))),
     };
-    let index = if query.framed {
-        match open_moving(|| scheduler.log_index_file(job.id)).await {
+    let index = if framed {
+        match open_moving(|| scheduler.log_index_file(id)).await {
             Ok(file) => Some(file),
             // A job logged before logs had an index: all of it is shown as stderr.
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
@@ -157,14 +196,14 @@ pub async fn log(
         log,
         index,
         partial: Vec::new(),
-        framed: query.framed,
-        follow: query.follow,
+        framed,
+        follow,
         scheduler,
-        id: job.id,
+        id,
         ended: false,
         record_sent: false,
     };
-    if !query.follow {
+    if !follow {
         let mut body = Vec::new();
         while let Some(chunk) = tail.next().await {
             let chunk = chunk

@@ -13,6 +13,8 @@ use crate::build::BuildRequest;
 /// - 1, addition: `GET /v1/jobs/{id}/log?framed=true` answers `FRAMED_LOG_CONTENT_TYPE`,
 ///   so a client can give a `run`'s stdout and stderr back separately; followed, it ends
 ///   with the job's final record.
+/// - 1, addition: `POST /v1/jobs?follow=true&framed=true` answers 201 with that followed
+///   framed log and the job's URL in `Location`; without the query, the `Job` as before.
 pub const API_VERSION: u32 = 1;
 
 /// The log as frames: each is one byte naming the stream (1 stdout, 2 stderr, 3 the

@@ -139,3 +139,50 @@ async fn a_framed_log_keeps_the_streams_apart_and_a_followed_one_ends_with_the_j
         .all(|(stream, _)| *stream != hermetic::api::wire::FRAME_JOB));
     daemon.stop().await;
 }
+
+/// A client that waits for its job submits and follows in one request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_submission_can_answer_with_the_followed_framed_log() {
+    let daemon = Daemon::start(|_| {}).await;
+    let request = daemon.run_request(&["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"]);
+    let response = send(
+        &daemon.socket,
+        "POST",
+        "/v1/jobs?follow=true&framed=true",
+        Some(request.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        response.headers()["content-type"],
+        hermetic::api::wire::FRAMED_LOG_CONTENT_TYPE
+    );
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let mut frames = frames(&body);
+    let (last, record) = frames.pop().expect("no frames");
+    assert_eq!(last, hermetic::api::wire::FRAME_JOB);
+    let job: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(location, format!("/v1/jobs/{}", job["id"]));
+    assert_eq!(
+        (job["state"].as_str(), job["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+    assert!(frames.contains(&(1, b"to-stdout\n".to_vec())), "{frames:?}");
+    assert!(frames.contains(&(2, b"to-stderr\n".to_vec())), "{frames:?}");
+
+    // Following needs frames: a plain log cannot carry the job's record.
+    let (status, body) = daemon.post("/v1/jobs?follow=true", &request).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad-request")),
+        "{body}"
+    );
+    let (_, jobs) = daemon.get("/v1/jobs").await;
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len(),
+        1,
+        "the refused request made a job"
+    );
+    daemon.stop().await;
+}
