@@ -295,11 +295,19 @@ pub struct BuildCacheArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// List the entries, least recently used first.
-    #[command(after_help = "Example:\n  hermetic cache ls --cache-dir ~/.cache/hermetic")]
+    /// List the entries, least recently used first, with who signed each.
+    #[command(
+        after_help = "Each entry's signed manifest (not its archive) is checked against the \
+keys trusted for the entry's scope (--trust-key, the config, the local key): `trusted` with \
+the signer's key id, or `untrusted` with the reason. A trusted signature does not mean a \
+restore would succeed; `cache verify` checks the archive too.\n\n\
+Example:\n  hermetic cache ls --cache-dir ~/.cache/hermetic --trust-key ci.pub"
+    )]
     Ls {
         #[command(flatten)]
         cache: CacheDirArgs,
+        #[command(flatten)]
+        keys: CacheKeysArgs,
     },
     /// Show what a verified entry was built from and holds (its signed manifest).
     #[command(
@@ -354,32 +362,55 @@ Example:\n  hermetic cache restore --cache-dir ~/.cache/hermetic 3f2a... --dest 
     /// Inspect quarantined entries.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
-    /// Evict least recently used entries until the cache fits in --max-size.
+    /// Evict least recently used entries until the cache fits in --max-size, and with
+    /// --drop-untrusted every entry no trusted key signed.
     #[command(
         after_help = "Restoring an entry counts as using it. Quarantine is never evicted \
 (it is evidence; remove it by hand). Leftovers of interrupted writes are removed too.\n\n\
-Example:\n  hermetic cache gc --cache-dir ~/.cache/hermetic --max-size 10G"
+--drop-untrusted first evicts the entries whose signed manifest no key trusted for their \
+scope signed (--trust-key, the config, the local key; e.g. entries of a retired key, or of \
+the local key once operator keys are configured): every restore would refuse them anyway. \
+Without it the keys are not consulted.\n\n\
+Examples:\n  hermetic cache gc --cache-dir ~/.cache/hermetic --max-size 10G\n  \
+hermetic cache gc --cache-dir ~/.cache/hermetic --trust-key ci.pub --drop-untrusted"
     )]
     Gc {
         #[command(flatten)]
         cache: CacheDirArgs,
+        #[command(flatten)]
+        keys: CacheKeysArgs,
         /// Size cap: bytes, or with a K, M, G or T suffix (powers of 1024).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-        max_size: u64,
+        #[arg(
+            long,
+            value_name = "SIZE",
+            value_parser = parse_size,
+            required_unless_present = "drop_untrusted"
+        )]
+        max_size: Option<u64>,
+        /// Also evict every entry not signed by a key trusted for its scope.
+        #[arg(long)]
+        drop_untrusted: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
-    /// List quarantined entries with the reason each was refused, oldest first.
+    /// List quarantined entries with the reason each was refused, oldest first, and
+    /// whether a trusted key signed them.
     #[command(
         after_help = "Each entry keeps its files and a reason.json (step, reason, file, \
 expected and found digests, time). Events are also in <cache-dir>/events.ndjson.\n\n\
-Example:\n  hermetic cache quarantine ls --cache-dir ~/.cache/hermetic"
+The signed manifest is checked against the keys trusted for the entry's scope (--trust-key, \
+the config, the local key): a refused entry that a trusted key signed was changed after it \
+was signed (or the disk is failing); one no trusted key signed was forged or comes from a \
+key you do not trust.\n\n\
+Example:\n  hermetic cache quarantine ls --cache-dir ~/.cache/hermetic --trust-key ci.pub"
     )]
     Ls {
         #[command(flatten)]
         cache: CacheDirArgs,
+        #[command(flatten)]
+        keys: CacheKeysArgs,
     },
 }
 
@@ -398,6 +429,13 @@ pub struct CacheTrustArgs {
     /// The scope (default: local).
     #[arg(long, value_name = "SCOPE")]
     pub cache_scope: Option<String>,
+    #[command(flatten)]
+    pub keys: CacheKeysArgs,
+}
+
+/// The keys `hermetic cache` trusts, besides the config file's.
+#[derive(Debug, Args)]
+pub struct CacheKeysArgs {
     /// A trusted public key (PEM); repeatable. Once one is given, the local key no longer
     /// counts for trusted scopes.
     #[arg(long = "trust-key", value_name = "PUB")]

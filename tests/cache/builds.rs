@@ -60,7 +60,8 @@ impl Setup {
     }
 
     fn entries(&self) -> Vec<Value> {
-        let output = self.cache(&["ls", "--json"]);
+        let state = self.path("state");
+        let output = self.cache(&["ls", "--json", "--state-dir", state.to_str().unwrap()]);
         assert_status(&output, 0);
         let listing: Value = serde_json::from_slice(&output.stdout).unwrap();
         listing["entries"].as_array().unwrap().clone()
@@ -352,6 +353,84 @@ fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
 
     assert_status(&setup.cache(&["gc", "--max-size", "0"]), 0);
     assert!(setup.entries().is_empty());
+}
+
+/// The listing commands take `--trust-key` too: `ls` and `quarantine ls` say whether a
+/// trusted key signed each entry, and `gc --drop-untrusted` evicts what none signed.
+#[test]
+fn listings_and_gc_check_signatures_with_the_trusted_keys() {
+    let setup = Setup::new();
+    let (_, report) = setup.build("a.tar.zst", &[], SCRIPT);
+    let entries = setup.entries();
+    assert_eq!(entries.len(), 1);
+    let signature = &entries[0]["signature"];
+    assert_eq!(signature["trusted"], true, "{signature}");
+    assert_eq!(signature["signer"], report["cache"]["signer"]);
+    assert_eq!(signature["verdict"], "reproducible");
+
+    let keygen = hermetic()
+        .args(["keygen", "--output-key-prefix"])
+        .arg(setup.path("ci"))
+        .env("HERMETIC_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_status(&keygen, 0);
+    let state = setup.path("state");
+    let state = state.to_str().unwrap();
+    let public = setup.path("ci.pub");
+    let with_ci = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--state-dir",
+            state,
+            "--trust-key",
+            public.to_str().unwrap(),
+        ]);
+        setup.cache(&all)
+    };
+    // Operator keys displace the local key for the trusted scope `local`.
+    let listed = with_ci(&["ls", "--json"]);
+    assert_status(&listed, 0);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let signature = &listed["entries"][0]["signature"];
+    assert_eq!(signature["trusted"], false, "{signature}");
+    assert_eq!(signature["reason"], "untrusted_key");
+    assert!(crate::support::stdout(&with_ci(&["ls"])).contains("untrusted (untrusted_key)"));
+
+    // Without --drop-untrusted the keys evict nothing, and a cap is required.
+    assert_status(&with_ci(&["gc"]), 2);
+    assert_status(&with_ci(&["gc", "--max-size", "1T"]), 0);
+    assert_eq!(setup.entries().len(), 1);
+
+    // A tampered entry a trusted key signed was changed after it was signed.
+    let archive = entry_dir(&report).join("archive.tar.zst");
+    std::fs::write(&archive, b"not the archive").unwrap();
+    assert_status(&setup.cache(&["verify", "--state-dir", state]), 4);
+    let quarantined = setup.cache(&["quarantine", "ls", "--json", "--state-dir", state]);
+    assert_status(&quarantined, 0);
+    let quarantined: Value = serde_json::from_slice(&quarantined.stdout).unwrap();
+    let record = &quarantined["quarantine"][0];
+    assert_eq!(record["record"]["reason"], "archive_size", "{record}");
+    assert_eq!(record["signature"]["trusted"], true, "{record}");
+    let quarantined = with_ci(&["quarantine", "ls", "--json"]);
+    let quarantined: Value = serde_json::from_slice(&quarantined.stdout).unwrap();
+    assert_eq!(quarantined["quarantine"][0]["signature"]["trusted"], false);
+
+    setup.build("b.tar.zst", &[], SCRIPT);
+    setup.build("c.tar.zst", &[], "mkdir -p out && echo other > out/f");
+    assert_eq!(setup.entries().len(), 2);
+    let gc = with_ci(&["gc", "--drop-untrusted", "--json"]);
+    assert_status(&gc, 0);
+    let gc: Value = serde_json::from_slice(&gc.stdout).unwrap();
+    assert_eq!(gc["evicted_untrusted"], 2, "{gc}");
+    assert!(setup.entries().is_empty());
+    assert_eq!(
+        std::fs::read_dir(setup.cache_dir().join("quarantine"))
+            .unwrap()
+            .count(),
+        1,
+        "quarantine is never collected"
+    );
 }
 
 /// An entry's signed manifest is a plain key-signed Sigstore bundle: sigstore-js, an

@@ -3,17 +3,17 @@ use std::path::{Path, PathBuf};
 
 use hermetic::cache::quarantine;
 use hermetic::cache::store::DEFAULT_SCOPE;
-use hermetic::cache::{restore, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
+use hermetic::cache::{restore, signed_by, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
 use hermetic::config::Config;
 use hermetic::exit_code as exit;
 use serde_json::json;
 
-use crate::args::{CacheCommand, CacheDirArgs, CacheTrustArgs, QuarantineCommand};
+use crate::args::{CacheCommand, CacheDirArgs, CacheKeysArgs, CacheTrustArgs, QuarantineCommand};
 use crate::Failure;
 
 pub fn cache(command: CacheCommand) -> Result<i32, Failure> {
     match command {
-        CacheCommand::Ls { cache } => ls(&cache),
+        CacheCommand::Ls { cache, keys } => ls(&cache, &keys),
         CacheCommand::Show { cache, trust, key } => show(&cache, &trust, &key),
         CacheCommand::Verify { cache, trust, key } => verify(&cache, &trust, key.as_deref()),
         CacheCommand::Restore {
@@ -22,8 +22,15 @@ pub fn cache(command: CacheCommand) -> Result<i32, Failure> {
             key,
             dest,
         } => restore_to(&cache, &trust, &key, &dest),
-        CacheCommand::Quarantine(QuarantineCommand::Ls { cache }) => quarantine_ls(&cache),
-        CacheCommand::Gc { cache, max_size } => gc(&cache, max_size),
+        CacheCommand::Quarantine(QuarantineCommand::Ls { cache, keys }) => {
+            quarantine_ls(&cache, &keys)
+        }
+        CacheCommand::Gc {
+            cache,
+            keys,
+            max_size,
+            drop_untrusted,
+        } => gc(&cache, &keys, max_size, drop_untrusted),
     }
 }
 
@@ -36,10 +43,10 @@ pub(super) fn config() -> Result<Config, Failure> {
     hermetic::config::load_effective(None).map_err(usage)
 }
 
-fn open(cache: &CacheDirArgs) -> Result<Store, Failure> {
+fn open(cache: &CacheDirArgs, config: &Config) -> Result<Store, Failure> {
     match &cache.cache_dir {
         Some(dir) => Store::open(dir).map_err(usage),
-        None => open_configured(&config()?),
+        None => open_configured(config),
     }
 }
 
@@ -59,15 +66,77 @@ fn print_json(value: &serde_json::Value) {
     );
 }
 
-fn ls(cache: &CacheDirArgs) -> Result<i32, Failure> {
-    let entries = open(cache)?.list().map_err(usage)?;
-    if cache.json {
-        print_json(&json!({ "entries": entries }));
+/// The keys trusted from the config and the command line (the local key made on first
+/// use), for any scope.
+fn load_trust(config: &Config, keys: &CacheKeysArgs) -> Result<Trust, Failure> {
+    let state_dir = keys.state_dir.as_ref().unwrap_or(&config.state_dir);
+    let trusted: Vec<PathBuf> = config
+        .cache
+        .trust_keys
+        .iter()
+        .chain(&keys.trust_keys)
+        .cloned()
+        .collect();
+    Trust::load(state_dir, &trusted).map_err(usage)
+}
+
+/// Who vouches for the entry (or quarantined entry) at `dir` of `scope`: the signer's key
+/// id when a key trusted for the scope signed it, else why not.
+fn signature(store: &Store, trust: &Trust, scope: &str, dir: &Path) -> serde_json::Value {
+    let keys = match Scope::parse(scope) {
+        Ok(scope) => trust.keys_for(&scope),
+        Err(err) => return json!({ "trusted": false, "error": err.to_string() }),
+    };
+    match signed_by(store, dir, &keys) {
+        Ok((entry, signer)) => json!({
+            "trusted": true, "signer": signer, "verdict": entry.verdict,
+            "created_at": entry.created_at,
+        }),
+        Err(err) => json!({ "trusted": false, "reason": err.reason(), "error": err.message() }),
+    }
+}
+
+/// `trusted KEYID` or `untrusted (REASON)`, for the text listings.
+fn signature_summary(signature: &serde_json::Value) -> String {
+    if signature["trusted"] == true {
+        format!(
+            "trusted {}",
+            signature["signer"].as_str().unwrap_or_default()
+        )
     } else {
-        for entry in &entries {
+        format!(
+            "untrusted ({})",
+            signature["reason"]
+                .as_str()
+                .or(signature["error"].as_str())
+                .unwrap_or_default()
+        )
+    }
+}
+
+fn ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Failure> {
+    let config = config()?;
+    let store = open(cache, &config)?;
+    let trust = load_trust(&config, keys)?;
+    let entries = store.list().map_err(usage)?;
+    let listed: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            let mut listed = json!(entry);
+            listed["signature"] = signature(&store, &trust, &entry.scope, &entry.path);
+            listed
+        })
+        .collect();
+    if cache.json {
+        print_json(&json!({ "entries": listed }));
+    } else {
+        for (entry, listed) in entries.iter().zip(&listed) {
             println!(
-                "{:<20} {} {:>12} bytes",
-                entry.scope, entry.key, entry.bytes
+                "{:<20} {} {:>12} bytes  {}",
+                entry.scope,
+                entry.key,
+                entry.bytes,
+                signature_summary(&listed["signature"])
             );
         }
     }
@@ -80,27 +149,14 @@ fn open_trusted(
     trust: &CacheTrustArgs,
 ) -> Result<(Store, Scope, Vec<hermetic::signing::VerifyingKey>), Failure> {
     let config = config()?;
-    let store = match &cache.cache_dir {
-        Some(dir) => Store::open(dir).map_err(usage)?,
-        None => open_configured(&config)?,
-    };
+    let store = open(cache, &config)?;
     let scope = trust
         .cache_scope
         .as_deref()
         .or(config.cache.scope.as_deref())
         .unwrap_or(DEFAULT_SCOPE);
     let scope = Scope::parse(scope).map_err(usage)?;
-    let state_dir = trust.state_dir.as_ref().unwrap_or(&config.state_dir);
-    let trusted: Vec<PathBuf> = config
-        .cache
-        .trust_keys
-        .iter()
-        .chain(&trust.trust_keys)
-        .cloned()
-        .collect();
-    let keys = Trust::load(state_dir, &trusted)
-        .map_err(usage)?
-        .keys_for(&scope);
+    let keys = load_trust(&config, &trust.keys)?.keys_for(&scope);
     Ok((store, scope, keys))
 }
 
@@ -246,45 +302,80 @@ fn restore_to(
     })
 }
 
-fn quarantine_ls(cache: &CacheDirArgs) -> Result<i32, Failure> {
-    let store = open(cache)?;
+fn quarantine_ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Failure> {
+    let config = config()?;
+    let store = open(cache, &config)?;
+    let trust = load_trust(&config, keys)?;
     let entries = quarantine::list(&store).map_err(usage)?;
+    // The scope comes from reason.json; without it nothing says which keys apply.
+    let signatures: Vec<Option<serde_json::Value>> = entries
+        .iter()
+        .map(|(path, record)| {
+            record
+                .as_ref()
+                .map(|record| signature(&store, &trust, &record.scope, path))
+        })
+        .collect();
     if cache.json {
         let entries: Vec<_> = entries
             .iter()
-            .map(|(path, record)| json!({ "path": path, "record": record }))
+            .zip(&signatures)
+            .map(|((path, record), signature)| {
+                json!({ "path": path, "record": record, "signature": signature })
+            })
             .collect();
         print_json(&json!({ "quarantine": entries }));
     } else {
-        for (path, record) in &entries {
-            match record {
-                Some(record) => println!(
-                    "{} {} {} step {} {}: {}",
+        for ((path, record), signature) in entries.iter().zip(&signatures) {
+            match (record, signature) {
+                (Some(record), Some(signature)) => println!(
+                    "{} {} {} step {} {}: {}  [{}]",
                     record.time,
                     record.scope,
                     record.key,
                     record.step,
                     record.reason,
-                    record.message
+                    record.message,
+                    signature_summary(signature)
                 ),
-                None => println!("{} (no readable reason.json)", path.display()),
+                _ => println!("{} (no readable reason.json)", path.display()),
             }
         }
     }
     Ok(exit::SUCCESS)
 }
 
-fn gc(cache: &CacheDirArgs, max_size: u64) -> Result<i32, Failure> {
-    let report = open(cache)?.gc(max_size).map_err(usage)?;
+fn gc(
+    cache: &CacheDirArgs,
+    keys: &CacheKeysArgs,
+    max_size: Option<u64>,
+    drop_untrusted: bool,
+) -> Result<i32, Failure> {
+    let config = config()?;
+    let store = open(cache, &config)?;
+    let trust = if drop_untrusted {
+        Some(load_trust(&config, keys)?)
+    } else {
+        None
+    };
+    let untrusted = |entry: &hermetic::cache::store::EntryInfo| {
+        trust.as_ref().is_some_and(|trust| {
+            signature(&store, trust, &entry.scope, &entry.path)["trusted"] != true
+        })
+    };
+    let report = store
+        .gc(max_size.unwrap_or(u64::MAX), untrusted)
+        .map_err(usage)?;
     if cache.json {
         print_json(&json!(report));
     } else {
         println!(
-            "kept {} entries ({} bytes), evicted {} ({} bytes)",
+            "kept {} entries ({} bytes), evicted {} ({} bytes; {} not signed by a trusted key)",
             report.kept,
             report.kept_bytes,
             report.evicted.len(),
-            report.evicted_bytes
+            report.evicted_bytes,
+            report.evicted_untrusted
         );
     }
     Ok(exit::SUCCESS)

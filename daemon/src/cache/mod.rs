@@ -22,7 +22,9 @@ pub mod trust;
 pub use entry::{EntryError, EntryManifest};
 pub use key::{CacheKey, KeyError, KeyInputs};
 pub use quarantine::{QuarantineError, QuarantineRecord};
-pub use restore::{restore, verify_detached, Lookup, RestoreError, RestoreTargets, Restored};
+pub use restore::{
+    restore, signed_by, verify_detached, Lookup, RestoreError, RestoreTargets, Restored,
+};
 pub use store::{Scope, Store, StoreError};
 pub use trust::{Trust, TrustError};
 

@@ -422,6 +422,42 @@ fn verify_and_restore(
     }))
 }
 
+/// Step 1 alone, for listings (`cache ls`, `cache quarantine ls`, `cache gc
+/// --drop-untrusted`): checks the signed manifest in `entry_dir`, a directory below the
+/// store's root reached without following symlinks, against `trusted`, and returns it with
+/// the signer's key id. Reads no archive and quarantines nothing: it says who vouches for
+/// an entry, not that a restore would accept it.
+pub fn signed_by(
+    store: &Store,
+    entry_dir: &Path,
+    trusted: &[VerifyingKey],
+) -> Result<(EntryManifest, String), RestoreError> {
+    let open_entry_dir = |source| RestoreError::OpenEntry {
+        path: entry_dir.to_owned(),
+        source,
+    };
+    let relative = entry_dir.strip_prefix(store.root()).map_err(|_| {
+        open_entry_dir(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not below the cache directory",
+        ))
+    })?;
+    let root = sys::open_dir(store.root()).map_err(|source| RestoreError::OpenEntry {
+        path: store.root().to_owned(),
+        source,
+    })?;
+    let dir = sys::open_dir_beneath(root.as_fd(), relative).map_err(open_entry_dir)?;
+    let bundle_path = entry_dir.join(BUNDLE_FILE);
+    let bundle = sys::open_file_beneath(dir.as_fd(), BUNDLE_FILE).map_err(|source| {
+        RestoreError::ReadBundle {
+            path: bundle_path.clone(),
+            source,
+        }
+    })?;
+    let (entry, signer) = open_entry(bundle, &bundle_path, trusted)?;
+    Ok((entry, signer.key_id()))
+}
+
 /// Verifies an entry given as two files (`hermetic verify --manifest`): the signed
 /// manifest with the `trusted` keys, then the archive against it, writing nothing. There
 /// is no requested key or scope to compare with; the caller shows what was signed.

@@ -116,6 +116,8 @@ pub struct GcReport {
     pub kept_bytes: u64,
     pub evicted: Vec<EntryInfo>,
     pub evicted_bytes: u64,
+    /// How many of the evicted entries were evicted for being untrusted.
+    pub evicted_untrusted: usize,
 }
 
 /// An opened cache directory.
@@ -319,20 +321,31 @@ impl Store {
         Ok(entries)
     }
 
-    /// Evicts least recently used entries until the entries take at most `max_bytes`, and
-    /// clears leftovers of interrupted writes. Quarantine is not touched (it is evidence).
-    pub fn gc(&self, max_bytes: u64) -> Result<GcReport, StoreError> {
+    /// Evicts the entries `untrusted` picks (the store trusts nothing it reads back, so
+    /// the caller checks signatures: [`super::restore::signed_by`]), then least recently
+    /// used ones until the entries take at most `max_bytes`, and clears leftovers of
+    /// interrupted writes. Quarantine is not touched (it is evidence).
+    pub fn gc(
+        &self,
+        max_bytes: u64,
+        mut untrusted: impl FnMut(&EntryInfo) -> bool,
+    ) -> Result<GcReport, StoreError> {
         let entries = self.list()?;
-        let mut total: u64 = entries.iter().map(|entry| entry.bytes).sum();
         let mut report = GcReport::default();
+        let mut kept = Vec::with_capacity(entries.len());
         for entry in entries {
+            if untrusted(&entry) {
+                self.evict(entry, &mut report)?;
+                report.evicted_untrusted += 1;
+            } else {
+                kept.push(entry);
+            }
+        }
+        let mut total: u64 = kept.iter().map(|entry| entry.bytes).sum();
+        for entry in kept {
             if total > max_bytes {
-                let doomed = self.temp_dir("gc")?;
-                fs::rename(&entry.path, doomed.join("entry")).map_err(io_error(&entry.path))?;
-                remove_tree(&doomed);
                 total -= entry.bytes;
-                report.evicted_bytes += entry.bytes;
-                report.evicted.push(entry);
+                self.evict(entry, &mut report)?;
             } else {
                 report.kept += 1;
                 report.kept_bytes += entry.bytes;
@@ -350,6 +363,17 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Moves an entry out of its scope (atomically: readers see it or nothing), then
+    /// deletes it.
+    fn evict(&self, entry: EntryInfo, report: &mut GcReport) -> Result<(), StoreError> {
+        let doomed = self.temp_dir("gc")?;
+        fs::rename(&entry.path, doomed.join("entry")).map_err(io_error(&entry.path))?;
+        remove_tree(&doomed);
+        report.evicted_bytes += entry.bytes;
+        report.evicted.push(entry);
+        Ok(())
     }
 }
 
