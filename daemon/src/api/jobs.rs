@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
+use std::io::Read;
 
 use crate::queue::log::{Stream, INDEX_RECORD};
 use crate::queue::{Caller, CancelError, Scheduler, SubmitError};
@@ -171,7 +171,7 @@ async fn log_response(
         "text/plain; charset=utf-8"
     };
     let headers = [(header::CONTENT_TYPE, content_type)];
-    let log = match open_moving(|| scheduler.log_file(id)).await {
+    let log = match open_moving(|| scheduler.log_file(id)) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Ok((headers, Body::empty()).into_response())
@@ -179,7 +179,7 @@ async fn log_response(
         Err(err) => return Err(ApiError::internal(format!("failed to open the log: {err}"))),
     };
     let index = if framed {
-        match open_moving(|| scheduler.log_index_file(id)).await {
+        match open_moving(|| scheduler.log_index_file(id)) {
             Ok(file) => Some(file),
             // A job logged before logs had an index: all of it is shown as stderr.
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
@@ -224,9 +224,13 @@ async fn log_response(
 }
 
 /// A reader of a job's log (and index), optionally waiting for more until the job ends.
+///
+/// Its files are read with plain blocking reads: they are the daemon's own files on a local
+/// disk, read only as far as already written, so a read returns at once. tokio::fs would
+/// hand every read to the blocking pool, two thread switches for a few bytes.
 struct Tail {
-    log: tokio::fs::File,
-    index: Option<tokio::fs::File>,
+    log: std::fs::File,
+    index: Option<std::fs::File>,
     /// Index bytes read past the last whole record.
     partial: Vec<u8>,
     framed: bool,
@@ -297,7 +301,7 @@ impl Tail {
         let mut buffer = vec![0u8; 64 * 1024];
         let framed = self.framed;
         let Some(index) = self.index.as_mut().filter(|_| framed) else {
-            let n = self.log.read(&mut buffer).await?;
+            let n = self.log.read(&mut buffer)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -310,7 +314,7 @@ impl Tail {
             }
             return Ok(Some(buffer.into()));
         };
-        let n = index.read(&mut buffer).await?;
+        let n = index.read(&mut buffer)?;
         self.partial.extend_from_slice(&buffer[..n]);
         let whole = self.partial.len() / INDEX_RECORD * INDEX_RECORD;
         let records: Vec<u8> = self.partial.drain(..whole).collect();
@@ -322,7 +326,7 @@ impl Tail {
             let start = frames.len();
             frames.resize(start + length as usize, 0);
             // The log's bytes are written before their record.
-            self.log.read_exact(&mut frames[start..]).await?;
+            self.log.read_exact(&mut frames[start..])?;
         }
         Ok((!frames.is_empty()).then(|| frames.into()))
     }
@@ -368,11 +372,9 @@ fn find(scheduler: &Scheduler, id: &str) -> Result<Job, ApiError> {
 
 /// The log and its index move from the scratch directory to the log directory when the
 /// job ends (`path` says where they are now); an open file keeps reading across the move.
-async fn open_moving(path: impl Fn() -> std::path::PathBuf) -> std::io::Result<tokio::fs::File> {
-    match tokio::fs::File::open(path()).await {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            tokio::fs::File::open(path()).await
-        }
+fn open_moving(path: impl Fn() -> std::path::PathBuf) -> std::io::Result<std::fs::File> {
+    match std::fs::File::open(path()) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(path()),
         other => other,
     }
 }
