@@ -71,30 +71,62 @@ pub struct CompiledPolicy {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CompiledFilter {
     pub name: String,
+    /// Serialised as one hex string of the instructions' bytes (struct sock_filter,
+    /// little-endian): a program is hundreds of instructions, sent to every helper the
+    /// zygote starts, and one string parses far faster than as many arrays.
+    #[serde(with = "hex_instructions")]
     pub instructions: Vec<BpfInstruction>,
 }
 
-/// One classic BPF instruction (struct sock_filter). Serialised as a compact
-/// `[code, jt, jf, k]` array: a policy is thousands of them and is sent to every helper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "(u16, u8, u8, u32)", from = "(u16, u8, u8, u32)")]
+mod hex_instructions {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use super::BpfInstruction;
+
+    const BYTES: usize = 8;
+
+    pub fn serialize<S: Serializer>(
+        instructions: &[BpfInstruction],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(instructions.len() * BYTES);
+        for instruction in instructions {
+            bytes.extend_from_slice(&instruction.code.to_le_bytes());
+            bytes.extend_from_slice(&[instruction.jt, instruction.jf]);
+            bytes.extend_from_slice(&instruction.k.to_le_bytes());
+        }
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<BpfInstruction>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let bytes = hex::decode(text.as_bytes()).map_err(D::Error::custom)?;
+        if bytes.len() % BYTES != 0 {
+            return Err(D::Error::custom(
+                "BPF program bytes are not whole instructions",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(BYTES)
+            .map(|b| BpfInstruction {
+                code: u16::from_le_bytes([b[0], b[1]]),
+                jt: b[2],
+                jf: b[3],
+                k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            })
+            .collect())
+    }
+}
+
+/// One classic BPF instruction (struct sock_filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BpfInstruction {
     pub code: u16,
     pub jt: u8,
     pub jf: u8,
     pub k: u32,
-}
-
-impl From<BpfInstruction> for (u16, u8, u8, u32) {
-    fn from(i: BpfInstruction) -> Self {
-        (i.code, i.jt, i.jf, i.k)
-    }
-}
-
-impl From<(u16, u8, u8, u32)> for BpfInstruction {
-    fn from((code, jt, jf, k): (u16, u8, u8, u32)) -> Self {
-        BpfInstruction { code, jt, jf, k }
-    }
 }
 
 impl CompiledFilter {
@@ -605,6 +637,16 @@ mod tests {
         let policy = load_policy(path.to_str().unwrap()).unwrap();
         assert_eq!(policy.name, path.to_str().unwrap());
         assert_eq!(policy.sha256, default_policy().sha256);
+    }
+
+    #[test]
+    fn a_compiled_policy_survives_its_trip_to_the_helper() {
+        let policy = default_policy();
+        let json = serde_json::to_string(&policy).unwrap();
+        let back: CompiledPolicy = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.filters[0].instructions, policy.filters[0].instructions);
+        let odd = json.replacen("\"instructions\":\"", "\"instructions\":\"00", 1);
+        assert!(serde_json::from_str::<CompiledPolicy>(&odd).is_err());
     }
 
     #[test]
