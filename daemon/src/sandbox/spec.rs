@@ -11,9 +11,11 @@ use crate::archive::outpath::OutputPath;
 use crate::sandbox::seccomp::CompiledPolicy;
 
 /// Version of the launcher→helper wire format. The helper is always the same binary as
-/// the launcher (it is re-exec'd from /proc/self/exe), so this only guards against a
-/// binary being replaced on disk between the two.
-pub const SPEC_VERSION: u32 = 1;
+/// the launcher (re-exec'd from /proc/self/exe, or forked from its zygote), so this only
+/// guards against a binary being replaced on disk between the two. Changelog:
+/// - 1: first version.
+/// - 2: seccomp programs as one hex string (`CompiledFilter`), one program per policy.
+pub const SPEC_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SandboxSpec {
