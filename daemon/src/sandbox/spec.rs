@@ -1,7 +1,8 @@
 //! `SandboxSpec`: everything the helper needs to build one sandbox, as plain data.
 //!
 //! The launcher builds a spec from a profile plus the request, validates it, and sends it
-//! to the helper as JSON. The helper trusts the spec (it came from its own parent), so all
+//! to the helper as JSON (or, to a helper it forked itself, hands it over in memory). The
+//! helper trusts the spec (it came from its own parent), so all
 //! validation happens before it leaves the launcher.
 use std::path::PathBuf;
 
