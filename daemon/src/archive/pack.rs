@@ -29,6 +29,8 @@ const IO_CHUNK: usize = 1 << 20;
 /// Size of the name and linkname fields of a tar header; longer values go in GNU `L`/`K`
 /// members.
 const TAR_NAME_FIELD: usize = 100;
+/// Size of a tar block: headers, and content padded to a whole number of them.
+const TAR_BLOCK: usize = 512;
 /// Name GNU tar gives the `L`/`K` members that carry long names.
 const GNU_LONG_LINK_NAME: &[u8] = b"././@LongLink";
 
@@ -570,17 +572,16 @@ impl<W: Write> TarSink<W> {
         header
     }
 
-    /// Appends a member, preceded by GNU `L`/`K` members when the name or target does not
-    /// fit its header field. Names are copied byte for byte: the tar crate's `set_path` and
-    /// `set_link_name` would normalise them (`a/./b` becomes `a/b`), and targets must stay
-    /// verbatim.
-    fn append(
+    /// Names `header` and appends the GNU `L`/`K` members that must precede it when the name
+    /// or target does not fit its header field. Names are copied byte for byte: the tar
+    /// crate's `set_path` and `set_link_name` would normalise them (`a/./b` becomes `a/b`),
+    /// and targets must stay verbatim.
+    fn name(
         &mut self,
         mut header: tar::Header,
         path: &str,
         target: Option<&str>,
-        data: impl Read,
-    ) -> io::Result<()> {
+    ) -> io::Result<tar::Header> {
         if path.len() > TAR_NAME_FIELD {
             self.append_long_name(tar::EntryType::GNULongName, path)?;
         }
@@ -592,7 +593,7 @@ impl<W: Write> TarSink<W> {
             copy_truncated(&mut header.as_old_mut().linkname, target);
         }
         header.set_cksum();
-        self.builder.append(&header, data)
+        Ok(header)
     }
 
     /// Writes a GNU long-name member exactly as GNU tar (and the tar crate) lay it out.
@@ -619,14 +620,19 @@ fn copy_truncated(field: &mut [u8; TAR_NAME_FIELD], value: &str) {
 impl<W: Write> EntrySink for TarSink<W> {
     fn directory(&mut self, path: &str) -> io::Result<()> {
         let header = self.header(tar::EntryType::Directory, MODE_EXECUTABLE, 0);
-        self.append(header, path, None, io::empty())
+        let header = self.name(header, path, None)?;
+        self.builder.append(&header, io::empty())
     }
 
     fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
         let header = self.header(tar::EntryType::Symlink, MODE_SYMLINK, 0);
-        self.append(header, path, Some(target), io::empty())
+        let header = self.name(header, path, Some(target))?;
+        self.builder.append(&header, io::empty())
     }
 
+    /// Lays the member out as the tar builder would (header, content, zeros to a whole
+    /// block), but writes the content from the read buffer straight on: the builder would
+    /// copy it through a small buffer of its own.
     fn file(
         &mut self,
         path: &str,
@@ -635,7 +641,17 @@ impl<W: Write> EntrySink for TarSink<W> {
         content: &mut FileContent<'_>,
     ) -> io::Result<()> {
         let header = self.header(tar::EntryType::Regular, mode, size);
-        self.append(header, path, None, content)
+        let header = self.name(header, path, None)?;
+        let out = self.builder.get_mut();
+        out.write_all(header.as_bytes())?;
+        let mut written = 0;
+        while content.fill()? != 0 {
+            out.write_all(content.filled())?;
+            written += content.filled().len();
+        }
+        // A file that shrank is refused by the caller; its padding does not matter.
+        let padding = (TAR_BLOCK - written % TAR_BLOCK) % TAR_BLOCK;
+        out.write_all(&[0; TAR_BLOCK][..padding])
     }
 }
 
@@ -646,8 +662,8 @@ struct FileContent<'b> {
     /// Bytes still to read; more than zero at the end means the file shrank.
     remaining: u64,
     buffer: &'b mut [u8],
-    start: usize,
-    end: usize,
+    /// Length of the block in `buffer`.
+    len: usize,
     hasher: blake3::Hasher,
     /// Set when reading failed, so callers can tell it apart from a failing archive writer.
     read_error: Option<io::Error>,
@@ -659,15 +675,15 @@ impl<'b> FileContent<'b> {
             file,
             remaining: size,
             buffer,
-            start: 0,
-            end: 0,
+            len: 0,
             hasher: blake3::Hasher::new(),
             read_error: None,
         }
     }
 
     /// Replaces the buffer with the next block of the file and hashes it; returns its length,
-    /// 0 at the end. Bytes beyond the size seen by the walk are never read.
+    /// 0 at the end. Bytes beyond the size seen by the walk are never read. A read error is
+    /// kept in `read_error` and returned as a plain error for the sink to pass on.
     fn fill(&mut self) -> io::Result<usize> {
         let want =
             usize::try_from(self.remaining).map_or(self.buffer.len(), |r| r.min(self.buffer.len()));
@@ -677,30 +693,22 @@ impl<'b> FileContent<'b> {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
+                Err(err) => {
+                    let kind = err.kind();
+                    self.read_error = Some(err);
+                    return Err(io::Error::new(kind, "reading an output file failed"));
+                }
             }
         }
         self.hasher.update(&self.buffer[..filled]);
         self.remaining -= filled as u64;
-        self.start = 0;
-        self.end = filled;
+        self.len = filled;
         Ok(filled)
     }
-}
 
-impl Read for FileContent<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.start == self.end {
-            if let Err(err) = self.fill() {
-                let kind = err.kind();
-                self.read_error = Some(err);
-                return Err(io::Error::new(kind, "reading an output file failed"));
-            }
-        }
-        let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&self.buffer[self.start..self.start + n]);
-        self.start += n;
-        Ok(n)
+    /// The block the last [`FileContent::fill`] read.
+    fn filled(&self) -> &[u8] {
+        &self.buffer[..self.len]
     }
 }
 
