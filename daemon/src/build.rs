@@ -1036,6 +1036,7 @@ impl PartialArtifact {
                 dir.display()
             )));
         }
+        remove_stale_partials(&dir, &name.to_string_lossy());
         let temp = dir.join(format!(
             ".{}{run_suffix}.partial-{}",
             name.to_string_lossy(),
@@ -1067,6 +1068,34 @@ impl PartialArtifact {
         std::fs::rename(&self.temp, &self.dest)?;
         self.committed = true;
         Ok(self.dest.clone())
+    }
+}
+
+/// Removes the partial archives for `name` in `dir` that a killed build left behind (a
+/// process that died before its `Drop` ran: SIGKILL, a crash, a killed daemon): those whose
+/// writer's pid is gone. The next build of the same artifact sweeps them, with the same
+/// file access it creates its own with.
+fn remove_stale_partials(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefixes = ["", ".run-b", ".run-c"].map(|suffix| format!(".{name}{suffix}.partial-"));
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let writer = prefixes
+            .iter()
+            .find_map(|prefix| file_name.strip_prefix(prefix.as_str()))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = writer {
+            let alive = Path::new(&format!("/proc/{pid}")).exists();
+            let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+            if !alive && is_file {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

@@ -112,6 +112,38 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
     let build = wait_job(&socket, build_id, "interrupted").await;
     assert!(build.get("digests").is_none(), "{build}");
     assert!(!artifact.exists(), "a killed build left its archive");
+    // Its half-written runs stay hidden until the next build of the same artifact, which
+    // sweeps them.
+    let partials = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|entry| entry.unwrap().file_name().into_string().ok())
+            .filter(|name| name.contains(".partial-"))
+            .collect()
+    };
+    assert!(
+        !partials().is_empty(),
+        "expected the killed build's partial archives"
+    );
+    let rebuild = json!({
+        "kind": "build", "profile": "default", "src": src, "outputs": ["out"],
+        "artifact": artifact, "extract": null, "single": true, "explain": false,
+        "source_date_epoch": null, "command": ["sh", "-c", "mkdir -p out && echo whole > out/f"],
+    });
+    let (status, job) = request(
+        &socket,
+        "POST",
+        "/v1/jobs",
+        Some(rebuild.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&job));
+    let rebuild_id = serde_json::from_slice::<Value>(&job).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    wait_job(&socket, rebuild_id, "succeeded").await;
+    assert!(artifact.exists());
+    assert_eq!(partials(), Vec::<String>::new());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(restarted.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
