@@ -457,12 +457,27 @@ impl<'o> CacheSession<'o> {
             ));
             return;
         }
-        // Decrypted only now: a hit never needs a private key.
-        let key = match signing_key(
-            &self.state_dir,
-            self.options.sign_key.as_deref(),
-            &Password::from_env(),
-        ) {
+        let archive = ArchiveDigests {
+            sha256: output.digest.sha256.clone(),
+            blake3: output.digest.blake3.clone(),
+            size: output.size,
+        };
+        // Decrypted only now (a hit never needs a private key), while the archive is
+        // copied into the store: unlocking takes about as long as the copy (scrypt). A
+        // staged copy that is not committed below is removed.
+        let (key, staged) = std::thread::scope(|scope| {
+            let staged = scope.spawn(|| self.store.stage(&request.artifact, &archive));
+            let key = signing_key(
+                &self.state_dir,
+                self.options.sign_key.as_deref(),
+                &Password::from_env(),
+            );
+            let staged = staged
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (key, staged)
+        });
+        let key = match key {
             Ok(key) => key,
             Err(err) => {
                 report.cache.reason = Some(format!("not stored: {err}"));
@@ -494,21 +509,14 @@ impl<'o> CacheSession<'o> {
                 id: builder_id(&signer),
                 hermetic_version: env!("CARGO_PKG_VERSION").to_owned(),
             },
-            archive: ArchiveDigests {
-                sha256: output.digest.sha256.clone(),
-                blake3: output.digest.blake3.clone(),
-                size: output.size,
-            },
+            archive,
             manifest,
             created_at: crate::provenance::statement::rfc3339(std::time::SystemTime::now()),
         };
         let bundle = entry.sign(&key);
         // A single-run entry gives way to a reproducible one for the same key.
         let replace = !single_run;
-        match self
-            .store
-            .put(&self.scope, &entry, &request.artifact, &bundle, replace)
-        {
+        match staged.and_then(|staged| staged.commit(&self.scope, &entry, &bundle, replace)) {
             Ok(path) => {
                 report.cache.stored = true;
                 report.cache.entry = Some(path);

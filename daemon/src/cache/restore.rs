@@ -857,6 +857,42 @@ mod tests {
         assert_eq!(fs::read(stored.join(ARCHIVE_FILE)).unwrap(), honest);
     }
 
+    /// A staged copy is committed only under an entry that describes it, and leaves
+    /// nothing behind when it is not committed.
+    #[test]
+    fn a_staged_archive_commits_only_its_own_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (honest, entry) = packed(tmp.path(), "honest");
+        let (_, other) = packed(tmp.path(), "other!");
+        let store = Store::open(&tmp.path().join("cache")).unwrap();
+        let scope = Scope::parse("local").unwrap();
+        let archive = tmp.path().join("built.tar.zst");
+        fs::write(&archive, &honest).unwrap();
+        let key = crate::signing::SigningKey::generate();
+        let temps = || fs::read_dir(tmp.path().join("cache/tmp")).unwrap().count();
+
+        let staged = store.stage(&archive, &entry.archive).unwrap();
+        let error = staged
+            .commit(&scope, &other, &other.sign(&key), false)
+            .unwrap_err();
+        assert!(
+            matches!(error, crate::cache::StoreError::ArchiveChanged { .. }),
+            "{error}"
+        );
+        assert!(!store.entry_dir(&scope, &other.cache_key).exists());
+        assert_eq!(temps(), 0);
+        drop(store.stage(&archive, &entry.archive).unwrap());
+        assert_eq!(temps(), 0);
+
+        let stored = store
+            .stage(&archive, &entry.archive)
+            .unwrap()
+            .commit(&scope, &entry, &entry.sign(&key), false)
+            .unwrap();
+        assert_eq!(fs::read(stored.join(ARCHIVE_FILE)).unwrap(), honest);
+        assert_eq!(temps(), 0);
+    }
+
     /// Verifying without targets reads everything and writes nothing.
     #[test]
     fn verify_only_writes_nothing() {

@@ -228,9 +228,8 @@ impl Store {
 
     /// Stores `archive` (whose digests must still be the ones `entry` signed: it is
     /// re-hashed as it is copied, so a file changed since the build is refused) with its
-    /// signed `bundle` as the entry for `entry.cache_key` in `scope`. An entry already there is replaced only
-    /// when `replace` (a reproducible result over a single-run one); otherwise the first
-    /// writer wins, which is harmless since both describe the same key.
+    /// signed `bundle` as the entry for `entry.cache_key` in `scope`: [`Store::stage`] then
+    /// [`Staged::commit`].
     pub fn put(
         &self,
         scope: &Scope,
@@ -239,40 +238,21 @@ impl Store {
         bundle: &Bundle,
         replace: bool,
     ) -> Result<PathBuf, StoreError> {
-        let key = &entry.cache_key;
-        let json = bundle.to_json();
-        if json.len() > MAX_ENTRY_BUNDLE_BYTES {
-            return Err(StoreError::ManifestTooLarge {
-                len: json.len(),
-                max: MAX_ENTRY_BUNDLE_BYTES,
-            });
-        }
-        let temp = self.temp_dir("put")?;
-        let result = (|| {
-            copy_verified(archive, &temp.join(ARCHIVE_FILE), &entry.archive)?;
-            write_file(&temp.join(BUNDLE_FILE), json.as_bytes())?;
-            let scope_dir = self.scopes_dir().join(scope.as_str());
-            create_private_dir(&scope_dir)?;
-            let dest = scope_dir.join(key.as_str());
-            if replace && dest.exists() {
-                let old = self.temp_dir("replaced")?;
-                fs::rename(&dest, old.join("entry")).map_err(io_error(&dest))?;
-                remove_tree(&old);
-            }
-            match fs::rename(&temp, &dest) {
-                Ok(()) => {}
-                // Another build stored the same key meanwhile (a non-empty directory).
-                Err(err) if err.raw_os_error() == Some(libc::ENOTEMPTY) => {}
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(source) => return Err(StoreError::Io { path: dest, source }),
-            }
-            sync_dir(&scope_dir)?;
-            Ok(dest)
-        })();
-        if temp.exists() {
-            remove_tree(&temp);
-        }
-        result
+        self.stage(archive, &entry.archive)?
+            .commit(scope, entry, bundle, replace)
+    }
+
+    /// Copies `archive` into a private directory under `tmp/`, requiring the bytes copied
+    /// to have the `digests` the build reported, so the copy (the slow half of storing)
+    /// can run while the entry is being signed.
+    pub fn stage(&self, archive: &Path, digests: &ArchiveDigests) -> Result<Staged, StoreError> {
+        let staged = Staged {
+            store: self.clone(),
+            temp: self.temp_dir("put")?,
+            digests: digests.clone(),
+        };
+        copy_verified(archive, &staged.temp.join(ARCHIVE_FILE), digests)?;
+        Ok(staged)
     }
 
     /// Marks an entry as used now, for `gc`'s least-recently-used order.
@@ -377,6 +357,79 @@ impl Store {
     }
 }
 
+/// An archive copied into the store and verified ([`Store::stage`]), not yet an entry;
+/// dropped without [`Staged::commit`], it is removed.
+#[derive(Debug)]
+pub struct Staged {
+    store: Store,
+    temp: PathBuf,
+    digests: ArchiveDigests,
+}
+
+impl Staged {
+    /// Adds the signed `bundle` of `entry`, which must describe the staged archive, and
+    /// renames the whole into `scope` as the entry for `entry.cache_key`. An entry already
+    /// there is replaced only when `replace` (a reproducible result over a single-run
+    /// one); otherwise the first writer wins, which is harmless since both describe the
+    /// same key.
+    pub fn commit(
+        self,
+        scope: &Scope,
+        entry: &EntryManifest,
+        bundle: &Bundle,
+        replace: bool,
+    ) -> Result<PathBuf, StoreError> {
+        if entry.archive != self.digests {
+            return Err(StoreError::ArchiveChanged {
+                path: self.temp.join(ARCHIVE_FILE),
+                expected: describe(&entry.archive),
+                found: describe(&self.digests),
+            });
+        }
+        let json = bundle.to_json();
+        if json.len() > MAX_ENTRY_BUNDLE_BYTES {
+            return Err(StoreError::ManifestTooLarge {
+                len: json.len(),
+                max: MAX_ENTRY_BUNDLE_BYTES,
+            });
+        }
+        let store = &self.store;
+        write_file(&self.temp.join(BUNDLE_FILE), json.as_bytes())?;
+        let scope_dir = store.scopes_dir().join(scope.as_str());
+        create_private_dir(&scope_dir)?;
+        let dest = scope_dir.join(entry.cache_key.as_str());
+        if replace && dest.exists() {
+            let old = store.temp_dir("replaced")?;
+            fs::rename(&dest, old.join("entry")).map_err(io_error(&dest))?;
+            remove_tree(&old);
+        }
+        match fs::rename(&self.temp, &dest) {
+            Ok(()) => {}
+            // Another build stored the same key meanwhile (a non-empty directory).
+            Err(err) if err.raw_os_error() == Some(libc::ENOTEMPTY) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(StoreError::Io { path: dest, source }),
+        }
+        sync_dir(&scope_dir)?;
+        Ok(dest)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.temp.exists() {
+            remove_tree(&self.temp);
+        }
+    }
+}
+
+fn describe(digests: &ArchiveDigests) -> String {
+    format!(
+        "size {} sha256:{} blake3:{}",
+        digests.size, digests.sha256, digests.blake3
+    )
+}
+
 fn read_dir_sorted(dir: &Path) -> Result<Vec<String>, StoreError> {
     let mut names = Vec::new();
     let read = match fs::read_dir(dir) {
@@ -476,20 +529,11 @@ fn copy_verified(from: &Path, to: &Path, expected: &ArchiveDigests) -> Result<()
     let found = read?;
     written.map_err(io_error(to))?;
     dest.sync_all().map_err(io_error(to))?;
-    if found.size != expected.size
-        || found.sha256 != expected.sha256
-        || found.blake3 != expected.blake3
-    {
+    if found != *expected {
         return Err(StoreError::ArchiveChanged {
             path: from.to_owned(),
-            expected: format!(
-                "size {} sha256:{} blake3:{}",
-                expected.size, expected.sha256, expected.blake3
-            ),
-            found: format!(
-                "size {} sha256:{} blake3:{}",
-                found.size, found.sha256, found.blake3
-            ),
+            expected: describe(expected),
+            found: describe(&found),
         });
     }
     Ok(())
