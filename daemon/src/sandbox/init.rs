@@ -117,7 +117,7 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
                 &spec.paths.build_dir,
                 &outputs.paths,
                 &options,
-                std::io::BufWriter::new(artifact),
+                std::io::BufWriter::new(crate::sys::archive::WriteBehind::new(artifact)),
             ) {
                 Ok(packed) => messages.send(&HelperMessage::Packed {
                     manifest: packed.manifest,
