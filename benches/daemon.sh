@@ -4,7 +4,7 @@
 #     (goal: median ratio <= 1.2);
 #   - sustained trivial jobs per second with 2 workers, from 8 concurrent clients
 #     (goal: >= 50/s);
-#   - the daemon's idle RSS, fresh and after the load (goal: <= 20 MB).
+#   - the daemon's idle RSS with its sandbox zygote's, fresh and after the load (goal: <= 20 MB).
 # The daemon is autostarted on a socket and state dir of its own and stopped at the end.
 #
 #   benches/daemon.sh [RUNS] [JOBS]        (default 200 interleaved runs, 500 jobs)
