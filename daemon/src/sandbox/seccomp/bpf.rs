@@ -26,7 +26,9 @@ pub(super) struct Condition {
     pub value: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// As a policy file spells it (`"eq"`, ..., `{"masked_eq": MASK}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(super) enum Op {
     Eq,
     Ne,

@@ -374,7 +374,7 @@ struct ConditionSource {
     index: u8,
     #[serde(rename = "type")]
     width: ArgWidth,
-    op: Comparison,
+    op: bpf::Op,
     val: u64,
 }
 
@@ -385,32 +385,12 @@ enum ArgWidth {
     Qword,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-enum Comparison {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    MaskedEq(u64),
-}
-
 impl ConditionSource {
     fn compiled(&self) -> bpf::Condition {
         bpf::Condition {
             index: self.index,
             qword: self.width == ArgWidth::Qword,
-            op: match self.op {
-                Comparison::Eq => bpf::Op::Eq,
-                Comparison::Ne => bpf::Op::Ne,
-                Comparison::Lt => bpf::Op::Lt,
-                Comparison::Le => bpf::Op::Le,
-                Comparison::Gt => bpf::Op::Gt,
-                Comparison::Ge => bpf::Op::Ge,
-                Comparison::MaskedEq(mask) => bpf::Op::MaskedEq(mask),
-            },
+            op: self.op,
             value: self.val,
         }
     }
@@ -418,7 +398,7 @@ impl ConditionSource {
 
 /// A condition without its comment; rules compare equal when their sorted keys do, since
 /// the conditions of a rule are and-ed.
-type ConditionKey = (u8, ArgWidth, Comparison, u64);
+type ConditionKey = (u8, ArgWidth, bpf::Op, u64);
 
 /// Checks what parses but a policy must not be, and returns its allowlist and denylist:
 /// - exactly the filters `allowlist` (default errno, match allow) and `denylist` (default
