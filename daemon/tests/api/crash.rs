@@ -5,7 +5,19 @@ use serde_json::{json, Value};
 
 use crate::support::{eventually, marker, processes_with, request, POLL_ATTEMPTS, POLL_INTERVAL};
 
-fn start(dir: &std::path::Path) -> Child {
+/// A started `hermeticd`, killed on drop: a failing test leaves no daemon behind.
+struct Hermeticd(Child);
+
+impl Drop for Hermeticd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start(dir: &std::path::Path) -> Hermeticd {
     let config = dir.join("config.toml");
     std::fs::write(&config, "version = 1\nmax_concurrent = 2\n").unwrap();
     Command::new(env!("CARGO_BIN_EXE_hermeticd"))
@@ -18,6 +30,7 @@ fn start(dir: &std::path::Path) -> Child {
         .env("HERMETICD_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
+        .map(Hermeticd)
         .expect("start hermeticd")
 }
 
@@ -89,8 +102,8 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
     let scratch = dir.path().join(format!("state/scratch/{id}"));
     assert!(scratch.is_dir());
 
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
     assert!(
         eventually(
             || processes_with(&marker).is_empty() && processes_with(&build_marker).is_empty()
@@ -145,11 +158,11 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
     assert!(artifact.exists());
     assert_eq!(partials(), Vec::<String>::new());
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(restarted.id() as i32),
+        nix::unistd::Pid::from_raw(restarted.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = restarted.wait().unwrap();
+    let status = restarted.0.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "the socket was left behind");
 }
