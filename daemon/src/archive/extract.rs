@@ -315,12 +315,7 @@ impl ExtractError {
 
     /// The failure as a serialisable record.
     pub fn record(&self) -> ExtractFailure {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
+        let message = crate::sandbox::error::error_chain(self);
         ExtractFailure {
             reason: self.reason(),
             archive_fault: self.is_archive_fault(),

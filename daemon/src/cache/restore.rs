@@ -266,13 +266,7 @@ impl RestoreError {
 
     /// The error and its sources, joined with `: `.
     pub fn message(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        message
+        crate::sandbox::error::error_chain(self)
     }
 
     fn record(&self, scope: &Scope, key: &CacheKey) -> QuarantineRecord {
