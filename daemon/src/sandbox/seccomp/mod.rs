@@ -229,7 +229,7 @@ fn compiled(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, SeccompErr
     {
         return Ok(hit.clone());
     }
-    let policy = compile_policy(name, source_json)?;
+    let policy = compile_with_digest(name, source_json, sha256)?;
     let mut cache = cache();
     if cache.len() == REMEMBERED {
         cache.remove(0);
@@ -241,6 +241,15 @@ fn compiled(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, SeccompErr
 /// Validates a policy (see [`validate`]) and compiles it for x86_64 into one program that
 /// starts with [`ABI_CHECK`].
 pub fn compile_policy(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, SeccompError> {
+    compile_with_digest(name, source_json, hex::encode(Sha256::digest(source_json)))
+}
+
+/// [`compile_policy`] for a source whose SHA-256 (`sha256`, lowercase hex) is known.
+fn compile_with_digest(
+    name: &str,
+    source_json: &[u8],
+    sha256: String,
+) -> Result<CompiledPolicy, SeccompError> {
     let invalid = |reason: String| SeccompError::Invalid {
         name: name.to_string(),
         reason,
@@ -292,7 +301,7 @@ pub fn compile_policy(name: &str, source_json: &[u8]) -> Result<CompiledPolicy, 
     let instructions = bpf::compile(&rules, actions).map_err(compile_failed)?;
     Ok(CompiledPolicy {
         name: name.to_string(),
-        sha256: hex::encode(Sha256::digest(source_json)),
+        sha256,
         filters: vec![CompiledFilter {
             name: "policy".to_string(),
             instructions,
@@ -396,10 +405,6 @@ impl ConditionSource {
     }
 }
 
-/// A condition without its comment; rules compare equal when their sorted keys do, since
-/// the conditions of a rule are and-ed.
-type ConditionKey = (u8, ArgWidth, bpf::Op, u64);
-
 /// Checks what parses but a policy must not be, and returns its allowlist and denylist:
 /// - exactly the filters `allowlist` (default errno, match allow) and `denylist` (default
 ///   allow, match errno), errnos between 1 and 4095;
@@ -448,7 +453,7 @@ fn validate(
     }
     let allowed = rules_by_syscall(ALLOWLIST, allowlist)?;
     let denied = rules_by_syscall(DENYLIST, denylist)?;
-    let unconditional = |rules: &Vec<Vec<ConditionKey>>| rules.iter().any(Vec::is_empty);
+    let unconditional = |rules: &Vec<Vec<bpf::Condition>>| rules.iter().any(Vec::is_empty);
     if let Some(syscall) = allowed
         .iter()
         .find(|(syscall, rules)| {
@@ -466,21 +471,16 @@ fn validate(
 fn rules_by_syscall<'a>(
     filter_name: &str,
     filter: &'a FilterSource,
-) -> Result<BTreeMap<&'a str, Vec<Vec<ConditionKey>>>, String> {
-    let mut by_syscall: BTreeMap<&str, Vec<Vec<ConditionKey>>> = BTreeMap::new();
+) -> Result<BTreeMap<&'a str, Vec<Vec<bpf::Condition>>>, String> {
+    let mut by_syscall: BTreeMap<&str, Vec<Vec<bpf::Condition>>> = BTreeMap::new();
     for rule in &filter.filter {
-        let mut conditions: Vec<ConditionKey> = rule
+        // The conditions of a rule are and-ed: rules are the same when their sorted
+        // conditions are.
+        let mut conditions: Vec<bpf::Condition> = rule
             .args
             .iter()
             .flatten()
-            .map(|condition| {
-                (
-                    condition.index,
-                    condition.width,
-                    condition.op,
-                    condition.val,
-                )
-            })
+            .map(ConditionSource::compiled)
             .collect();
         conditions.sort();
         let rules = by_syscall.entry(&rule.syscall).or_default();
