@@ -54,11 +54,11 @@ fn run(forked_with: Option<&SandboxSpec>) -> i32 {
     let leaked = crate::sys::process::close_from(FIRST_UNUSED_FD);
     let mut messages = MessageSink::from_helper_fd();
     // However it was started (exec'd, forked by the CLI or the zygote), the helper and
-    // init look the same to anyone who can see them.
-    if let Err(err) = crate::sys::process::rename_process(PROCESS_NAME) {
+    // init look the same to anyone who can see them, and carry no host environment.
+    if let Err(err) = crate::sys::process::disguise(PROCESS_NAME, forked_with.is_some()) {
         messages.setup_failed(&StepError::new(
             Layer::Helper,
-            "rename the helper",
+            "rename the helper and wipe its environment",
             "prctl(PR_SET_NAME)",
             None,
             err,

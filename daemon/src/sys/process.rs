@@ -87,77 +87,70 @@ pub(crate) fn fork_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Option<Forked>
         return Ok(None);
     }
     let mut parked = vec![-1; fds.len()];
-    let forked = placed_in_child(fork()?, fds, &mut parked);
-    if matches!(forked, Forked::Child) && scrub_environment().is_err() {
-        exit_now(crate::sandbox::helper::SETUP_FAILED);
-    }
-    Ok(Some(forked))
-}
-
-/// Overwrites the environment strings this process was started with and empties its
-/// environment. A helper exec'd or forked by the zygote starts with none; one forked from
-/// the CLI would otherwise carry the caller's whole environment (CI tokens included) into
-/// the sandbox's init, where only init's non-dumpability keeps it from /proc/1/environ.
-fn scrub_environment() -> io::Result<()> {
-    let (start, end) = own_memory_range(EnvironmentStrings)?;
-    // SAFETY: [env_start, env_end) is the block of environment strings the kernel copied
-    // to the top of this process's main stack at exec; it is mapped and writable, and no
-    // Rust object refers to it (std reads the environment through libc's `environ`,
-    // which clearenv detaches right after, in this single-threaded child).
-    unsafe {
-        std::ptr::write_bytes(start as *mut u8, 0, end - start);
-        libc::clearenv();
-    }
-    Ok(())
+    Ok(Some(placed_in_child(fork()?, fds, &mut parked)))
 }
 
 /// Gives this process `name` as its comm and as its whole command line (truncated to the
 /// space of the one it was started with), so that neither shows the launcher's arguments
-/// (host paths) or how the process was started.
-pub(crate) fn rename_process(name: &str) -> io::Result<()> {
+/// (host paths) or how the process was started. With `wipe_environment`, also overwrites
+/// the environment strings it was started with and empties its environment: a helper
+/// forked from the CLI would otherwise carry the caller's whole environment (CI tokens
+/// included) into the sandbox's init, where only init's non-dumpability keeps it from
+/// /proc/1/environ. (An exec'd helper, or one the zygote forks, starts with none.)
+pub(crate) fn disguise(name: &str, wipe_environment: bool) -> io::Result<()> {
     nix::sys::prctl::set_name(&std::ffi::CString::new(name).map_err(io::Error::other)?)?;
-    let (start, end) = own_memory_range(ArgumentStrings)?;
-    let length = name.len().min(end - start - 1);
+    let ((arg_start, arg_end), (env_start, env_end)) = own_strings()?;
+    let length = name.len().min(arg_end - arg_start - 1);
     // SAFETY: [arg_start, arg_end) is the block of argument strings the kernel copied to
     // this process's main stack at exec; it is mapped and writable. std keeps its own
     // copy of the arguments, so nothing refers to this block; /proc/PID/cmdline reads it.
     unsafe {
-        std::ptr::write_bytes(start as *mut u8, 0, end - start);
-        std::ptr::copy_nonoverlapping(name.as_ptr(), start as *mut u8, length);
+        std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end - arg_start);
+        std::ptr::copy_nonoverlapping(name.as_ptr(), arg_start as *mut u8, length);
+    }
+    if wipe_environment {
+        // SAFETY: [env_start, env_end) is the block of environment strings the kernel
+        // copied to the top of the main stack at exec; it is mapped and writable, and no
+        // Rust object refers to it (std reads the environment through libc's `environ`,
+        // which clearenv detaches right after, in this single-threaded process).
+        unsafe {
+            std::ptr::write_bytes(env_start as *mut u8, 0, env_end - env_start);
+            libc::clearenv();
+        }
     }
     Ok(())
 }
 
-use OwnMemory::{ArgumentStrings, EnvironmentStrings};
+/// Where the kernel put this process's argument and environment strings, from
+/// /proc/self/stat: ((arg_start, arg_end), (env_start, env_end)).
+type Ranges = ((usize, usize), (usize, usize));
 
-enum OwnMemory {
-    ArgumentStrings,
-    EnvironmentStrings,
-}
-
-/// Where the kernel put this process's argument or environment strings, from
-/// /proc/self/stat.
-fn own_memory_range(which: OwnMemory) -> io::Result<(usize, usize)> {
+fn own_strings() -> io::Result<Ranges> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let malformed = || io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/self/stat");
     // The fields after the command name, which may itself hold spaces and parentheses:
     // the first is field 3 (state), so arg_start..env_end (fields 48 to 51) are 45 to 48.
     let after_name = stat.rfind(')').ok_or_else(malformed)?;
     let fields: Vec<&str> = stat[after_name + 1..].split_ascii_whitespace().collect();
-    let address = |index: usize| -> io::Result<usize> {
-        fields
-            .get(index)
-            .and_then(|field| field.parse().ok())
-            .ok_or_else(malformed)
+    let range = |first: usize| -> io::Result<(usize, usize)> {
+        let address = |index: usize| -> io::Result<usize> {
+            fields
+                .get(index)
+                .and_then(|field| field.parse().ok())
+                .ok_or_else(malformed)
+        };
+        let (start, end) = (address(first)?, address(first + 1)?);
+        // An empty environment (an exec'd helper's) is an empty range.
+        if start == 0 || end < start {
+            return Err(malformed());
+        }
+        Ok((start, end))
     };
-    let (start, end) = match which {
-        ArgumentStrings => (address(45)?, address(46)?),
-        EnvironmentStrings => (address(47)?, address(48)?),
-    };
-    if start == 0 || end <= start {
+    let arguments = range(45)?;
+    if arguments.1 == arguments.0 {
         return Err(malformed());
     }
-    Ok((start, end))
+    Ok((arguments, range(47)?))
 }
 
 /// clone(2) with CLONE_PARENT, for the single-threaded zygote: the new process is a child
