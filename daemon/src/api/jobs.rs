@@ -245,7 +245,7 @@ impl Tail {
     /// The next part of the answer; `None` at the end.
     async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
         loop {
-            match self.read_available().await {
+            match self.read_available() {
                 Ok(Some(chunk)) => return Some(Ok(chunk)),
                 Ok(None) => {}
                 Err(err) => return Some(Err(err)),
@@ -297,7 +297,7 @@ impl Tail {
     }
 
     /// What has been written since the last call; `None` when nothing has.
-    async fn read_available(&mut self) -> std::io::Result<Option<Bytes>> {
+    fn read_available(&mut self) -> std::io::Result<Option<Bytes>> {
         let mut buffer = vec![0u8; 64 * 1024];
         let framed = self.framed;
         let Some(index) = self.index.as_mut().filter(|_| framed) else {
