@@ -22,6 +22,17 @@ impl Setup {
         }
     }
 
+    /// `hermetic keygen` with an empty password: `NAME.key` and `NAME.pub` here.
+    fn keygen(&self, name: &str) {
+        let keygen = hermetic()
+            .args(["keygen", "--output-key-prefix"])
+            .arg(self.path(name))
+            .env("HERMETIC_PASSWORD", "")
+            .output()
+            .unwrap();
+        assert_status(&keygen, 0);
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
@@ -224,13 +235,7 @@ fn single_runs_are_stored_only_when_asked_and_marked() {
 #[test]
 fn operator_keys_decide_what_trusted_scopes_accept() {
     let setup = Setup::new();
-    let keygen = hermetic()
-        .args(["keygen", "--output-key-prefix"])
-        .arg(setup.path("ci"))
-        .env("HERMETIC_PASSWORD", "")
-        .output()
-        .unwrap();
-    assert_status(&keygen, 0);
+    setup.keygen("ci");
     let public = setup.path("ci.pub");
     let public = public.to_str().unwrap();
 
@@ -368,13 +373,7 @@ fn listings_and_gc_check_signatures_with_the_trusted_keys() {
     assert_eq!(signature["signer"], report["cache"]["signer"]);
     assert_eq!(signature["verdict"], "reproducible");
 
-    let keygen = hermetic()
-        .args(["keygen", "--output-key-prefix"])
-        .arg(setup.path("ci"))
-        .env("HERMETIC_PASSWORD", "")
-        .output()
-        .unwrap();
-    assert_status(&keygen, 0);
+    setup.keygen("ci");
     let state = setup.path("state");
     let state = state.to_str().unwrap();
     let public = setup.path("ci.pub");
