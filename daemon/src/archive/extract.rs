@@ -1509,17 +1509,6 @@ mod tests {
         encoder.finish().unwrap()
     }
 
-    fn dir_entry(path: &str) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            kind: FileKind::Dir,
-            mode: 0o755,
-            size: 0,
-            blake3: None,
-            target: None,
-        }
-    }
-
     fn file_entry(path: &str, mode: u32, content: &[u8]) -> FileEntry {
         FileEntry {
             path: path.into(),
@@ -1531,20 +1520,9 @@ mod tests {
         }
     }
 
-    fn symlink_entry(path: &str, target: &str) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            kind: FileKind::Symlink,
-            mode: 0o777,
-            size: 0,
-            blake3: None,
-            target: Some(target.into()),
-        }
-    }
-
     fn base_manifest() -> Manifest {
         Manifest::new(vec![
-            dir_entry("out"),
+            FileEntry::dir("out"),
             file_entry("out/a", 0o644, b"hello"),
             file_entry("out/b", 0o755, b"world"),
         ])
@@ -1722,21 +1700,24 @@ mod tests {
             .symlink("out/l", &outside)
             .file("out/l/evil", 0o644, b"x")
             .archive();
-        let honest = Manifest::new(vec![dir_entry("out"), symlink_entry("out/l", &outside)]);
+        let honest = Manifest::new(vec![
+            FileEntry::dir("out"),
+            FileEntry::symlink("out/l", &outside),
+        ]);
         let err = sandbox.refused(&archive, &honest, &ExtractLimits::default());
         assert_eq!(err.reason(), "extra_entry", "{err}");
 
         let forged = Manifest::new(vec![
-            dir_entry("out"),
-            symlink_entry("out/l", &outside),
+            FileEntry::dir("out"),
+            FileEntry::symlink("out/l", &outside),
             file_entry("out/l/evil", 0o644, b"x"),
         ]);
         let err = sandbox.refused(&archive, &forged, &ExtractLimits::default());
         assert_eq!(err.reason(), "manifest_invalid", "{err}");
 
         let as_dir = Manifest::new(vec![
-            dir_entry("out"),
-            dir_entry("out/l"),
+            FileEntry::dir("out"),
+            FileEntry::dir("out/l"),
             file_entry("out/l/evil", 0o644, b"x"),
         ]);
         let err = sandbox.refused(&archive, &as_dir, &ExtractLimits::default());
@@ -1748,8 +1729,8 @@ mod tests {
         let sandbox = Sandbox::new();
         let outside = sandbox.outside().display().to_string();
         let manifest = Manifest::new(vec![
-            dir_entry("out"),
-            symlink_entry("out/l", &outside),
+            FileEntry::dir("out"),
+            FileEntry::symlink("out/l", &outside),
             file_entry("out/m", 0o644, b"x"),
         ]);
         let archive = RawTar::new()
@@ -1848,7 +1829,10 @@ mod tests {
             .archive();
         assert_refused(&wrong_size, &base_manifest(), "entry_mismatch");
 
-        let manifest = Manifest::new(vec![dir_entry("out"), symlink_entry("out/l", "target")]);
+        let manifest = Manifest::new(vec![
+            FileEntry::dir("out"),
+            FileEntry::symlink("out/l", "target"),
+        ]);
         let wrong_target = RawTar::new().dir("out").symlink("out/l", "/etc").archive();
         let err = assert_refused(&wrong_target, &manifest, "entry_mismatch");
         assert_eq!(err.found().as_deref(), Some("`/etc`"));
@@ -1900,7 +1884,7 @@ mod tests {
 
         let long_component = format!("out/{}", "y".repeat(200));
         let manifest = Manifest::new(vec![
-            dir_entry("out"),
+            FileEntry::dir("out"),
             file_entry(&long_component, 0o644, b""),
         ]);
         let archive = RawTar::new()
@@ -2018,7 +2002,10 @@ mod tests {
         let err = assert_refused_with(&bomb, &base_manifest(), &limits, "limit_exceeded");
         assert_eq!(err.entry_path(), Some("out/a"));
 
-        let declared = Manifest::new(vec![dir_entry("out"), file_entry("out/a", 0o644, &zeros)]);
+        let declared = Manifest::new(vec![
+            FileEntry::dir("out"),
+            file_entry("out/a", 0o644, &zeros),
+        ]);
         assert_refused_with(&bomb, &declared, &limits, "limit_exceeded");
 
         let total = ExtractLimits {

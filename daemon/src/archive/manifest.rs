@@ -157,6 +157,30 @@ impl Manifest {
 }
 
 impl FileEntry {
+    /// A directory's entry (mode 0755).
+    pub fn dir(path: &str) -> FileEntry {
+        FileEntry {
+            path: path.to_owned(),
+            kind: FileKind::Dir,
+            mode: MODE_EXECUTABLE,
+            size: 0,
+            blake3: None,
+            target: None,
+        }
+    }
+
+    /// A symlink's entry (mode 0777) pointing at `target`.
+    pub fn symlink(path: &str, target: &str) -> FileEntry {
+        FileEntry {
+            path: path.to_owned(),
+            kind: FileKind::Symlink,
+            mode: MODE_SYMLINK,
+            size: 0,
+            blake3: None,
+            target: Some(target.to_owned()),
+        }
+    }
+
     fn validate_fields(&self) -> Result<(), &'static str> {
         match self.kind {
             FileKind::File => {

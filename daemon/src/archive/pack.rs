@@ -353,11 +353,11 @@ impl Tree {
             let entry = match node {
                 Node::Dir => {
                     sink.directory(path).map_err(write_failed)?;
-                    dir_entry(path)
+                    FileEntry::dir(path)
                 }
                 Node::Symlink { target } => {
                     sink.symlink(path, target).map_err(write_failed)?;
-                    symlink_entry(path, target)
+                    FileEntry::symlink(path, target)
                 }
                 Node::File { stat } => self.emit_file(path, stat, sink, &mut buffer)?,
             };
@@ -423,8 +423,8 @@ impl Tree {
         let mut files = Vec::with_capacity(nodes.len());
         for ((path, node), entry) in nodes.iter().zip(hashed) {
             match (node, entry) {
-                (Node::Dir, _) => files.push(dir_entry(path)),
-                (Node::Symlink { target }, _) => files.push(symlink_entry(path, target)),
+                (Node::Dir, _) => files.push(FileEntry::dir(path)),
+                (Node::Symlink { target }, _) => files.push(FileEntry::symlink(path, target)),
                 // The first failure in path order is returned.
                 (Node::File { .. }, Some(entry)) => files.push(entry?),
                 // Not hashed because another file failed; that error comes further on.
@@ -485,28 +485,6 @@ impl Tree {
             blake3: Some(content.hasher.finalize().to_hex().to_string()),
             target: None,
         })
-    }
-}
-
-fn dir_entry(path: &str) -> FileEntry {
-    FileEntry {
-        path: path.to_owned(),
-        kind: FileKind::Dir,
-        mode: MODE_EXECUTABLE,
-        size: 0,
-        blake3: None,
-        target: None,
-    }
-}
-
-fn symlink_entry(path: &str, target: &str) -> FileEntry {
-    FileEntry {
-        path: path.to_owned(),
-        kind: FileKind::Symlink,
-        mode: MODE_SYMLINK,
-        size: 0,
-        blake3: None,
-        target: Some(target.to_owned()),
     }
 }
 

@@ -224,26 +224,11 @@ pub fn builder_id(key: &VerifyingKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::manifest::{FileEntry, FileKind, MODE_EXECUTABLE, MODE_SYMLINK};
+    use crate::archive::manifest::FileEntry;
 
     fn with_link(path: &str, target: &str) -> Manifest {
-        let dir = |path: &str| FileEntry {
-            path: path.to_owned(),
-            kind: FileKind::Dir,
-            mode: MODE_EXECUTABLE,
-            size: 0,
-            blake3: None,
-            target: None,
-        };
-        let mut files = vec![dir("out"), dir("out/sub")];
-        files.push(FileEntry {
-            path: path.to_owned(),
-            kind: FileKind::Symlink,
-            mode: MODE_SYMLINK,
-            size: 0,
-            blake3: None,
-            target: Some(target.to_owned()),
-        });
+        let mut files = vec![FileEntry::dir("out"), FileEntry::dir("out/sub")];
+        files.push(FileEntry::symlink(path, target));
         Manifest::new(files)
     }
 
