@@ -319,18 +319,22 @@ impl Reported {
 /// single-threaded (the CLI), which saves an exec and the spec's encoding; else by
 /// exec'ing this binary again. Also says whether the helper waits for the spec.
 fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool), SandboxError> {
+    let spawn_failed = |source| SandboxError::SpawnHelper {
+        program: "/proc/self/exe".into(),
+        source,
+    };
     if let Some(zygote) = crate::sandbox::zygote::running() {
         match zygote.start_helper(fds) {
             Ok(helper) => return Ok((helper, true)),
+            // The zygote answered: its fork failed, as any other would (a pids limit).
+            Err(err) if crate::sandbox::zygote::running().is_some() => {
+                return Err(spawn_failed(err))
+            }
             Err(err) => {
                 tracing::warn!("the sandbox zygote failed, exec'ing helpers from now on: {err}")
             }
         }
     }
-    let spawn_failed = |source| SandboxError::SpawnHelper {
-        program: "/proc/self/exe".into(),
-        source,
-    };
     match fork_with_fds(fds).map_err(spawn_failed)? {
         Some(Forked::Child) => {
             crate::sys::process::exit_now(crate::sandbox::helper::helper_main_forked(spec))

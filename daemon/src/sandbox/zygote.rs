@@ -82,17 +82,25 @@ pub(crate) fn running() -> Option<&'static Zygote> {
 
 impl Zygote {
     /// A new helper with `fds` (source → target) in place, as a child of this process.
+    /// A fork the zygote reports as failed (EAGAIN at a pids limit) fails this launch
+    /// only; a zygote that stops answering properly is killed and never asked again.
     pub(crate) fn start_helper(&self, fds: &[(RawFd, RawFd)]) -> io::Result<Pid> {
-        let result = self.request(fds);
-        if result.is_err() && !self.failed.swap(true, Ordering::Relaxed) {
-            // Whatever state it is in, it is not trusted with another helper.
-            let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(self.pid, None);
+        match self.request(fds) {
+            Ok(forked) => forked,
+            Err(broken) => {
+                if !self.failed.swap(true, Ordering::Relaxed) {
+                    // Whatever state it is in, it is not trusted with another helper.
+                    let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(self.pid, None);
+                }
+                Err(broken)
+            }
         }
-        result
     }
 
-    fn request(&self, fds: &[(RawFd, RawFd)]) -> io::Result<Pid> {
+    /// The zygote's answer (a helper's pid, or why its fork failed), or why there was no
+    /// proper answer.
+    fn request(&self, fds: &[(RawFd, RawFd)]) -> io::Result<io::Result<Pid>> {
         if fds.len() > MAX_PASSED_FDS {
             return Err(io::Error::other("too many descriptors for the zygote"));
         }
@@ -112,11 +120,11 @@ impl Zygote {
         match answered {
             Some((REPLY_BYTES, passed)) if passed.is_empty() && reply[0] == PROTOCOL_VERSION => {
                 let value = i32::from_le_bytes([reply[1], reply[2], reply[3], reply[4]]);
-                if value > 0 {
+                Ok(if value > 0 {
                     Ok(Pid::from_raw(value))
                 } else {
                     Err(io::Error::from_raw_os_error(-value))
-                }
+                })
             }
             Some(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
