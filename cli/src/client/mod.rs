@@ -105,21 +105,28 @@ impl Client {
     ) -> Result<Followed, ClientError> {
         self.runtime.block_on(async {
             let signals = stop_on_signal.then(|| self.signals()).transpose()?;
-            let read = async {
-                let path = format!("/v1/jobs/{id}/log?framed=true&follow={follow}");
-                let (response, _) = self.send(Method::GET, &path, None).await?;
-                let response = self.checked(response).await?;
-                if !is_framed(&response) {
-                    return Err(self.http(
-                        "the daemon sent the log without frames; is it older than this client?",
-                    ));
-                }
-                Ok(Followed::Ended(
-                    self.read_frames(response.into_body(), sink).await?,
-                ))
-            };
-            until_signal(read, signals).await
+            until_signal(self.framed_log(id, follow, sink), signals).await
         })
+    }
+
+    /// `GET /v1/jobs/{id}/log?framed=true`, its frames handed to `sink`.
+    async fn framed_log(
+        &self,
+        id: u64,
+        follow: bool,
+        sink: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<Followed, ClientError> {
+        let path = format!("/v1/jobs/{id}/log?framed=true&follow={follow}");
+        let (response, _) = self.send(Method::GET, &path, None).await?;
+        let response = self.checked(response).await?;
+        if !is_framed(&response) {
+            return Err(
+                self.http("the daemon sent the log without frames; is it older than this client?")
+            );
+        }
+        Ok(Followed::Ended(
+            self.read_frames(response.into_body(), sink).await?,
+        ))
     }
 
     /// Submits `request` and follows its framed log in the same request, handing each
@@ -140,14 +147,7 @@ impl Client {
             let response = self.checked(response).await?;
             if !is_framed(&response) {
                 let job: Job = self.json(response).await?;
-                let read = async {
-                    let path = format!("/v1/jobs/{}/log?framed=true&follow=true", job.id);
-                    let (response, _) = self.send(Method::GET, &path, None).await?;
-                    let response = self.checked(response).await?;
-                    Ok(Followed::Ended(
-                        self.read_frames(response.into_body(), sink).await?,
-                    ))
-                };
+                let read = self.framed_log(job.id, true, sink);
                 return Ok((job.id, until_signal(read, signals).await?));
             }
             let id = response
