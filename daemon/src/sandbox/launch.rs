@@ -350,15 +350,17 @@ fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool
 
 /// Reaps the helper; describes how it ended.
 fn wait_for(helper: Pid) -> std::io::Result<String> {
-    loop {
-        return Ok(match waitpid(helper, None) {
+    let status = loop {
+        match waitpid(helper, None) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(err) => return Err(err.into()),
-            Ok(WaitStatus::Exited(_, code)) => format!("exit status: {code}"),
-            Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
-            Ok(other) => format!("{other:?}"),
-        });
-    }
+            other => break other?,
+        }
+    };
+    Ok(match status {
+        WaitStatus::Exited(_, code) => format!("exit status: {code}"),
+        WaitStatus::Signaled(_, signal, _) => format!("killed by {signal}"),
+        other => format!("{other:?}"),
+    })
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
