@@ -184,3 +184,42 @@ fn writable_dirs_use_huge_pages_where_the_kernel_has_them() {
         );
     }
 }
+
+/// Ignored signals and the signal mask survive execve, so the build starts with default
+/// dispositions and nothing blocked whatever its caller had: hermetic ignores SIGPIPE, as
+/// every Rust program does, and this caller also ignores SIGHUP and SIGINT and blocks
+/// SIGUSR1, as nohup, background jobs and some CI agents do.
+#[test]
+fn the_build_starts_with_default_signals_whatever_the_caller_ignores() {
+    let src = Source::new(&[]);
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, signal, sys\n\
+             signal.signal(signal.SIGHUP, signal.SIG_IGN)\n\
+             signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+             signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n\
+             os.execv(sys.argv[1], sys.argv[1:])",
+            env!("CARGO_BIN_EXE_hermetic"),
+            "run",
+            "--src",
+        ])
+        .arg(src.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -1",
+        ])
+        .env("HERMETIC_NO_DAEMON", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn hermetic");
+    assert_status(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ny\n"
+    );
+    // `yes` died of SIGPIPE, quietly, as it does outside.
+    assert_eq!(crate::support::stderr(&output), "");
+}

@@ -129,24 +129,25 @@ fn enter_namespaces_and_wait(
     spec: &SandboxSpec,
     messages: &mut MessageSink,
 ) -> Result<i32, StepError> {
-    // Join the build's cgroup before the cgroup namespace is created, so that the
-    // namespace's root is the build's own cgroup and no host cgroup path is visible. No
-    // thread has been started yet: joining through v1 `tasks` moves the whole helper (if
-    // that ever changed, `cgroup.procs` moves every thread).
-    let single_threaded = crate::sys::process::is_single_threaded();
-    for file in &spec.cgroup_procs {
-        let file = if single_threaded {
-            file.clone()
-        } else {
-            file.with_file_name("cgroup.procs")
-        };
-        std::fs::write(&file, "0").map_err(step(
-            Layer::Cgroup,
-            "join the build cgroup",
-            "write",
-            file,
-        ))?;
-    }
+    // The build child joins the build's cgroup itself (see init.rs); the files are opened
+    // here, while a root helper still is root, because the kernel checks the opener's
+    // credentials when a process writes itself in.
+    let cgroup = spec
+        .cgroup_procs
+        .iter()
+        .map(|path| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(step(
+                    Layer::Cgroup,
+                    "open the build cgroup",
+                    "open",
+                    path.clone(),
+                ))?;
+            Ok((path.clone(), file))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     if nix::unistd::geteuid().is_root() {
         become_unprivileged()?;
@@ -183,11 +184,10 @@ fn enter_namespaces_and_wait(
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP
         | nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     unshare(namespaces).map_err(step(
         Layer::Namespaces,
-        "create mount, pid, net, uts, ipc, cgroup and time namespaces",
+        "create mount, pid, net, uts, ipc and time namespaces",
         "unshare",
         None,
     ))?;
@@ -209,7 +209,7 @@ fn enter_namespaces_and_wait(
         "fork",
         None,
     ))? {
-        Forked::Child => crate::sandbox::init::run(spec),
+        Forked::Child => crate::sandbox::init::run(spec, cgroup),
         Forked::Parent { child } => child,
     };
     let pidfd = crate::sys::process::pidfd_open(init).map_err(step(

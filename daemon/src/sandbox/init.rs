@@ -6,15 +6,19 @@
 //!   2. filesystem (mount.rs), loopback up, hostname
 //!   3. fork the build child, reap every process until the build's main process exits
 //!   4. kill whatever the build left behind (kill(-1) as pid 1 reaches the whole namespace)
-//!   5. archive the outputs from the now quiet build dir, report, exit
+//!   5. archive the outputs from the now quiet build dir, report, say it finished, exit
 //!
 //! build child (pid 2):
-//!   new session (no controlling tty: TIOCSTI has nothing to inject into), umask, CPU set,
+//!   joins the build cgroup and creates the cgroup namespace (so only the build is counted
+//!   and limited, and the cgroup is empty once init has reaped the build), default signal
+//!   dispositions and an empty signal mask, new session (no controlling tty: TIOCSTI has nothing to inject into), umask, CPU set,
 //!   rlimits, capabilities dropped (bounding and ambient sets too), no_new_privs, Landlock,
 //!   seccomp last (it would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
 use crate::sandbox::error::error_chain;
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -32,9 +36,9 @@ use crate::sys::process::{exit_now, fork, Forked};
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-pub(crate) fn run(spec: &SandboxSpec) -> ! {
+pub(crate) fn run(spec: &SandboxSpec, cgroup: Vec<(PathBuf, File)>) -> ! {
     let mut messages = MessageSink::from_helper_fd();
-    let code = match init_main(spec, &mut messages) {
+    let code = match init_main(spec, cgroup, &mut messages) {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -44,7 +48,11 @@ pub(crate) fn run(spec: &SandboxSpec) -> ! {
     exit_now(code)
 }
 
-fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, StepError> {
+fn init_main(
+    spec: &SandboxSpec,
+    cgroup: Vec<(PathBuf, File)>,
+    messages: &mut MessageSink,
+) -> Result<i32, StepError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step(
         Layer::Helper,
         "die with the helper",
@@ -91,9 +99,10 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
         ))?;
     }
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
-        Forked::Child => build_child(spec, messages),
+        Forked::Child => build_child(spec, cgroup, messages),
         Forked::Parent { child } => child,
     };
+    drop(cgroup);
     let status = reap_until(build);
     // Orphans (daemonised helpers, `setsid -f sleep`) die here, before outputs are read,
     // so nothing can change the build dir while it is archived.
@@ -131,6 +140,7 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
             }
         }
     }
+    messages.send(&HelperMessage::Finished);
     Ok(0)
 }
 
@@ -148,8 +158,8 @@ fn reap_until(main: Pid) -> WaitStatus {
     }
 }
 
-fn build_child(spec: &SandboxSpec, messages: &mut MessageSink) -> ! {
-    match confine_and_exec(spec, messages) {
+fn build_child(spec: &SandboxSpec, cgroup: Vec<(PathBuf, File)>, messages: &mut MessageSink) -> ! {
+    match confine_and_exec(spec, cgroup, messages) {
         Ok(never) => match never {},
         Err(ChildFailure::Setup(err)) => {
             messages.setup_failed(&err);
@@ -185,10 +195,18 @@ impl From<StepError> for ChildFailure {
 
 fn confine_and_exec(
     spec: &SandboxSpec,
+    cgroup: Vec<(PathBuf, File)>,
     messages: &mut MessageSink,
 ) -> Result<Infallible, ChildFailure> {
     use nix::sys::resource::{setrlimit, Resource};
 
+    join_cgroup(cgroup)?;
+    crate::sys::process::reset_signals().map_err(step(
+        Layer::Pins,
+        "reset signal dispositions and the signal mask",
+        "rt_sigaction",
+        None,
+    ))?;
     nix::unistd::setsid().map_err(step(Layer::Pins, "start a new session", "setsid", None))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(spec.umask));
     let mut cpus = nix::sched::CpuSet::new();
@@ -266,6 +284,26 @@ fn confine_and_exec(
         program: spec.command[0].clone(),
         errno,
     })
+}
+
+/// Writes this process (one thread: "0" through v1 `tasks` moves only the caller, which
+/// spares the kernel's global threadgroup lock) into the build cgroup, then makes that
+/// cgroup the root of a new cgroup namespace, so no host cgroup path is visible.
+fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
+    for (path, mut file) in files {
+        file.write_all(b"0").map_err(step(
+            Layer::Cgroup,
+            "join the build cgroup",
+            "write",
+            path,
+        ))?;
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(step(
+        Layer::Namespaces,
+        "create the cgroup namespace",
+        "unshare(CLONE_NEWCGROUP)",
+        None,
+    ))
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString, StepError> {

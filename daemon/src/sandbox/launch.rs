@@ -222,9 +222,18 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
 
     let mut outcome = Reported::default();
     let read_result = read_messages(File::from(message_read), |message| outcome.absorb(message));
-    let helper_status = wait_for(helper).map_err(protocol("wait for the helper"))?;
+    // Once init has finished, the build cgroup is empty and nothing is left to wait for but
+    // init and the helper tearing down the namespaces (about a millisecond): the caller gets
+    // the outcome now, and the helper is reaped on a thread of its own. Otherwise (setup
+    // failed, timeout, cancel) the helper's end is part of the story.
+    let helper_status = if matches!(read_result, Ok(true)) {
+        reap_in_background(helper);
+        None
+    } else {
+        Some(wait_for(helper).map_err(protocol("wait for the helper"))?)
+    };
     drop(cgroup);
-    tracing::debug!(elapsed = ?started.elapsed(), "helper exited and cgroup removed");
+    tracing::debug!(elapsed = ?started.elapsed(), "init finished and cgroup removed");
     read_result.map_err(protocol("read the helper's reports"))?;
     // A source the launcher could not send explains why the sandbox stopped.
     if let Some(Ok(Err(err))) = source_sender.map(std::thread::JoinHandle::join) {
@@ -247,7 +256,8 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
             Some((None, Some(signal))) => BuildStatus::Signaled(signal),
             _ => {
                 return Err(SandboxError::HelperDied {
-                    status: helper_status,
+                    status: helper_status
+                        .unwrap_or_else(|| "init finished without reporting an exit".into()),
                 })
             }
         }
@@ -310,6 +320,7 @@ impl Reported {
                 }))
             }
             HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
+            HelperMessage::Finished => {}
         }
     }
 }
@@ -346,6 +357,17 @@ fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool
     command.arg(HELPER_ARG).env_clear();
     let helper = spawn_with_fds(&mut command, fds).map_err(spawn_failed)?;
     Ok((Pid::from_raw(helper.id() as i32), true))
+}
+
+/// Reaps a helper that is exiting, without making the caller wait for it.
+fn reap_in_background(helper: Pid) {
+    let reaper = std::thread::Builder::new()
+        .name("hermetic-reap".into())
+        .spawn(move || wait_for(helper));
+    if reaper.is_err() {
+        // No thread to spare: wait here rather than leave a zombie behind.
+        let _ = wait_for(helper);
+    }
 }
 
 /// Reaps the helper; describes how it ended.

@@ -1,6 +1,6 @@
 //! The helper→launcher channel: one JSON object per line on a pipe. The helper, the
 //! sandbox's init and the build child (until it execs) all write to it; the launcher reads
-//! until every copy of the pipe is closed.
+//! until init says it finished, or until every copy of the pipe is closed.
 use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::os::fd::RawFd;
@@ -48,6 +48,10 @@ pub enum HelperMessage {
     },
     /// The outputs could not be archived (missing path, symlink, unsupported file type).
     PackFailed { message: String },
+    /// Init's last message: it has reported everything, and every process of the build
+    /// has been reaped, so the build cgroup is empty. Only init and the helper remain, and
+    /// they are exiting.
+    Finished,
 }
 
 /// The writing end. Every message is written with a single write(2) call.
@@ -77,11 +81,11 @@ impl MessageSink {
     }
 }
 
-/// Reads messages until EOF.
+/// Reads messages until [`HelperMessage::Finished`] (returns true) or EOF (false).
 pub(crate) fn read_messages(
     pipe: File,
     mut on_message: impl FnMut(HelperMessage),
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let reader = io::BufReader::with_capacity(64 * 1024, pipe);
     for line in reader.lines() {
         let line = line?;
@@ -90,9 +94,12 @@ pub(crate) fn read_messages(
         }
         let message = serde_json::from_str(&line)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+        if matches!(message, HelperMessage::Finished) {
+            return Ok(true);
+        }
         on_message(message);
     }
-    Ok(())
+    Ok(false)
 }
 
 pub(crate) fn take_fd(fd: RawFd) -> File {

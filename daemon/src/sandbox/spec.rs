@@ -43,8 +43,8 @@ pub struct SandboxSpec {
     /// have it, a pass-through unless `variation.vary_shim`, so they see the same files.
     #[serde(default)]
     pub preload_shim: bool,
-    /// The files (v1 `tasks`, v2 `cgroup.procs`) the helper writes itself into before
-    /// creating namespaces.
+    /// The build cgroup's files (v1 `tasks`, v2 `cgroup.procs`): the helper opens them,
+    /// and the build child writes itself into them before it creates its cgroup namespace.
     pub cgroup_procs: Vec<PathBuf>,
     pub outputs: Option<OutputRequest>,
     /// What this run varies on purpose (the second run of a dual build); empty otherwise.

@@ -390,3 +390,49 @@ pub(crate) fn recv_with_fds(
 
 /// The most descriptors one [`send_with_fds`] message may carry.
 pub(crate) const MAX_PASSED_FDS: usize = 8;
+
+/// Gives every signal its default action and unblocks them all. Ignored signals and the
+/// mask survive execve, so whatever the launcher's caller had (Rust programs ignore
+/// SIGPIPE, nohup ignores SIGHUP) would otherwise reach the build: `yes | head -1` would
+/// report a broken pipe instead of ending quietly.
+pub(crate) fn reset_signals() -> io::Result<()> {
+    /// The kernel's struct sigaction for rt_sigaction(2) on x86_64. glibc's sigaction()
+    /// refuses the two real-time signals it keeps for itself, which a caller can still
+    /// have ignored, so the raw call is made for every signal.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: libc::sighandler_t,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `default` is a valid kernel sigaction that installs no handler code, it
+        // outlives the call, the old action is not asked for, and 8 is the size of the
+        // kernel's signal set on x86_64.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(io::Error::from)
+}
