@@ -12,6 +12,8 @@ mod bad_input;
 mod exit_codes;
 /// The build sees pinned values, the same in every run.
 mod pins;
+/// The sandbox's own processes (helper, init) as the host sees them.
+mod processes;
 /// gcc + make, python byte-compilation, tar and gzip in the default profile.
 mod real_builds;
 /// A profile with its own root filesystem.

@@ -4,7 +4,9 @@
 //! build, and host paths and users stay out of /proc and /etc.
 use std::process::{Command, Stdio};
 
-use crate::support::{assert_status, hermetic, require_root, run_in, stderr, stdout, Source};
+use crate::support::{
+    assert_status, descendants, hermetic, require_root, run_in, stderr, stdout, Source,
+};
 use crate::{assert_absent, expect, outcome, probe, probe_source, probe_with, unique, PYTHON};
 
 const SECRET_VAR: &str = "HERMETIC_ESCAPE_SECRET";
@@ -138,25 +140,6 @@ fn i2_the_helper_and_init_carry_no_host_environment_in_memory() {
             "process {pid} holds the caller's secret in its environment block"
         );
     }
-}
-
-/// Every process below `pid`, parents first.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut pending = vec![pid];
-    while let Some(parent) = pending.pop() {
-        let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).unwrap();
-        for task in tasks {
-            let children =
-                std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
-            for child in children.split_whitespace() {
-                let child: u32 = child.parse().unwrap();
-                found.push(child);
-                pending.push(child);
-            }
-        }
-    }
-    found
 }
 
 const HOSTNAME_PROBE: &str = r#"

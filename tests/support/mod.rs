@@ -100,3 +100,22 @@ fn nix_is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Every process below `pid`, parents first.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut pending = vec![pid];
+    while let Some(parent) = pending.pop() {
+        let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).unwrap();
+        for task in tasks {
+            let children =
+                std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace() {
+                let child: u32 = child.parse().unwrap();
+                found.push(child);
+                pending.push(child);
+            }
+        }
+    }
+    found
+}

@@ -98,11 +98,18 @@ fn init_main(
             std::path::PathBuf::from("/proc/sys/kernel/ns_last_pid"),
         ))?;
     }
+    let null = open_null()?;
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
         Forked::Child => build_child(spec, cgroup, messages),
         Forked::Parent { child } => child,
     };
     drop(cgroup);
+    crate::sys::process::release_stdio(&null).map_err(step(
+        Layer::Helper,
+        "hand the build's stdio on",
+        "dup2",
+        PathBuf::from("/dev/null"),
+    ))?;
     let status = reap_until(build);
     // Orphans (daemonised helpers, `setsid -f sleep`) die here, before outputs are read,
     // so nothing can change the build dir while it is archived.
@@ -304,6 +311,20 @@ fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
         "unshare(CLONE_NEWCGROUP)",
         None,
     ))
+}
+
+/// /dev/null, opened before a fork: see [`crate::sys::process::release_stdio`].
+pub(crate) fn open_null() -> Result<File, StepError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(step(
+            Layer::Helper,
+            "open /dev/null",
+            "open",
+            PathBuf::from("/dev/null"),
+        ))
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString, StepError> {

@@ -436,3 +436,18 @@ pub(crate) fn reset_signals() -> io::Result<()> {
         .thread_set_mask()
         .map_err(io::Error::from)
 }
+
+/// Points descriptors 0-2 at `null` (/dev/null, opened before the fork that handed the
+/// build's stdio on to a child). The helper and init drop their own copies this way: a
+/// reader of the build's output (the daemon's log relay) sees its end when the build's
+/// processes are gone, not only after init and the helper have torn the namespaces down.
+pub(crate) fn release_stdio(null: &std::fs::File) -> io::Result<()> {
+    for target in 0..=2 {
+        // SAFETY: dup2 between descriptor numbers; 0-2 are owned by no Rust object in the
+        // helper or init, and their old files are closed on purpose.
+        if unsafe { libc::dup2(null.as_raw_fd(), target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+use std::io::BufRead;
+use std::process::Stdio;
+
+use crate::support::{descendants, hermetic, require_root, Source};
+
+/// The helper and init hand the build's stdio on and keep no copy: whoever reads the
+/// build's output (the daemon's log relay, a CI runner's pipe) sees its end when the
+/// build's processes are gone, not after init and the helper have torn the namespaces
+/// down. Seen from the host, as root, while the build runs.
+#[test]
+fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
+    require_root();
+    let src = Source::new(&[]);
+    let mut cli = hermetic()
+        .args(["run", "--src"])
+        .arg(src.path())
+        .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(cli.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    let stdio = |pid: u32| -> Vec<String> {
+        (0..=2)
+            .map(|fd| {
+                std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                    .map(|target| target.display().to_string())
+                    .unwrap_or_else(|err| err.to_string())
+            })
+            .collect()
+    };
+    let sandbox: Vec<Vec<String>> = descendants(cli.id()).into_iter().map(stdio).collect();
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    // The helper, init and the build, parents first.
+    assert_eq!(sandbox.len(), 3, "{sandbox:?}");
+    for sandbox_process in &sandbox[..2] {
+        assert_eq!(sandbox_process, &["/dev/null"; 3], "{sandbox:?}");
+    }
+    let build = &sandbox[2];
+    assert!(build[1].starts_with("pipe:"), "{sandbox:?}");
+    assert!(build[2].starts_with("pipe:"), "{sandbox:?}");
+}
