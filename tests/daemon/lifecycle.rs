@@ -320,3 +320,55 @@ fn logs_and_jobs_show_a_finished_job() {
     let missing = env.output(env.hermetic().args(["cancel", "1"]));
     assert_status(&missing, 2);
 }
+
+/// The helper and init of a daemon job hold no copy of the build's output pipes (the zygote
+/// received them at numbers the helper does not use), so the log relay sees their end when
+/// the build's processes are gone. Seen from the host while the build runs.
+#[test]
+fn a_jobs_helper_and_init_hold_no_copy_of_the_builds_output() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let mut client = spawn(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+            .stdout(Stdio::piped()),
+    );
+    read_until_line(&mut stdout_of(&mut client), "ready");
+    let daemon = env.the_daemon();
+    let descriptors = |pid: i32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                    .map(|target| target.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let helper = crate::support::descendants(daemon as u32)
+        .into_iter()
+        .map(|pid| pid as i32)
+        .find(|&pid| {
+            parent_of(pid) == Some(daemon)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "hermetic-helper")
+        })
+        .expect("the job's helper");
+    let init = crate::support::descendants(helper as u32)[0] as i32;
+    let build = crate::support::descendants(init as u32)[0] as i32;
+    let output_pipes: Vec<String> = descriptors(build)
+        .into_iter()
+        .filter(|target| target.starts_with("pipe:"))
+        .collect();
+    let (helper_fds, init_fds) = (descriptors(helper), descriptors(init));
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert_eq!(output_pipes.len(), 2, "the build's: {output_pipes:?}");
+    for pipe in &output_pipes {
+        assert!(!helper_fds.contains(pipe), "helper: {helper_fds:?}");
+        assert!(!init_fds.contains(pipe), "init: {init_fds:?}");
+    }
+}

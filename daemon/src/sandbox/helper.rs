@@ -211,7 +211,10 @@ fn enter_namespaces_and_wait(
         None,
     ))? {
         Forked::Child => crate::sandbox::init::run(spec, cgroup),
-        Forked::Parent { child } => child,
+        Forked::Parent { child } => {
+            drop(cgroup);
+            child
+        }
     };
     crate::sys::process::release_stdio(&null).map_err(step(
         Layer::Helper,

@@ -57,6 +57,17 @@ fn place_fds(fds: &[(RawFd, RawFd)], parked: &mut [RawFd]) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
     }
+    // A number below the highest target that no entry targets still holds whatever the
+    // parent had there: in a forked child, often a copy of one of the sources (the build's
+    // stdout when the zygote received it there), which nothing in the child owns and which
+    // would keep that pipe open as long as the child lives.
+    let highest = fds.iter().map(|&(_, target)| target).max().unwrap_or(-1);
+    for number in 0..highest {
+        if !fds.iter().any(|&(_, target)| target == number) {
+            // SAFETY: close on a descriptor number that no object in this child owns.
+            unsafe { libc::close(number) };
+        }
+    }
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers.
     let rc = unsafe {
         libc::prctl(
