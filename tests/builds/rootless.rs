@@ -57,11 +57,7 @@ impl Drop for DelegatedCgroup {
 fn an_unprivileged_user_gets_the_same_sandbox() {
     require_root();
     let cgroup = DelegatedCgroup::create(&format!("hermetic-rootless-test-{}", std::process::id()));
-    // nobody must be able to execute the binary and read the source.
-    let bin_dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = bin_dir.path().join("hermetic");
-    std::fs::copy(env!("CARGO_BIN_EXE_hermetic"), &binary).unwrap();
+    let (_bin_dir, binary) = binary_for_nobody();
     let src = Source::new(&[("hello.c", "int main(void){return 0;}\n")]);
     std::fs::set_permissions(src.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
@@ -86,4 +82,59 @@ fn an_unprivileged_user_gets_the_same_sandbox() {
         stdout(&output),
         "uid=1000(build) gid=1000(build) groups=1000(build)\ncompiled\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n1\n"
     );
+}
+
+/// A copy of the binary that nobody may execute (the build's target dir may be private),
+/// in a directory removed on drop.
+fn binary_for_nobody() -> (tempfile::TempDir, PathBuf) {
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = bin_dir.path().join("hermetic");
+    std::fs::copy(env!("CARGO_BIN_EXE_hermetic"), &binary).unwrap();
+    (bin_dir, binary)
+}
+
+/// Without a cgroup it may use, an unprivileged caller is refused (exit 125, naming the
+/// layer) and the build never runs; the launcher has already started the sandbox by then
+/// (the cgroup is made while the sandbox is being built), and nothing of it is left. A
+/// profile with `limits.cgroup = "optional"` runs without the limits instead, and says so.
+/// Run in a pid namespace of its own, which shows every process left behind.
+#[test]
+fn without_a_usable_cgroup_the_run_is_refused_unless_the_profile_allows_it() {
+    require_root();
+    let (bin_dir, binary) = binary_for_nobody();
+    let default = crate::support::hermetic()
+        .args(["profile", "show", "default"])
+        .output()
+        .unwrap();
+    assert_status(&default, 0);
+    let optional = String::from_utf8(default.stdout)
+        .unwrap()
+        .replace("cgroup = \"required\"", "cgroup = \"optional\"");
+    assert!(optional.contains("cgroup = \"optional\""), "{optional}");
+    let optional_profile = bin_dir.path().join("optional.toml");
+    std::fs::write(&optional_profile, optional).unwrap();
+    let src = Source::new(&[]);
+    std::fs::set_permissions(src.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let script = format!(
+        "for profile in default {profile}; do \
+           setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --reset-env {binary} --no-daemon \
+             run --profile $profile --src {src} -- sh -c 'echo ran'; echo status=$?; \
+         done; \
+         for process in /proc/[0-9]*; do cat $process/comm; done | grep -v -x -e sh -e cat -e grep; \
+         echo end",
+        profile = optional_profile.display(),
+        binary = binary.display(),
+        src = src.path().display(),
+    );
+    let output = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_status(&output, 0);
+    assert_eq!(stdout(&output), "status=125\nran\nstatus=0\nend\n");
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(errors.contains("cgroup"), "{errors}");
+    assert!(errors.contains("running without cgroup limits"), "{errors}");
 }

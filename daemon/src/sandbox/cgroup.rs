@@ -121,24 +121,40 @@ impl BuildCgroup {
         Ok(cgroup)
     }
 
-    /// The files the helper writes itself into: on v1 the `tasks` file, on v2
-    /// `cgroup.procs`. Moving a whole process through a v1 `cgroup.procs` write-locks the
-    /// kernel's threadgroup rwsem, which waits for an RCU grace period (10-25 ms measured
-    /// here when no other migration ran just before); moving the current thread through
-    /// `tasks` does not. The helper is single-threaded when it joins (freshly exec'd), so
-    /// its one thread is the whole process.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs
-            .iter()
-            .map(|dir| {
-                let tasks = dir.join("tasks");
-                if tasks.exists() {
-                    tasks
-                } else {
-                    dir.join("cgroup.procs")
-                }
-            })
-            .collect()
+    /// Opens, with the daemon's own credentials (the kernel checks the opener's when a
+    /// process writes itself in), the files the build child joins through: on v1 the
+    /// `tasks` file, on v2 `cgroup.procs`. Moving a whole process through a v1
+    /// `cgroup.procs` write-locks the kernel's threadgroup rwsem, which waits for an RCU
+    /// grace period (10-25 ms measured here when no other migration ran just before);
+    /// moving the current thread through `tasks` does not. The build child is
+    /// single-threaded when it joins, so its one thread is the whole process.
+    pub fn open_join_files(&self) -> Result<Vec<(PathBuf, fs::File)>, StepError> {
+        crate::sys::creds::as_daemon(|| {
+            self.dirs
+                .iter()
+                .map(|dir| {
+                    let tasks = dir.join("tasks");
+                    let path = if tasks.exists() {
+                        tasks
+                    } else {
+                        dir.join("cgroup.procs")
+                    };
+                    let file = fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|err| {
+                            StepError::new(
+                                Layer::Cgroup,
+                                "open the build cgroup",
+                                "open",
+                                Some(path.clone()),
+                                err,
+                            )
+                        })?;
+                    Ok((path, file))
+                })
+                .collect()
+        })
     }
 
     fn apply_v1(

@@ -129,26 +129,6 @@ fn enter_namespaces_and_wait(
     spec: &SandboxSpec,
     messages: &mut MessageSink,
 ) -> Result<i32, StepError> {
-    // The build child joins the build's cgroup itself (see init.rs); the files are opened
-    // here, while a root helper still is root, because the kernel checks the opener's
-    // credentials when a process writes itself in.
-    let cgroup = spec
-        .cgroup_procs
-        .iter()
-        .map(|path| {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(step(
-                    Layer::Cgroup,
-                    "open the build cgroup",
-                    "open",
-                    path.clone(),
-                ))?;
-            Ok((path.clone(), file))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
     if nix::unistd::geteuid().is_root() {
         become_unprivileged()?;
     }
@@ -210,11 +190,8 @@ fn enter_namespaces_and_wait(
         "fork",
         None,
     ))? {
-        Forked::Child => crate::sandbox::init::run(spec, cgroup),
-        Forked::Parent { child } => {
-            drop(cgroup);
-            child
-        }
+        Forked::Child => crate::sandbox::init::run(spec),
+        Forked::Parent { child } => child,
     };
     crate::sys::process::release_stdio(&null).map_err(step(
         Layer::Helper,

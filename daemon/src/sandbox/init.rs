@@ -9,7 +9,8 @@
 //!   5. archive the outputs from the now quiet build dir, report, say it finished, exit
 //!
 //! build child (pid 2):
-//!   joins the build cgroup and creates the cgroup namespace (so only the build is counted
+//!   takes the build cgroup from the launcher (made while the sandbox was being built),
+//!   joins it and creates the cgroup namespace (so only the build is counted
 //!   and limited, and the cgroup is empty once init has reaped the build), default signal
 //!   dispositions and an empty signal mask, new session (no controlling tty: TIOCSTI has nothing to inject into), umask, CPU set,
 //!   rlimits, capabilities dropped (bounding and ambient sets too), no_new_privs, Landlock,
@@ -28,7 +29,9 @@ use nix::unistd::Pid;
 
 use crate::archive::pack::{pack_outputs, PackOptions};
 use crate::sandbox::error::{step, Layer, StepError};
-use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, ARTIFACT_FD, SOURCE_FD};
+use crate::sandbox::message::{
+    take_fd, HelperMessage, MessageSink, ARTIFACT_FD, PROVISION_FD, SOURCE_FD,
+};
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{exit_now, fork, Forked};
 
@@ -36,9 +39,9 @@ use crate::sys::process::{exit_now, fork, Forked};
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-pub(crate) fn run(spec: &SandboxSpec, cgroup: Vec<(PathBuf, File)>) -> ! {
+pub(crate) fn run(spec: &SandboxSpec) -> ! {
     let mut messages = MessageSink::from_helper_fd();
-    let code = match init_main(spec, cgroup, &mut messages) {
+    let code = match init_main(spec, &mut messages) {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -48,11 +51,7 @@ pub(crate) fn run(spec: &SandboxSpec, cgroup: Vec<(PathBuf, File)>) -> ! {
     exit_now(code)
 }
 
-fn init_main(
-    spec: &SandboxSpec,
-    cgroup: Vec<(PathBuf, File)>,
-    messages: &mut MessageSink,
-) -> Result<i32, StepError> {
+fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, StepError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step(
         Layer::Helper,
         "die with the helper",
@@ -100,10 +99,9 @@ fn init_main(
     }
     let null = open_null()?;
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
-        Forked::Child => build_child(spec, cgroup, messages),
+        Forked::Child => build_child(spec, messages),
         Forked::Parent { child } => child,
     };
-    drop(cgroup);
     crate::sys::process::release_stdio(&null).map_err(step(
         Layer::Helper,
         "hand the build's stdio on",
@@ -165,8 +163,8 @@ fn reap_until(main: Pid) -> WaitStatus {
     }
 }
 
-fn build_child(spec: &SandboxSpec, cgroup: Vec<(PathBuf, File)>, messages: &mut MessageSink) -> ! {
-    match confine_and_exec(spec, cgroup, messages) {
+fn build_child(spec: &SandboxSpec, messages: &mut MessageSink) -> ! {
+    match confine_and_exec(spec, messages) {
         Ok(never) => match never {},
         Err(ChildFailure::Setup(err)) => {
             messages.setup_failed(&err);
@@ -202,12 +200,13 @@ impl From<StepError> for ChildFailure {
 
 fn confine_and_exec(
     spec: &SandboxSpec,
-    cgroup: Vec<(PathBuf, File)>,
     messages: &mut MessageSink,
 ) -> Result<Infallible, ChildFailure> {
     use nix::sys::resource::{setrlimit, Resource};
 
-    join_cgroup(cgroup)?;
+    join_cgroup(crate::sandbox::launch::Provision::receive(take_fd(
+        PROVISION_FD,
+    ))?)?;
     crate::sys::process::reset_signals().map_err(step(
         Layer::Pins,
         "reset signal dispositions and the signal mask",
@@ -294,8 +293,10 @@ fn confine_and_exec(
 }
 
 /// Writes this process (one thread: "0" through v1 `tasks` moves only the caller, which
-/// spares the kernel's global threadgroup lock) into the build cgroup, then makes that
-/// cgroup the root of a new cgroup namespace, so no host cgroup path is visible.
+/// spares the kernel's global threadgroup lock) into the build cgroup, through the files
+/// the launcher opened (the kernel checks the opener's credentials, and this process has
+/// none to spare), then makes that cgroup the root of a new cgroup namespace, so no host
+/// cgroup path is visible.
 fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
     for (path, mut file) in files {
         file.write_all(b"0").map_err(step(

@@ -16,10 +16,11 @@ use serde::Serialize;
 use crate::archive::manifest::Manifest;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
+use crate::sandbox::error::StepError;
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
 use crate::sandbox::message::{
-    read_messages, HelperMessage, ARTIFACT_FD, MESSAGE_FD, SOURCE_FD, SPEC_FD,
+    read_messages, HelperMessage, ARTIFACT_FD, MESSAGE_FD, PROVISION_FD, SOURCE_FD, SPEC_FD,
 };
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
@@ -125,35 +126,12 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         ..AppliedLayers::default()
     };
 
-    // The launcher's start time tells apart two launchers that got the same pid.
-    let name = format!(
-        "hermetic-{}-{:x}-{}",
-        std::process::id(),
-        launcher_started_ns(),
-        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let limits = CgroupLimits {
-        pids: spec.limits.pids,
-        memory_bytes: spec.limits.memory_bytes,
-        cpus: spec.cpu_set.len(),
-    };
-    let cgroup = match BuildCgroup::create(&name, limits) {
-        Ok(cgroup) => Some(cgroup),
-        Err(err) if launch.cgroup_policy == CgroupPolicy::Optional => {
-            tracing::warn!("running without cgroup limits: {err}");
-            None
-        }
-        Err(err) => return Err(SandboxError::setup(&err)),
-    };
-    layers.cgroup = cgroup.as_ref().map(|c| c.report.clone());
-    tracing::debug!(elapsed = ?started.elapsed(), "cgroup ready");
-    let mut spec = spec.clone();
-    spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default();
-
     let protocol =
         |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
     let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
     let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
+    let (provision, provision_for_build) =
+        Provision::socket().map_err(protocol("create the provision socket"))?;
 
     let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
     let mut fds = vec![
@@ -162,6 +140,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         (raw(&launch.stderr), 2),
         (raw(&spec_read), SPEC_FD),
         (raw(&message_write), MESSAGE_FD),
+        (raw(&provision_for_build), PROVISION_FD),
     ];
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
@@ -173,14 +152,13 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some((source_read, _)) = &source_pipe {
         fds.push((raw(source_read), SOURCE_FD));
     }
-    let (helper, needs_spec) = start_helper(&fds, &spec)?;
+    let (helper, needs_spec) = start_helper(&fds, spec)?;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
         match crate::sys::process::pidfd_open(helper) {
             Ok(pidfd) => cancel.register(pidfd),
             Err(source) => {
-                let _ = kill(helper, Signal::SIGKILL);
-                let _ = waitpid(helper, None);
+                stop_helper(helper);
                 return Err(SandboxError::Protocol {
                     step: "open a pidfd for the helper (to cancel it)",
                     source,
@@ -189,8 +167,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         }
     }
     drop((null, launch.stdout, launch.stderr));
-    drop(spec_read);
-    drop(message_write);
+    drop((spec_read, message_write, provision_for_build));
     drop(launch.artifact);
     // The source is read here, with the caller's privileges, and streamed to the sandbox's
     // init (see source.rs).
@@ -211,7 +188,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     });
 
     if needs_spec {
-        let spec_json = serde_json::to_vec(&spec).map_err(|err| SandboxError::Protocol {
+        let spec_json = serde_json::to_vec(spec).map_err(|err| SandboxError::Protocol {
             step: "encode the spec",
             source: std::io::Error::other(err),
         })?;
@@ -219,6 +196,24 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         let _ = File::from(spec_write).write_all(&spec_json);
     }
     tracing::debug!(elapsed = ?started.elapsed(), "helper started and spec sent");
+
+    // Only the build child joins the cgroup, and it needs it only once the namespaces and
+    // the root filesystem are ready: made here meanwhile, on another CPU where there is
+    // one, and handed over.
+    let cgroup = build_cgroup(spec, launch.cgroup_policy).and_then(|cgroup| {
+        hand_over(cgroup.as_ref(), &provision)?;
+        Ok(cgroup)
+    });
+    let cgroup = match cgroup {
+        Ok(cgroup) => cgroup,
+        Err(err) => {
+            stop_helper(helper);
+            return Err(err);
+        }
+    };
+    layers.cgroup = cgroup.as_ref().map(|c| c.report.clone());
+    drop(provision);
+    tracing::debug!(elapsed = ?started.elapsed(), "cgroup handed over");
 
     let mut outcome = Reported::default();
     let read_result = read_messages(File::from(message_read), |message| outcome.absorb(message));
@@ -357,6 +352,110 @@ fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool
     command.arg(HELPER_ARG).env_clear();
     let helper = spawn_with_fds(&mut command, fds).map_err(spawn_failed)?;
     Ok((Pid::from_raw(helper.id() as i32), true))
+}
+
+/// The build's cgroup, or none when the profile allows that and the host has none.
+fn build_cgroup(
+    spec: &SandboxSpec,
+    policy: CgroupPolicy,
+) -> Result<Option<BuildCgroup>, SandboxError> {
+    // The launcher's start time tells apart two launchers that got the same pid.
+    let name = format!(
+        "hermetic-{}-{:x}-{}",
+        std::process::id(),
+        launcher_started_ns(),
+        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let limits = CgroupLimits {
+        pids: spec.limits.pids,
+        memory_bytes: spec.limits.memory_bytes,
+        cpus: spec.cpu_set.len(),
+    };
+    match BuildCgroup::create(&name, limits) {
+        Ok(cgroup) => Ok(Some(cgroup)),
+        Err(err) if policy == CgroupPolicy::Optional => {
+            tracing::warn!("running without cgroup limits: {err}");
+            Ok(None)
+        }
+        Err(err) => Err(SandboxError::setup(&err)),
+    }
+}
+
+/// Sends the build child its cgroup's join files (none without a cgroup).
+fn hand_over(cgroup: Option<&BuildCgroup>, provision: &OwnedFd) -> Result<(), SandboxError> {
+    let files = match cgroup {
+        Some(cgroup) => cgroup
+            .open_join_files()
+            .map_err(|err| SandboxError::setup(&err))?,
+        None => Vec::new(),
+    };
+    // A sandbox that failed already has closed its end; its report explains why.
+    let _ = Provision { cgroup: files }.send(provision);
+    Ok(())
+}
+
+/// What the launcher hands the build child over the provision socket once the sandbox is
+/// being built: the build cgroup's join files (none without a cgroup). One packet: a JSON
+/// list of the files' paths (for error messages), the files themselves as SCM_RIGHTS.
+pub(crate) struct Provision {
+    pub(crate) cgroup: Vec<(std::path::PathBuf, File)>,
+}
+
+impl Provision {
+    /// (the launcher's end, the end placed at `PROVISION_FD`), both close-on-exec.
+    fn socket() -> std::io::Result<(OwnedFd, OwnedFd)> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)
+    }
+
+    fn send(&self, socket: &OwnedFd) -> std::io::Result<()> {
+        let paths: Vec<&std::path::Path> =
+            self.cgroup.iter().map(|(path, _)| path.as_path()).collect();
+        let fds: Vec<RawFd> = self.cgroup.iter().map(|(_, file)| raw(file)).collect();
+        let bytes = serde_json::to_vec(&paths).map_err(std::io::Error::other)?;
+        crate::sys::process::send_with_fds(socket, &bytes, &fds)
+    }
+
+    /// In the build child: waits for the launcher's packet.
+    pub(crate) fn receive(socket: File) -> Result<Vec<(std::path::PathBuf, File)>, StepError> {
+        let failed = |reason: String| {
+            StepError::refused(
+                Layer::Cgroup,
+                "receive the build cgroup from the launcher",
+                reason,
+            )
+        };
+        let socket = OwnedFd::from(socket);
+        let mut buffer = vec![0u8; 64 * 1024];
+        let (length, fds) = crate::sys::process::recv_with_fds(&socket, &mut buffer)
+            .map_err(|err| failed(err.to_string()))?
+            .ok_or_else(|| failed("the launcher closed the provision socket".into()))?;
+        let paths: Vec<std::path::PathBuf> = serde_json::from_slice(&buffer[..length])
+            .map_err(|err| failed(format!("malformed packet: {err}")))?;
+        if paths.len() != fds.len() {
+            return Err(failed(format!(
+                "{} paths for {} descriptors",
+                paths.len(),
+                fds.len()
+            )));
+        }
+        Ok(paths
+            .into_iter()
+            .zip(fds.into_iter().map(File::from))
+            .collect())
+    }
+}
+
+/// Kills a helper that will not be needed (its init dies with it) and reaps it.
+fn stop_helper(helper: Pid) {
+    let _ = kill(helper, Signal::SIGKILL);
+    let _ = wait_for(helper);
 }
 
 /// Reaps a helper that is exiting, without making the caller wait for it.

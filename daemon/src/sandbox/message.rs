@@ -15,8 +15,11 @@ pub(crate) const SPEC_FD: RawFd = 3;
 pub(crate) const MESSAGE_FD: RawFd = 4;
 pub(crate) const ARTIFACT_FD: RawFd = 5;
 pub(crate) const SOURCE_FD: RawFd = 6;
+/// A SOCK_SEQPACKET socket on which the launcher hands the build child what it prepares
+/// while the sandbox is being built (see `launch::Provision`).
+pub(crate) const PROVISION_FD: RawFd = 7;
 /// The first descriptor number the helper does not use.
-pub(crate) const FIRST_UNUSED_FD: RawFd = 7;
+pub(crate) const FIRST_UNUSED_FD: RawFd = 8;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

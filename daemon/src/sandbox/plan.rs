@@ -161,7 +161,6 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
             landlock_abi: profile.landlock_abi,
             etc_files: pins::etc_files(&profile.identity, &profile.paths),
             preload_shim: false,
-            cgroup_procs: Vec::new(),
             outputs: request.outputs.map(|paths| OutputRequest {
                 paths: paths.to_vec(),
                 mtime: epoch,

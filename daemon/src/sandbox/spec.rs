@@ -16,7 +16,9 @@ use crate::sandbox::seccomp::CompiledPolicy;
 /// guards against a binary being replaced on disk between the two. Changelog:
 /// - 1: first version.
 /// - 2: seccomp programs as one hex string (`CompiledFilter`), one program per policy.
-pub const SPEC_VERSION: u32 = 2;
+/// - 3: no cgroup paths: the launcher hands the build cgroup's files to the build child
+///   over the provision socket (`message::PROVISION_FD`).
+pub const SPEC_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -43,9 +45,6 @@ pub struct SandboxSpec {
     /// have it, a pass-through unless `variation.vary_shim`, so they see the same files.
     #[serde(default)]
     pub preload_shim: bool,
-    /// The build cgroup's files (v1 `tasks`, v2 `cgroup.procs`): the helper opens them,
-    /// and the build child writes itself into them before it creates its cgroup namespace.
-    pub cgroup_procs: Vec<PathBuf>,
     pub outputs: Option<OutputRequest>,
     /// What this run varies on purpose (the second run of a dual build); empty otherwise.
     #[serde(default)]
