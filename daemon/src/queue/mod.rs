@@ -133,7 +133,9 @@ impl Scheduler {
         };
         for id in scheduler.inner.store.interrupt_unfinished(now_ms())? {
             tracing::warn!(job = id, "job interrupted by a daemon restart");
-            scheduler.inner.finalize_files(id, true);
+            let keep = scheduler.inner.config.keep_failed;
+            scheduler.inner.move_log_out(id, keep);
+            scheduler.inner.remove_scratch(id, keep);
         }
         Ok(scheduler)
     }
@@ -443,8 +445,9 @@ impl Inner {
         (state, outcome.finish, outcome.setup)
     }
 
-    /// Records a job's end: its files first (so a reader that sees the terminal state
-    /// finds the log in its final place), then the store, then the metrics.
+    /// Records a job's end: its log first (so a reader that sees the terminal state
+    /// finds the log in its final place), then the store, then the metrics; the scratch
+    /// directory goes last, once the clients following the job have been woken.
     fn finish(
         &self,
         id: u64,
@@ -453,7 +456,8 @@ impl Inner {
         duration: Option<Duration>,
         setup: Option<Duration>,
     ) {
-        self.finalize_files(id, state != JobState::Succeeded);
+        let keep = state != JobState::Succeeded && self.config.keep_failed;
+        self.move_log_out(id, keep);
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
             tracing::error!(job = id, "{err}");
         }
@@ -461,18 +465,26 @@ impl Inner {
             .finished(state, finish.verdict.as_deref(), duration, setup);
         // Wakes clients following the job's log as well as shutdown.
         self.ended.notify_waiters();
+        self.remove_scratch(id, keep);
     }
 
-    /// Moves the log out of the scratch directory and removes the directory (a failed
-    /// job's is kept, log included, with `keep_failed`).
-    fn finalize_files(&self, id: u64, failed: bool) {
-        let scratch = self.scratch_dir(id);
+    fn remove_scratch(&self, id: u64, keep: bool) {
+        if !keep {
+            let scratch = self.scratch_dir(id);
+            if let Err(err) = remove_dir(&scratch) {
+                tracing::warn!(job = id, "failed to remove {}: {err}", scratch.display());
+            }
+        }
+    }
+
+    /// Moves the log out of the scratch directory (copies it, with `keep`: a failed job's
+    /// scratch directory is kept, log included, with `keep_failed`).
+    fn move_log_out(&self, id: u64, keep: bool) {
         let log = self.scratch_log(id);
         let final_log = self.final_log(id);
         if let Some(dir) = final_log.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let keep = failed && self.config.keep_failed;
         // The index first: a reader that finds the log in its final place finds its
         // index there too.
         for (from, to) in [
@@ -488,11 +500,6 @@ impl Inner {
                 if err.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
                 }
-            }
-        }
-        if !keep {
-            if let Err(err) = remove_dir(&scratch) {
-                tracing::warn!(job = id, "failed to remove {}: {err}", scratch.display());
             }
         }
     }

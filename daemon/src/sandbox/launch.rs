@@ -152,7 +152,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some((source_read, _)) = &source_pipe {
         fds.push((raw(source_read), SOURCE_FD));
     }
-    let (helper, needs_spec) = start_helper(&fds, spec)?;
+    let helper = start_helper(&fds, spec, File::from(spec_write))?;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
         match crate::sys::process::pidfd_open(helper) {
@@ -187,14 +187,6 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         })
     });
 
-    if needs_spec {
-        let spec_json = serde_json::to_vec(spec).map_err(|err| SandboxError::Protocol {
-            step: "encode the spec",
-            source: std::io::Error::other(err),
-        })?;
-        // A helper that failed early closes its end; its report explains why.
-        let _ = File::from(spec_write).write_all(&spec_json);
-    }
     tracing::debug!(elapsed = ?started.elapsed(), "helper started and spec sent");
 
     // Only the build child joins the cgroup, and it needs it only once the namespaces and
@@ -322,16 +314,35 @@ impl Reported {
 
 /// Starts the helper with `fds` (source → target) in place, as a child of this process:
 /// through the daemon's zygote when there is one; else by forking this process when it is
-/// single-threaded (the CLI), which saves an exec and the spec's encoding; else by
-/// exec'ing this binary again. Also says whether the helper waits for the spec.
-fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool), SandboxError> {
+/// single-threaded (the CLI), which saves an exec and the spec's encoding (the child has it
+/// in memory); else by exec'ing this binary again. A helper that is not forked from here
+/// reads the spec from `spec_pipe`.
+fn start_helper(
+    fds: &[(RawFd, RawFd)],
+    spec: &SandboxSpec,
+    spec_pipe: File,
+) -> Result<Pid, SandboxError> {
     let spawn_failed = |source| SandboxError::SpawnHelper {
         program: "/proc/self/exe".into(),
         source,
     };
-    if let Some(zygote) = crate::sandbox::zygote::running() {
+    let zygote = crate::sandbox::zygote::running();
+    if zygote.is_none() {
+        match fork_with_fds(fds).map_err(spawn_failed)? {
+            Some(Forked::Child) => {
+                crate::sys::process::exit_now(crate::sandbox::helper::helper_main_forked(spec))
+            }
+            Some(Forked::Parent { child }) => return Ok(child),
+            None => {}
+        }
+    }
+    let spec_sender = SpecSender::start(spec, spec_pipe)?;
+    if let Some(zygote) = zygote {
         match zygote.start_helper(fds) {
-            Ok(helper) => return Ok((helper, true)),
+            Ok(helper) => {
+                spec_sender.finish();
+                return Ok(helper);
+            }
             // The zygote answered: its fork failed, as any other would (a pids limit).
             Err(err) if crate::sandbox::zygote::running().is_some() => {
                 return Err(spawn_failed(err))
@@ -341,17 +352,50 @@ fn start_helper(fds: &[(RawFd, RawFd)], spec: &SandboxSpec) -> Result<(Pid, bool
             }
         }
     }
-    match fork_with_fds(fds).map_err(spawn_failed)? {
-        Some(Forked::Child) => {
-            crate::sys::process::exit_now(crate::sandbox::helper::helper_main_forked(spec))
-        }
-        Some(Forked::Parent { child }) => return Ok((child, false)),
-        None => {}
-    }
     let mut command = Command::new("/proc/self/exe");
     command.arg(HELPER_ARG).env_clear();
     let helper = spawn_with_fds(&mut command, fds).map_err(spawn_failed)?;
-    Ok((Pid::from_raw(helper.id() as i32), true))
+    spec_sender.finish();
+    Ok(Pid::from_raw(helper.id() as i32))
+}
+
+/// The spec for a helper that reads it from its pipe: written before the helper starts
+/// when the pipe holds it all, so that the helper finds it waiting instead of waiting for
+/// the launcher's reply from the zygote and the encoding; otherwise written after.
+struct SpecSender {
+    pipe: File,
+    unsent: Option<Vec<u8>>,
+}
+
+impl SpecSender {
+    fn start(spec: &SandboxSpec, mut pipe: File) -> Result<SpecSender, SandboxError> {
+        let json = serde_json::to_vec(spec).map_err(|err| SandboxError::Protocol {
+            step: "encode the spec",
+            source: std::io::Error::other(err),
+        })?;
+        let fits = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+            .is_ok_and(|capacity| json.len() <= capacity as usize);
+        if !fits {
+            return Ok(SpecSender {
+                pipe,
+                unsent: Some(json),
+            });
+        }
+        pipe.write_all(&json)
+            .map_err(|source| SandboxError::Protocol {
+                step: "send the spec",
+                source,
+            })?;
+        Ok(SpecSender { pipe, unsent: None })
+    }
+
+    /// Sends what did not fit, now that a helper reads; then closes the pipe.
+    fn finish(mut self) {
+        if let Some(json) = self.unsent.take() {
+            // A helper that failed early closes its end; its report explains why.
+            let _ = self.pipe.write_all(&json);
+        }
+    }
 }
 
 /// The build's cgroup, or none when the profile allows that and the host has none.
@@ -486,4 +530,58 @@ fn wait_for(helper: Pid) -> std::io::Result<String> {
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn default_spec() -> SandboxSpec {
+        let profile = crate::sandbox::profile::load("default").unwrap();
+        let command = vec!["true".to_string()];
+        let request = crate::sandbox::plan::Request {
+            command: &command,
+            source: None,
+            outputs: None,
+            source_date_epoch: Some(0),
+        };
+        crate::sandbox::plan::plan(&profile, &request).unwrap().spec
+    }
+
+    /// A spec the pipe cannot hold is not written ahead (that would block before any
+    /// helper reads), and arrives whole once a reader is there.
+    #[test]
+    fn a_spec_larger_than_the_pipe_is_sent_once_the_helper_reads() {
+        let spec = default_spec();
+        let json = serde_json::to_vec(&spec).unwrap();
+        let (read_end, write_end) = pipe().unwrap();
+        let capacity =
+            nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+        assert!(json.len() > capacity as usize, "{} bytes", json.len());
+
+        let sender = SpecSender::start(&spec, File::from(write_end)).unwrap();
+        assert!(sender.unsent.is_some());
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            File::from(read_end).read_to_end(&mut received).unwrap();
+            received
+        });
+        sender.finish();
+        assert_eq!(reader.join().unwrap(), json);
+    }
+
+    /// One that fits is waiting in the pipe before the helper starts.
+    #[test]
+    fn a_spec_the_pipe_holds_is_written_before_the_helper_starts() {
+        let spec = default_spec();
+        let (read_end, write_end) = pipe().unwrap();
+        let sender = SpecSender::start(&spec, File::from(write_end)).unwrap();
+        assert!(sender.unsent.is_none());
+        sender.finish();
+        let mut received = Vec::new();
+        File::from(read_end).read_to_end(&mut received).unwrap();
+        assert_eq!(received, serde_json::to_vec(&spec).unwrap());
+    }
 }
