@@ -62,7 +62,7 @@ impl BuildCgroup {
     }
 
     fn create_as_daemon(name: &str, limits: CgroupLimits) -> Result<BuildCgroup, StepError> {
-        let found = discover().map_err(|err| {
+        let found = discovered().map_err(|err| {
             StepError::new(
                 Layer::Cgroup,
                 "find the cgroup hierarchies",
@@ -382,6 +382,18 @@ fn enable_v2_controllers(parent: &Path, controllers: &[&str]) -> Result<(), Step
         err.step = "enable controllers for build cgroups (the parent must be delegated and hold no process)";
         err
     })
+}
+
+/// [`discover`], once per process: a daemon would otherwise read both files for every
+/// build, and neither the mounts nor its own cgroup change under it (a daemon moved to
+/// another cgroup goes on nesting its builds under the one it started in).
+fn discovered() -> io::Result<&'static Hierarchies> {
+    static FOUND: std::sync::OnceLock<Hierarchies> = std::sync::OnceLock::new();
+    if let Some(found) = FOUND.get() {
+        return Ok(found);
+    }
+    let found = discover()?;
+    Ok(FOUND.get_or_init(|| found))
 }
 
 /// Reads /proc/self/mountinfo and /proc/self/cgroup.

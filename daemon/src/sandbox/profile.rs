@@ -193,7 +193,7 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
         .iter()
         .find(|(name, _)| *name == name_or_path)
     {
-        Some((name, text)) => parse(name, &format!("builtin:{name}"), text, None),
+        Some((name, text)) => parse_remembered(name, &format!("builtin:{name}"), text, None),
         None => Err(ProfileError::Unknown {
             name: name_or_path.to_string(),
             known: list()
@@ -214,7 +214,41 @@ pub fn load_file(path: &Path) -> Result<Profile, ProfileError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parse(&name, &path.display().to_string(), &text, path.parent())
+    parse_remembered(&name, &path.display().to_string(), &text, path.parent())
+}
+
+/// [`parse`], remembered per process by everything it depends on (it reads nothing but
+/// its arguments): a daemon parses the same few profiles for every job.
+fn parse_remembered(
+    name: &str,
+    origin: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+) -> Result<Profile, ProfileError> {
+    const REMEMBERED: usize = 16;
+    type Key = (String, String, Option<PathBuf>, String);
+    static CACHE: std::sync::Mutex<Vec<(Key, Profile)>> = std::sync::Mutex::new(Vec::new());
+    let key: Key = (
+        name.to_string(),
+        origin.to_string(),
+        base_dir.map(Path::to_path_buf),
+        crate::digest::sha256_hex(text.as_bytes()),
+    );
+    let cache = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some((_, hit)) = cache().iter().find(|(known, _)| *known == key) {
+        return Ok(hit.clone());
+    }
+    let profile = parse(name, origin, text, base_dir)?;
+    let mut cache = cache();
+    if cache.len() == REMEMBERED {
+        cache.remove(0);
+    }
+    cache.push((key, profile.clone()));
+    Ok(profile)
 }
 
 /// Every profile `load` can find by name, with its origin.
@@ -518,6 +552,24 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loads are remembered by content: a profile file edited between two builds of one
+    /// daemon is read anew, and one left alone gives the same profile.
+    #[test]
+    fn a_profile_file_edited_between_loads_is_parsed_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edited.toml");
+        let default_text = BUILTIN_PROFILES[0].1;
+        assert!(default_text.contains("pids = 1024"));
+        std::fs::write(&path, default_text).unwrap();
+        let first = load_file(&path).unwrap();
+        assert_eq!(first.pids, 1024);
+        assert_eq!(load_file(&path).unwrap().sha256, first.sha256);
+        std::fs::write(&path, default_text.replace("pids = 1024", "pids = 77")).unwrap();
+        let edited = load_file(&path).unwrap();
+        assert_eq!(edited.pids, 77);
+        assert_ne!(edited.sha256, first.sha256);
+    }
 
     #[test]
     fn builtin_profiles_parse() {
