@@ -14,7 +14,50 @@
 //! instructions; anything farther goes through `ja`, whose offset is 32 bits.
 use std::collections::BTreeMap;
 
-use super::{BpfInstruction, ABI_CHECK};
+/// One classic BPF instruction (struct sock_filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BpfInstruction {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// offsetof(struct seccomp_data, nr) and offsetof(struct seccomp_data, arch).
+const SYSCALL_NR_OFFSET: u32 = 0;
+const ARCH_OFFSET: u32 = 4;
+/// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
+pub(super) const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// x32 processes enter with AUDIT_ARCH_X86_64 and mark their syscall numbers with this bit.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const DENY_OTHER_ABI: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+
+const fn statement(code: u16, k: u32) -> BpfInstruction {
+    BpfInstruction {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> BpfInstruction {
+    BpfInstruction { code, jt, jf, k }
+}
+
+/// The start of every program. An i386 syscall (int 0x80) or an x32 one fails with EPERM:
+/// a build that runs a 32-bit tool sees a clear error rather than a bare SIGSYS, and
+/// nothing in a policy can return KILL. x32 calls arrive as x86_64 with a marked number;
+/// without this check they would reach the "unlisted" default with another errno. Leaves
+/// the syscall number in the accumulator.
+pub(super) const ABI_CHECK: [BpfInstruction; 6] = [
+    statement(LOAD_WORD, ARCH_OFFSET),
+    jump(JEQ, AUDIT_ARCH_X86_64, 1, 0),
+    statement(RETURN, DENY_OTHER_ABI),
+    statement(LOAD_WORD, SYSCALL_NR_OFFSET),
+    jump(JGE, X32_SYSCALL_BIT, 0, 1),
+    statement(RETURN, DENY_OTHER_ABI),
+];
 
 /// Which argument word a condition compares, how, and with what. Values already split
 /// into what one 32-bit compare needs.
@@ -62,7 +105,7 @@ const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
 const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+pub(super) const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 /// offsetof(struct seccomp_data, args): six u64, little-endian.
 const ARGS_OFFSET: u32 = 16;
 /// A search-tree leaf compares at most this many numbers one after another.

@@ -7,9 +7,9 @@
 //!
 //! seccomp/README.md describes the format and the reason for every denial.
 mod bpf;
+mod source;
 mod syscalls;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -18,14 +18,12 @@ use sha2::{Digest, Sha256};
 
 use crate::sys;
 
+pub use bpf::BpfInstruction;
+use source::ProgramError;
+
 /// The policies shipped with hermetic, by name.
 pub const BUILTIN_POLICIES: &[(&str, &str)] =
     &[("default", include_str!("../../../../seccomp/default.json"))];
-
-const ALLOWLIST: &str = "allowlist";
-const DENYLIST: &str = "denylist";
-/// The filters of every policy, in install order.
-const FILTER_NAMES: [&str; 2] = [ALLOWLIST, DENYLIST];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -118,15 +116,6 @@ mod hex_instructions {
             })
             .collect())
     }
-}
-
-/// One classic BPF instruction (struct sock_filter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BpfInstruction {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
 }
 
 impl CompiledFilter {
@@ -250,55 +239,20 @@ fn compile_with_digest(
     source_json: &[u8],
     sha256: String,
 ) -> Result<CompiledPolicy, SeccompError> {
-    let invalid = |reason: String| SeccompError::Invalid {
-        name: name.to_string(),
-        reason,
-    };
-    if std::env::consts::ARCH != "x86_64" {
-        return Err(invalid(format!(
-            "policies use x86_64 syscall numbers and this build targets {}",
-            std::env::consts::ARCH
-        )));
-    }
-    let sources: BTreeMap<String, FilterSource> =
-        serde_json::from_slice(source_json).map_err(|source| SeccompError::Parse {
+    let instructions = source::program(source_json).map_err(|err| match err {
+        ProgramError::Parse(source) => SeccompError::Parse {
             name: name.to_string(),
             source,
-        })?;
-    let (allowlist, denylist) = validate(&sources).map_err(invalid)?;
-    let compile_failed = |reason: String| SeccompError::Compile {
-        name: name.to_string(),
-        reason,
-    };
-    let mut rules: BTreeMap<u32, bpf::SyscallRules> = BTreeMap::new();
-    for (filter, denies) in [(denylist, true), (allowlist, false)] {
-        for rule in &filter.filter {
-            let number = syscalls::number(&rule.syscall).ok_or_else(|| {
-                compile_failed(format!("unknown x86_64 syscall `{}`", rule.syscall))
-            })?;
-            let conditions = rule
-                .args
-                .iter()
-                .flatten()
-                .map(ConditionSource::compiled)
-                .collect();
-            let syscall = rules.entry(number).or_default();
-            if denies {
-                syscall.deny.push(conditions);
-            } else {
-                syscall.allow.push(conditions);
-            }
-        }
-    }
-    let errno = |action: &ActionSource| match action {
-        ActionSource::Errno(errno) => libc::SECCOMP_RET_ERRNO | errno,
-        ActionSource::Allow => libc::SECCOMP_RET_ALLOW,
-    };
-    let actions = bpf::Actions {
-        denied: errno(&denylist.match_action),
-        unlisted: errno(&allowlist.mismatch_action),
-    };
-    let instructions = bpf::compile(&rules, actions).map_err(compile_failed)?;
+        },
+        ProgramError::Invalid(reason) => SeccompError::Invalid {
+            name: name.to_string(),
+            reason,
+        },
+        ProgramError::Compile(reason) => SeccompError::Compile {
+            name: name.to_string(),
+            reason,
+        },
+    })?;
     Ok(CompiledPolicy {
         name: name.to_string(),
         sha256,
@@ -309,202 +263,12 @@ fn compile_with_digest(
     })
 }
 
-const LOAD_WORD: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
-const JUMP_IF_EQUAL: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-const JUMP_IF_AT_LEAST: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
-const RETURN: u32 = libc::BPF_RET | libc::BPF_K;
-/// offsetof(struct seccomp_data, nr) and offsetof(struct seccomp_data, arch).
-const SYSCALL_NR_OFFSET: u32 = 0;
-const ARCH_OFFSET: u32 = 4;
-/// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
-const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
-/// x32 processes enter with AUDIT_ARCH_X86_64 and mark their syscall numbers with this bit.
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-const DENY_OTHER_ABI: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
-
-const fn statement(code: u32, k: u32) -> BpfInstruction {
-    BpfInstruction {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> BpfInstruction {
-    BpfInstruction {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
-}
-
-/// The start of every program. An i386 syscall (int 0x80) or an x32 one fails with EPERM:
-/// a build that runs a 32-bit tool sees a clear error rather than a bare SIGSYS, and
-/// nothing in a policy can return KILL. x32 calls arrive as x86_64 with a marked number;
-/// without this check they would reach the "unlisted" default with another errno. Leaves
-/// the syscall number in the accumulator.
-const ABI_CHECK: [BpfInstruction; 6] = [
-    statement(LOAD_WORD, ARCH_OFFSET),
-    jump(JUMP_IF_EQUAL, AUDIT_ARCH_X86_64, 1, 0),
-    statement(RETURN, DENY_OTHER_ABI),
-    statement(LOAD_WORD, SYSCALL_NR_OFFSET),
-    jump(JUMP_IF_AT_LEAST, X32_SYSCALL_BIT, 0, 1),
-    statement(RETURN, DENY_OTHER_ABI),
-];
-
-/// A filter of a policy file. Actions are limited to the two a policy may use, so KILL or
-/// TRAP fails to parse; unknown fields (comments) are ignored.
-#[derive(Deserialize)]
-struct FilterSource {
-    #[serde(alias = "default_action")]
-    mismatch_action: ActionSource,
-    #[serde(alias = "filter_action")]
-    match_action: ActionSource,
-    filter: Vec<RuleSource>,
-}
-
-#[derive(Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum ActionSource {
-    Allow,
-    Errno(u32),
-}
-
-#[derive(Deserialize)]
-struct RuleSource {
-    syscall: String,
-    args: Option<Vec<ConditionSource>>,
-}
-
-#[derive(Deserialize)]
-struct ConditionSource {
-    index: u8,
-    #[serde(rename = "type")]
-    width: ArgWidth,
-    op: bpf::Op,
-    val: u64,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-enum ArgWidth {
-    Dword,
-    Qword,
-}
-
-impl ConditionSource {
-    fn compiled(&self) -> bpf::Condition {
-        bpf::Condition {
-            index: self.index,
-            qword: self.width == ArgWidth::Qword,
-            op: self.op,
-            value: self.val,
-        }
-    }
-}
-
-/// Checks what parses but a policy must not be, and returns its allowlist and denylist:
-/// - exactly the filters `allowlist` (default errno, match allow) and `denylist` (default
-///   allow, match errno), errnos between 1 and 4095;
-/// - no syscall listed twice with the same conditions in one filter;
-/// - no syscall listed both with and without conditions in one filter (the conditions
-///   would be pointless: a sign of a mistake);
-/// - nothing allowed and denied unconditionally at once.
-fn validate(
-    sources: &BTreeMap<String, FilterSource>,
-) -> Result<(&FilterSource, &FilterSource), String> {
-    if let Some(unknown) = sources
-        .keys()
-        .find(|name| !FILTER_NAMES.contains(&name.as_str()))
-    {
-        return Err(format!(
-            "unknown filter `{unknown}`: a policy holds exactly `{ALLOWLIST}` and `{DENYLIST}`"
-        ));
-    }
-    let filter = |name: &str| {
-        sources
-            .get(name)
-            .ok_or_else(|| format!("missing filter `{name}`"))
-    };
-    let allowlist = filter(ALLOWLIST)?;
-    let denylist = filter(DENYLIST)?;
-    if !(matches!(allowlist.mismatch_action, ActionSource::Errno(_))
-        && allowlist.match_action == ActionSource::Allow)
-    {
-        return Err(format!(
-            "`{ALLOWLIST}` needs mismatch_action {{\"errno\": N}} and match_action \"allow\""
-        ));
-    }
-    if !(denylist.mismatch_action == ActionSource::Allow
-        && matches!(denylist.match_action, ActionSource::Errno(_)))
-    {
-        return Err(format!(
-            "`{DENYLIST}` needs mismatch_action \"allow\" and match_action {{\"errno\": N}}"
-        ));
-    }
-    for action in [&allowlist.mismatch_action, &denylist.match_action] {
-        if let ActionSource::Errno(errno) = action {
-            if !(1..=4095).contains(errno) {
-                return Err(format!("errno {errno} is not between 1 and 4095"));
-            }
-        }
-    }
-    let allowed = rules_by_syscall(ALLOWLIST, allowlist)?;
-    let denied = rules_by_syscall(DENYLIST, denylist)?;
-    let unconditional = |rules: &Vec<Vec<bpf::Condition>>| rules.iter().any(Vec::is_empty);
-    if let Some(syscall) = allowed
-        .iter()
-        .find(|(syscall, rules)| {
-            unconditional(rules) && denied.get(*syscall).is_some_and(unconditional)
-        })
-        .map(|(syscall, _)| syscall)
-    {
-        return Err(format!(
-            "{syscall} is both allowed and denied without conditions"
-        ));
-    }
-    Ok((allowlist, denylist))
-}
-
-fn rules_by_syscall<'a>(
-    filter_name: &str,
-    filter: &'a FilterSource,
-) -> Result<BTreeMap<&'a str, Vec<Vec<bpf::Condition>>>, String> {
-    let mut by_syscall: BTreeMap<&str, Vec<Vec<bpf::Condition>>> = BTreeMap::new();
-    for rule in &filter.filter {
-        // The conditions of a rule are and-ed: rules are the same when their sorted
-        // conditions are.
-        let mut conditions: Vec<bpf::Condition> = rule
-            .args
-            .iter()
-            .flatten()
-            .map(ConditionSource::compiled)
-            .collect();
-        conditions.sort();
-        let rules = by_syscall.entry(&rule.syscall).or_default();
-        if rules.contains(&conditions) {
-            return Err(format!(
-                "`{filter_name}` lists {} twice with the same conditions",
-                rule.syscall
-            ));
-        }
-        if !rules.is_empty() && (conditions.is_empty() || rules.iter().any(Vec::is_empty)) {
-            return Err(format!(
-                "`{filter_name}` lists {} both with and without conditions (the conditions would be pointless)",
-                rule.syscall
-            ));
-        }
-        rules.push(conditions);
-    }
-    Ok(by_syscall)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::process::{Command, Output, Stdio};
 
+    use super::source::{ALLOWLIST, DENYLIST, FILTER_NAMES};
     use super::*;
 
     fn default_policy() -> CompiledPolicy {
@@ -540,8 +304,8 @@ mod tests {
             );
             assert_eq!(policy.filters.len(), 1, "{name}");
             let program = &policy.filters[0].instructions;
-            assert!(program.starts_with(&ABI_CHECK), "{name}");
-            for instruction in program.iter().filter(|i| u32::from(i.code) == RETURN) {
+            assert!(program.starts_with(&bpf::ABI_CHECK), "{name}");
+            for instruction in program.iter().filter(|i| i.code == bpf::RETURN) {
                 let action = instruction.k & libc::SECCOMP_RET_ACTION_FULL;
                 assert!(
                     action == libc::SECCOMP_RET_ALLOW || action == libc::SECCOMP_RET_ERRNO,
@@ -571,7 +335,7 @@ mod tests {
         let program = &policy.filters[0].instructions;
         let mut longest = 0;
         for number in 0..500 {
-            let (action, steps) = bpf::tests::run(program, AUDIT_ARCH_X86_64, number, [0; 6]);
+            let (action, steps) = bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, number, [0; 6]);
             longest = longest.max(steps);
             if denied.contains(&number) {
                 assert_eq!(
@@ -644,11 +408,11 @@ mod tests {
         let write = syscalls::number("write").unwrap();
         let read = syscalls::number("read").unwrap();
         assert_eq!(
-            bpf::tests::run(program, AUDIT_ARCH_X86_64, write, [0; 6]).0,
+            bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, write, [0; 6]).0,
             libc::SECCOMP_RET_ALLOW
         );
         assert_ne!(
-            bpf::tests::run(program, AUDIT_ARCH_X86_64, read, [0; 6]).0,
+            bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, read, [0; 6]).0,
             libc::SECCOMP_RET_ALLOW
         );
     }
