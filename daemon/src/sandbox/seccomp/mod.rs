@@ -198,7 +198,27 @@ pub fn load_policy(name_or_path: &str) -> Result<CompiledPolicy, SeccompError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    compiled(name, source.as_bytes())
+    match precompiled(name) {
+        Some(policy) => Ok(policy),
+        None => compiled(name, source.as_bytes()),
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/builtin_seccomp.rs"));
+
+/// A built-in policy as the build compiled it.
+fn precompiled(name: &str) -> Option<CompiledPolicy> {
+    PRECOMPILED
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .map(|(name, sha256, program)| CompiledPolicy {
+            name: name.to_string(),
+            sha256: sha256.to_string(),
+            filters: vec![CompiledFilter {
+                name: "policy".to_string(),
+                instructions: program.to_vec(),
+            }],
+        })
 }
 
 /// [`compile_policy`], remembered per process by name and content: a daemon loads the
@@ -313,6 +333,30 @@ mod tests {
                     instruction.k
                 );
             }
+        }
+    }
+
+    /// The build compiled every built-in policy with this same compiler, from the same
+    /// bytes that are embedded.
+    #[test]
+    fn every_builtin_policy_is_precompiled_as_it_would_compile_now() {
+        let names = |list: Vec<&str>| -> Vec<String> {
+            let mut names: Vec<String> = list.into_iter().map(str::to_string).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(PRECOMPILED.iter().map(|(name, _, _)| *name).collect()),
+            names(BUILTIN_POLICIES.iter().map(|(name, _)| *name).collect())
+        );
+        for (name, source) in BUILTIN_POLICIES {
+            let now = compile_policy(name, source.as_bytes()).unwrap();
+            let built = precompiled(name).unwrap();
+            assert_eq!(built.sha256, now.sha256, "{name}");
+            assert_eq!(
+                built.filters[0].instructions, now.filters[0].instructions,
+                "{name}"
+            );
         }
     }
 
