@@ -204,7 +204,7 @@ fn confine_and_exec(
 ) -> Result<Infallible, ChildFailure> {
     use nix::sys::resource::{setrlimit, Resource};
 
-    join_cgroup(crate::sandbox::launch::Provision::receive(take_fd(
+    join_cgroup(crate::sandbox::message::Provision::receive(take_fd(
         PROVISION_FD,
     ))?)?;
     crate::sys::process::reset_signals().map_err(step(

@@ -16,11 +16,11 @@ use serde::Serialize;
 use crate::archive::manifest::Manifest;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
-use crate::sandbox::error::StepError;
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
 use crate::sandbox::message::{
-    read_messages, HelperMessage, ARTIFACT_FD, MESSAGE_FD, PROVISION_FD, SOURCE_FD, SPEC_FD,
+    read_messages, HelperMessage, Provision, ARTIFACT_FD, MESSAGE_FD, PROVISION_FD, SOURCE_FD,
+    SPEC_FD,
 };
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
@@ -436,64 +436,6 @@ fn hand_over(cgroup: Option<&BuildCgroup>, provision: &OwnedFd) -> Result<(), Sa
     // A sandbox that failed already has closed its end; its report explains why.
     let _ = Provision { cgroup: files }.send(provision);
     Ok(())
-}
-
-/// What the launcher hands the build child over the provision socket once the sandbox is
-/// being built: the build cgroup's join files (none without a cgroup). One packet: a JSON
-/// list of the files' paths (for error messages), the files themselves as SCM_RIGHTS.
-pub(crate) struct Provision {
-    pub(crate) cgroup: Vec<(std::path::PathBuf, File)>,
-}
-
-impl Provision {
-    /// (the launcher's end, the end placed at `PROVISION_FD`), both close-on-exec.
-    fn socket() -> std::io::Result<(OwnedFd, OwnedFd)> {
-        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-        socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(std::io::Error::from)
-    }
-
-    fn send(&self, socket: &OwnedFd) -> std::io::Result<()> {
-        let paths: Vec<&std::path::Path> =
-            self.cgroup.iter().map(|(path, _)| path.as_path()).collect();
-        let fds: Vec<RawFd> = self.cgroup.iter().map(|(_, file)| raw(file)).collect();
-        let bytes = serde_json::to_vec(&paths).map_err(std::io::Error::other)?;
-        crate::sys::process::send_with_fds(socket, &bytes, &fds)
-    }
-
-    /// In the build child: waits for the launcher's packet.
-    pub(crate) fn receive(socket: File) -> Result<Vec<(std::path::PathBuf, File)>, StepError> {
-        let failed = |reason: String| {
-            StepError::refused(
-                Layer::Cgroup,
-                "receive the build cgroup from the launcher",
-                reason,
-            )
-        };
-        let socket = OwnedFd::from(socket);
-        let mut buffer = vec![0u8; 64 * 1024];
-        let (length, fds) = crate::sys::process::recv_with_fds(&socket, &mut buffer)
-            .map_err(|err| failed(err.to_string()))?
-            .ok_or_else(|| failed("the launcher closed the provision socket".into()))?;
-        let paths: Vec<std::path::PathBuf> = serde_json::from_slice(&buffer[..length])
-            .map_err(|err| failed(format!("malformed packet: {err}")))?;
-        if paths.len() != fds.len() {
-            return Err(failed(format!(
-                "{} paths for {} descriptors",
-                paths.len(),
-                fds.len()
-            )));
-        }
-        Ok(paths
-            .into_iter()
-            .zip(fds.into_iter().map(File::from))
-            .collect())
-    }
 }
 
 /// Kills a helper that will not be needed (its init dies with it) and reaps it.

@@ -1,9 +1,11 @@
-//! The helper→launcher channel: one JSON object per line on a pipe. The helper, the
-//! sandbox's init and the build child (until it execs) all write to it; the launcher reads
-//! until init says it finished, or until every copy of the pipe is closed.
+//! The channels between the launcher and the sandbox, and their fixed descriptor numbers.
+//! The reports: one JSON object per line on a pipe, which the helper, the sandbox's init
+//! and the build child (until it execs) all write to; the launcher reads until init says
+//! it finished, or until every copy of the pipe is closed. The other way, the provision
+//! socket ([`Provision`]).
 use std::fs::File;
 use std::io::{self, BufRead, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
@@ -107,4 +109,66 @@ pub(crate) fn read_messages(
 
 pub(crate) fn take_fd(fd: RawFd) -> File {
     crate::sys::process::file_from_inherited_fd(fd)
+}
+
+/// What the launcher hands the build child over the provision socket once the sandbox is
+/// being built: the build cgroup's join files (none without a cgroup). One packet: a JSON
+/// list of the files' paths (for error messages), the files themselves as SCM_RIGHTS.
+pub(crate) struct Provision {
+    pub(crate) cgroup: Vec<(std::path::PathBuf, File)>,
+}
+
+impl Provision {
+    /// (the launcher's end, the end placed at `PROVISION_FD`), both close-on-exec.
+    pub(crate) fn socket() -> std::io::Result<(OwnedFd, OwnedFd)> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)
+    }
+
+    pub(crate) fn send(&self, socket: &OwnedFd) -> std::io::Result<()> {
+        let paths: Vec<&std::path::Path> =
+            self.cgroup.iter().map(|(path, _)| path.as_path()).collect();
+        let fds: Vec<RawFd> = self
+            .cgroup
+            .iter()
+            .map(|(_, file)| std::os::fd::AsRawFd::as_raw_fd(file))
+            .collect();
+        let bytes = serde_json::to_vec(&paths).map_err(std::io::Error::other)?;
+        crate::sys::process::send_with_fds(socket, &bytes, &fds)
+    }
+
+    /// In the build child: waits for the launcher's packet.
+    pub(crate) fn receive(socket: File) -> Result<Vec<(std::path::PathBuf, File)>, StepError> {
+        let failed = |reason: String| {
+            StepError::refused(
+                Layer::Cgroup,
+                "receive the build cgroup from the launcher",
+                reason,
+            )
+        };
+        let socket = OwnedFd::from(socket);
+        let mut buffer = vec![0u8; 64 * 1024];
+        let (length, fds) = crate::sys::process::recv_with_fds(&socket, &mut buffer)
+            .map_err(|err| failed(err.to_string()))?
+            .ok_or_else(|| failed("the launcher closed the provision socket".into()))?;
+        let paths: Vec<std::path::PathBuf> = serde_json::from_slice(&buffer[..length])
+            .map_err(|err| failed(format!("malformed packet: {err}")))?;
+        if paths.len() != fds.len() {
+            return Err(failed(format!(
+                "{} paths for {} descriptors",
+                paths.len(),
+                fds.len()
+            )));
+        }
+        Ok(paths
+            .into_iter()
+            .zip(fds.into_iter().map(File::from))
+            .collect())
+    }
 }
