@@ -10,11 +10,12 @@
 //!
 //! build child (pid 2):
 //!   takes the build cgroup from the launcher (made while the sandbox was being built),
-//!   joins it and creates the cgroup namespace (so only the build is counted
-//!   and limited, and the cgroup is empty once init has reaped the build), default signal
-//!   dispositions and an empty signal mask, new session (no controlling tty: TIOCSTI has nothing to inject into), umask, CPU set,
-//!   rlimits, capabilities dropped (bounding and ambient sets too), no_new_privs, Landlock,
-//!   seccomp last (it would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
+//!   joins it and creates the cgroup namespace (only the build is counted and limited, and
+//!   the cgroup is empty once init has reaped the build), default signal dispositions and
+//!   an empty signal mask, new session (no controlling tty: TIOCSTI has nothing to inject
+//!   into), umask, CPU set, rlimits, capabilities dropped (bounding and ambient sets too),
+//!   no_new_privs, Landlock, seccomp last (it would forbid the earlier steps), every fd but
+//!   0-2 close-on-exec, exec.
 use crate::sandbox::error::error_chain;
 use std::convert::Infallible;
 use std::ffi::CString;
