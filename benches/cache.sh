@@ -25,7 +25,7 @@ for tool in b3sum zstd tar; do
 done
 if [ -z "${HERMETIC:-}" ]; then
   cargo build --release -q -p hermetic-cli
-  HERMETIC="$PWD/target/release/hermetic"
+  HERMETIC="$PWD/target/x86_64-unknown-linux-gnu/release/hermetic"
 fi
 tree="${TREE:-/usr/lib/x86_64-linux-gnu /usr/lib/python3.11 /usr/lib/gcc /usr/share/doc}"
 exec python3 benches/cache.py "$HERMETIC" "$runs" $tree

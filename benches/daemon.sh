@@ -22,6 +22,6 @@ state_dir = "$work/state"
 max_concurrent = 2
 queue_limit = 1000
 TOML
-trap '"$PWD/target/release/hermetic" daemon stop >/dev/null || true; rm -rf "$work"' EXIT
+trap '"$PWD/target/x86_64-unknown-linux-gnu/release/hermetic" daemon stop >/dev/null || true; rm -rf "$work"' EXIT
 mkdir "$work/src"
-python3 benches/daemon.py "$runs" "$jobs" "$PWD/target/release/hermetic" "$work/src"
+python3 benches/daemon.py "$runs" "$jobs" "$PWD/target/x86_64-unknown-linux-gnu/release/hermetic" "$work/src"

@@ -24,6 +24,6 @@ fi
 command -v gcc >/dev/null || { echo "bench needs gcc: apt-get install -y gcc libc6-dev" >&2; exit 2; }
 if [ -z "${HERMETIC:-}" ]; then
   cargo build --release -q -p hermetic-cli
-  HERMETIC="$PWD/target/release/hermetic"
+  HERMETIC="$PWD/target/x86_64-unknown-linux-gnu/release/hermetic"
 fi
 exec python3 benches/dual.py "$HERMETIC" "$runs" "$cpu_runs" "$seconds"

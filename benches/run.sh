@@ -12,4 +12,4 @@ command -v bwrap >/dev/null || { echo "bench needs bwrap: apt-get install -y bub
 cargo build --release -q -p hermetic-cli
 src="$(mktemp -d)"
 trap 'rm -rf "$src"' EXIT
-exec python3 benches/startup.py "$runs" "$PWD/target/release/hermetic" "$src"
+exec python3 benches/startup.py "$runs" "$PWD/target/x86_64-unknown-linux-gnu/release/hermetic" "$src"
