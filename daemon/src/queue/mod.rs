@@ -445,9 +445,9 @@ impl Inner {
         (state, outcome.finish, outcome.setup)
     }
 
-    /// Records a job's end: its log first (so a reader that sees the terminal state
-    /// finds the log in its final place), then the store, then the metrics; the scratch
-    /// directory goes last, once the clients following the job have been woken.
+    /// Records a job's end: its files first (so a reader that sees the terminal state
+    /// finds the log in its final place and the scratch directory gone), then the store,
+    /// then the metrics.
     fn finish(
         &self,
         id: u64,
@@ -458,6 +458,7 @@ impl Inner {
     ) {
         let keep = state != JobState::Succeeded && self.config.keep_failed;
         self.move_log_out(id, keep);
+        self.remove_scratch(id, keep);
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
             tracing::error!(job = id, "{err}");
         }
@@ -465,15 +466,16 @@ impl Inner {
             .finished(state, finish.verdict.as_deref(), duration, setup);
         // Wakes clients following the job's log as well as shutdown.
         self.ended.notify_waiters();
-        self.remove_scratch(id, keep);
     }
 
+    /// Removes a job's scratch directory, unless `keep`.
     fn remove_scratch(&self, id: u64, keep: bool) {
-        if !keep {
-            let scratch = self.scratch_dir(id);
-            if let Err(err) = remove_dir(&scratch) {
-                tracing::warn!(job = id, "failed to remove {}: {err}", scratch.display());
-            }
+        if keep {
+            return;
+        }
+        let scratch = self.scratch_dir(id);
+        if let Err(err) = remove_dir(&scratch) {
+            tracing::warn!(job = id, "failed to remove {}: {err}", scratch.display());
         }
     }
 
