@@ -201,6 +201,7 @@ async fn log_response(
         scheduler,
         id,
         ended: false,
+        final_job: None,
         record_sent: false,
     };
     if !follow {
@@ -238,6 +239,8 @@ struct Tail {
     scheduler: Scheduler,
     id: u64,
     ended: bool,
+    /// The terminal record read when the end was seen, sent as the last frame.
+    final_job: Option<Job>,
     record_sent: bool,
 }
 
@@ -262,7 +265,11 @@ impl Tail {
             tokio::pin!(job_ended);
             job_ended.as_mut().enable();
             self.ended = match self.scheduler.store().get(self.id) {
-                Ok(Some(job)) => job.state.is_terminal(),
+                Ok(Some(job)) if job.state.is_terminal() => {
+                    self.final_job = Some(job);
+                    true
+                }
+                Ok(Some(_)) => false,
                 _ => true,
             };
             if !self.ended {
@@ -281,9 +288,12 @@ impl Tail {
             return None;
         }
         self.record_sent = true;
-        let job = match self.scheduler.store().get(self.id) {
-            Ok(Some(job)) => job,
-            _ => return None,
+        let job = match self.final_job.take() {
+            Some(job) => job,
+            None => match self.scheduler.store().get(self.id) {
+                Ok(Some(job)) => job,
+                _ => return None,
+            },
         };
         let json = match serde_json::to_vec(&job) {
             Ok(json) => json,

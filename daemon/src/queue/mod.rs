@@ -508,7 +508,14 @@ impl Inner {
 }
 
 fn remove_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
+    // Once its log has moved out, a job's scratch directory is usually empty: one rmdir.
+    let removed = match std::fs::remove_dir(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+            std::fs::remove_dir_all(dir)
+        }
+        other => other,
+    };
+    match removed {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
