@@ -183,7 +183,7 @@ fn enter_namespaces_and_wait(
         None,
     ))?;
 
-    let null = crate::sandbox::init::open_null()?;
+    let stdio = crate::sandbox::init::StdioRelease::prepare()?;
     let init = match fork().map_err(step(
         Layer::Namespaces,
         "start the sandbox init",
@@ -193,12 +193,7 @@ fn enter_namespaces_and_wait(
         Forked::Child => crate::sandbox::init::run(spec),
         Forked::Parent { child } => child,
     };
-    crate::sys::process::release_stdio(&null).map_err(step(
-        Layer::Helper,
-        "hand the build's stdio on",
-        "dup2",
-        PathBuf::from("/dev/null"),
-    ))?;
+    stdio.release()?;
     let pidfd = crate::sys::process::pidfd_open(init).map_err(step(
         Layer::Limits,
         "watch the sandbox init",

@@ -98,17 +98,12 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
             std::path::PathBuf::from("/proc/sys/kernel/ns_last_pid"),
         ))?;
     }
-    let null = open_null()?;
+    let stdio = StdioRelease::prepare()?;
     let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
         Forked::Child => build_child(spec, messages),
         Forked::Parent { child } => child,
     };
-    crate::sys::process::release_stdio(&null).map_err(step(
-        Layer::Helper,
-        "hand the build's stdio on",
-        "dup2",
-        PathBuf::from("/dev/null"),
-    ))?;
+    stdio.release()?;
     let status = reap_until(build);
     // Orphans (daemonised helpers, `setsid -f sleep`) die here, before outputs are read,
     // so nothing can change the build dir while it is archived.
@@ -315,18 +310,34 @@ fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
     ))
 }
 
-/// /dev/null, opened before a fork: see [`crate::sys::process::release_stdio`].
-pub(crate) fn open_null() -> Result<File, StepError> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(step(
+/// /dev/null, opened before the fork that hands the build's stdio on to a child, and put
+/// in place of this process's own stdio after it (see
+/// [`crate::sys::process::release_stdio`]).
+pub(crate) struct StdioRelease(File);
+
+impl StdioRelease {
+    pub(crate) fn prepare() -> Result<StdioRelease, StepError> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map(StdioRelease)
+            .map_err(step(
+                Layer::Helper,
+                "open /dev/null",
+                "open",
+                PathBuf::from("/dev/null"),
+            ))
+    }
+
+    pub(crate) fn release(self) -> Result<(), StepError> {
+        crate::sys::process::release_stdio(&self.0).map_err(step(
             Layer::Helper,
-            "open /dev/null",
-            "open",
+            "hand the build's stdio on",
+            "dup2",
             PathBuf::from("/dev/null"),
         ))
+    }
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString, StepError> {
