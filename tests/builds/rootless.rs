@@ -135,6 +135,7 @@ fn without_a_usable_cgroup_the_run_is_refused_unless_the_profile_allows_it() {
     assert_status(&output, 0);
     assert_eq!(stdout(&output), "status=125\nran\nstatus=0\nend\n");
     let errors = String::from_utf8_lossy(&output.stderr);
-    assert!(errors.contains("cgroup"), "{errors}");
+    assert!(errors.contains("at the cgroup layer"), "{errors}");
+    assert!(errors.contains("Delegate=yes"), "{errors}");
     assert!(errors.contains("running without cgroup limits"), "{errors}");
 }

@@ -313,13 +313,15 @@ fn remove_stale(parent: &Path) {
 
 fn make_dir(dir: &Path) -> Result<(), StepError> {
     fs::create_dir(dir).map_err(|err| {
-        StepError::new(
-            Layer::Cgroup,
-            "create the build cgroup",
-            "mkdir",
-            Some(dir.into()),
-            err,
-        )
+        // Not allowed to make cgroups here: say what would allow it.
+        let step = if err.kind() == io::ErrorKind::PermissionDenied {
+            "create the build cgroup (this user may not create cgroups here: run under a \
+             delegated cgroup, e.g. systemd-run --user --scope -p Delegate=yes, set \
+             HERMETIC_CGROUP_PARENT, or set limits.cgroup = \"optional\" in the profile)"
+        } else {
+            "create the build cgroup"
+        };
+        StepError::new(Layer::Cgroup, step, "mkdir", Some(dir.into()), err)
     })
 }
 
