@@ -399,8 +399,10 @@ pub(crate) fn recv_with_fds(
     Ok(Some((length, fds)))
 }
 
-/// The most descriptors one [`send_with_fds`] message may carry.
-pub(crate) const MAX_PASSED_FDS: usize = 8;
+/// The most descriptors one [`send_with_fds`] message may carry. A helper takes 8 (stdio,
+/// spec, reports, provision, artifact, source); the rest is headroom, so that a new one
+/// does not make every launch through the zygote fail.
+pub(crate) const MAX_PASSED_FDS: usize = 16;
 
 /// Gives every signal its default action and unblocks them all. Ignored signals and the
 /// mask survive execve, so whatever the launcher's caller had (Rust programs ignore
