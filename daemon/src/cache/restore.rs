@@ -18,7 +18,7 @@
 //! Any failure that is the entry's fault moves it to quarantine; the caller builds fresh.
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -351,36 +351,9 @@ fn verify_and_restore(
     targets: RestoreTargets<'_>,
 ) -> Result<Option<Restored>, RestoreError> {
     let entry_dir = store.entry_dir(scope, key);
-    let bundle_path = entry_dir.join(BUNDLE_FILE);
     let archive_path = entry_dir.join(ARCHIVE_FILE);
-    // The cache root is our own configuration; below it nothing is trusted, so the entry
-    // directory and its files are reached without following any symlink.
-    let root = sys::open_dir(store.root()).map_err(|source| RestoreError::OpenEntry {
-        path: store.root().to_owned(),
-        source,
-    })?;
-    let relative = Path::new("scopes").join(scope.as_str()).join(key.as_str());
-    let entry_fd = sys::open_dir_beneath(root.as_fd(), &relative).map_err(|source| {
-        if sys::is_resolution_refused(&source) {
-            RestoreError::EntryNotDirectory {
-                path: entry_dir.clone(),
-            }
-        } else {
-            RestoreError::OpenEntry {
-                path: entry_dir.clone(),
-                source,
-            }
-        }
-    })?;
-
     // 1. signature
-    let bundle_file = sys::open_file_beneath(entry_fd.as_fd(), BUNDLE_FILE).map_err(|source| {
-        RestoreError::ReadBundle {
-            path: bundle_path.clone(),
-            source,
-        }
-    })?;
-    let (entry, signer) = open_entry(bundle_file, &bundle_path, trusted)?;
+    let (entry_fd, entry, signer) = open_signed(store, &entry_dir, trusted)?;
 
     // 2. key (the format version was checked while opening)
     if entry.cache_key != *key {
@@ -426,30 +399,49 @@ pub fn signed_by(
     entry_dir: &Path,
     trusted: &[VerifyingKey],
 ) -> Result<(EntryManifest, String), RestoreError> {
-    let open_entry_dir = |source| RestoreError::OpenEntry {
-        path: entry_dir.to_owned(),
-        source,
-    };
-    let relative = entry_dir.strip_prefix(store.root()).map_err(|_| {
-        open_entry_dir(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not below the cache directory",
-        ))
-    })?;
+    let (_, entry, signer) = open_signed(store, entry_dir, trusted)?;
+    Ok((entry, signer.key_id()))
+}
+
+/// Opens `entry_dir`, a directory below the store's root, and checks its signed manifest
+/// against `trusted`. The cache root is our own configuration; below it nothing is
+/// trusted, so the directory and the bundle are reached without following any symlink.
+fn open_signed(
+    store: &Store,
+    entry_dir: &Path,
+    trusted: &[VerifyingKey],
+) -> Result<(OwnedFd, EntryManifest, VerifyingKey), RestoreError> {
+    let relative = entry_dir
+        .strip_prefix(store.root())
+        .map_err(|_| RestoreError::OpenEntry {
+            path: entry_dir.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not below the cache directory"),
+        })?;
     let root = sys::open_dir(store.root()).map_err(|source| RestoreError::OpenEntry {
         path: store.root().to_owned(),
         source,
     })?;
-    let dir = sys::open_dir_beneath(root.as_fd(), relative).map_err(open_entry_dir)?;
+    let entry_fd = sys::open_dir_beneath(root.as_fd(), relative).map_err(|source| {
+        if sys::is_resolution_refused(&source) {
+            RestoreError::EntryNotDirectory {
+                path: entry_dir.to_owned(),
+            }
+        } else {
+            RestoreError::OpenEntry {
+                path: entry_dir.to_owned(),
+                source,
+            }
+        }
+    })?;
     let bundle_path = entry_dir.join(BUNDLE_FILE);
-    let bundle = sys::open_file_beneath(dir.as_fd(), BUNDLE_FILE).map_err(|source| {
+    let bundle_file = sys::open_file_beneath(entry_fd.as_fd(), BUNDLE_FILE).map_err(|source| {
         RestoreError::ReadBundle {
             path: bundle_path.clone(),
             source,
         }
     })?;
-    let (entry, signer) = open_entry(bundle, &bundle_path, trusted)?;
-    Ok((entry, signer.key_id()))
+    let (entry, signer) = open_entry(bundle_file, &bundle_path, trusted)?;
+    Ok((entry_fd, entry, signer))
 }
 
 /// Verifies an entry given as two files (`hermetic verify --manifest`): the signed
