@@ -1,4 +1,4 @@
-use crate::support::{assert_status, run_in, stdout, Source};
+use crate::support::{assert_status, run_in, sh, stdout, Source};
 
 const REPORT: &str = r#"
 echo "env:"; env | sort
@@ -137,16 +137,7 @@ fn source_date_epoch_defaults_to_git_head_then_1980() {
 /// preloaded library upsets tools that must be loaded first, such as ASan's runtime).
 #[test]
 fn a_plain_run_preloads_nothing() {
-    let src = Source::new(&[]);
-    let output = run_in(
-        &src,
-        &[],
-        &[
-            "sh",
-            "-c",
-            "ls -a /etc /run; grep -c hermetic-vary /proc/self/maps || true",
-        ],
-    );
+    let output = sh("ls -a /etc /run; grep -c hermetic-vary /proc/self/maps || true");
     assert_status(&output, 0);
     let listing = stdout(&output);
     assert!(listing.contains("passwd"), "{listing}");
@@ -162,16 +153,7 @@ fn a_plain_run_preloads_nothing() {
 fn writable_dirs_use_huge_pages_where_the_kernel_has_them() {
     let kernel_has_huge_tmpfs =
         std::path::Path::new("/sys/kernel/mm/transparent_hugepage/shmem_enabled").exists();
-    let src = Source::new(&[]);
-    let output = run_in(
-        &src,
-        &[],
-        &[
-            "sh",
-            "-c",
-            "grep -E ' /(build|tmp|home/build) ' /proc/self/mountinfo",
-        ],
-    );
+    let output = sh("grep -E ' /(build|tmp|home/build) ' /proc/self/mountinfo");
     assert_status(&output, 0);
     let mounts = stdout(&output);
     assert_eq!(mounts.lines().count(), 3, "{mounts}");
