@@ -80,19 +80,28 @@ fn load_trust(config: &Config, keys: &CacheKeysArgs) -> Result<Trust, Failure> {
     Trust::load(state_dir, &trusted).map_err(usage)
 }
 
-/// Who vouches for the entry (or quarantined entry) at `dir` of `scope`: the signer's key
-/// id when a key trusted for the scope signed it, else why not.
+/// The entry (or quarantined entry) at `dir` of `scope` and its signer's key id, when a
+/// key trusted for the scope signed it; else why not, as JSON.
+fn trusted_signer(
+    store: &Store,
+    trust: &Trust,
+    scope: &str,
+    dir: &Path,
+) -> Result<(hermetic::cache::EntryManifest, String), serde_json::Value> {
+    let scope =
+        Scope::parse(scope).map_err(|err| json!({ "trusted": false, "error": err.to_string() }))?;
+    signed_by(store, dir, &trust.keys_for(&scope))
+        .map_err(|err| json!({ "trusted": false, "reason": err.reason(), "error": err.message() }))
+}
+
+/// Who vouches for the entry at `dir` of `scope`, for the listings.
 fn signature(store: &Store, trust: &Trust, scope: &str, dir: &Path) -> serde_json::Value {
-    let keys = match Scope::parse(scope) {
-        Ok(scope) => trust.keys_for(&scope),
-        Err(err) => return json!({ "trusted": false, "error": err.to_string() }),
-    };
-    match signed_by(store, dir, &keys) {
+    match trusted_signer(store, trust, scope, dir) {
         Ok((entry, signer)) => json!({
             "trusted": true, "signer": signer, "verdict": entry.verdict,
             "created_at": entry.created_at,
         }),
-        Err(err) => json!({ "trusted": false, "reason": err.reason(), "error": err.message() }),
+        Err(untrusted) => untrusted,
     }
 }
 
@@ -359,9 +368,9 @@ fn gc(
         None
     };
     let untrusted = |entry: &hermetic::cache::store::EntryInfo| {
-        trust.as_ref().is_some_and(|trust| {
-            signature(&store, trust, &entry.scope, &entry.path)["trusted"] != true
-        })
+        trust
+            .as_ref()
+            .is_some_and(|trust| trusted_signer(&store, trust, &entry.scope, &entry.path).is_err())
     };
     let report = store
         .gc(max_size.unwrap_or(u64::MAX), untrusted)
