@@ -15,9 +15,10 @@ use crate::sandbox::seccomp::CompiledPolicy;
 /// the launcher (re-exec'd from /proc/self/exe, or forked from its zygote), so this only
 /// guards against a binary being replaced on disk between the two. Changelog:
 /// - 1: first version.
-/// - 2: seccomp programs as one hex string (`CompiledFilter`), one program per policy.
+/// - 2: seccomp programs as one hex string, one program per policy.
 /// - 3: no cgroup paths: the launcher hands the build cgroup's files to the build child
-///   over the provision socket (`message::PROVISION_FD`).
+///   over the provision socket (`message::PROVISION_FD`); the policy carries its one
+///   program as `program` instead of a list of filters.
 pub const SPEC_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -62,18 +62,12 @@ pub struct CompiledPolicy {
     pub name: String,
     /// SHA-256 of the source JSON bytes, lowercase hex, for provenance records.
     pub sha256: String,
-    /// In install order.
-    pub filters: Vec<CompiledFilter>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CompiledFilter {
-    pub name: String,
-    /// Serialised as one hex string of the instructions' bytes (struct sock_filter,
-    /// little-endian): a program is hundreds of instructions, sent to every helper the
-    /// zygote starts, and one string parses far faster than as many arrays.
+    /// Both lists as one program ([`bpf`]). Serialised as one hex string of the
+    /// instructions' bytes (struct sock_filter, little-endian): a program is hundreds of
+    /// instructions, sent to every helper the zygote starts, and one string parses far
+    /// faster than as many arrays.
     #[serde(with = "hex_instructions")]
-    pub instructions: Vec<BpfInstruction>,
+    pub program: Vec<BpfInstruction>,
 }
 
 mod hex_instructions {
@@ -118,9 +112,9 @@ mod hex_instructions {
     }
 }
 
-impl CompiledFilter {
+impl CompiledPolicy {
     fn sock_filters(&self) -> Vec<libc::sock_filter> {
-        self.instructions
+        self.program
             .iter()
             .map(|instruction| libc::sock_filter {
                 code: instruction.code,
@@ -133,20 +127,16 @@ impl CompiledFilter {
 }
 
 impl CompiledPolicy {
-    /// Installs every filter on the calling thread, in order. Requires no_new_privs: root
-    /// could install filters without it, but then a setuid exec would keep its privileges.
+    /// Installs the program on the calling thread. Requires no_new_privs: root could
+    /// install a filter without it, but then a setuid exec would keep its privileges.
     pub fn install(&self) -> Result<(), SeccompError> {
-        if self.filters.is_empty() {
+        if self.program.is_empty() {
             return Err(SeccompError::Invalid {
                 name: self.name.clone(),
-                reason: "the compiled policy has no filters".into(),
+                reason: "the compiled policy is empty".into(),
             });
         }
-        let programs: Vec<Vec<libc::sock_filter>> = self
-            .filters
-            .iter()
-            .map(CompiledFilter::sock_filters)
-            .collect();
+        let program = self.sock_filters();
         match sys::seccomp::no_new_privs() {
             Ok(true) => {}
             Ok(false) => {
@@ -162,17 +152,11 @@ impl CompiledPolicy {
                 })
             }
         }
-        for (filter, program) in self.filters.iter().zip(&programs) {
-            sys::seccomp::install_filter(program).map_err(|source| SeccompError::Install {
-                name: self.name.clone(),
-                step: format!(
-                    "seccomp(SECCOMP_SET_MODE_FILTER) for filter {}",
-                    filter.name
-                ),
-                source,
-            })?;
-        }
-        Ok(())
+        sys::seccomp::install_filter(&program).map_err(|source| SeccompError::Install {
+            name: self.name.clone(),
+            step: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
+            source,
+        })
     }
 }
 
@@ -214,10 +198,7 @@ fn precompiled(name: &str) -> Option<CompiledPolicy> {
         .map(|(name, sha256, program)| CompiledPolicy {
             name: name.to_string(),
             sha256: sha256.to_string(),
-            filters: vec![CompiledFilter {
-                name: "policy".to_string(),
-                instructions: program.to_vec(),
-            }],
+            program: program.to_vec(),
         })
 }
 
@@ -276,10 +257,7 @@ fn compile_with_digest(
     Ok(CompiledPolicy {
         name: name.to_string(),
         sha256,
-        filters: vec![CompiledFilter {
-            name: "policy".to_string(),
-            instructions,
-        }],
+        program: instructions,
     })
 }
 
@@ -322,8 +300,7 @@ mod tests {
                 policy.sha256,
                 hex::encode(Sha256::digest(source.as_bytes()))
             );
-            assert_eq!(policy.filters.len(), 1, "{name}");
-            let program = &policy.filters[0].instructions;
+            let program = &policy.program;
             assert!(program.starts_with(&bpf::ABI_CHECK), "{name}");
             for instruction in program.iter().filter(|i| i.code == bpf::RETURN) {
                 let action = instruction.k & libc::SECCOMP_RET_ACTION_FULL;
@@ -353,10 +330,7 @@ mod tests {
             let now = compile_policy(name, source.as_bytes()).unwrap();
             let built = precompiled(name).unwrap();
             assert_eq!(built.sha256, now.sha256, "{name}");
-            assert_eq!(
-                built.filters[0].instructions, now.filters[0].instructions,
-                "{name}"
-            );
+            assert_eq!(built.program, now.program, "{name}");
         }
     }
 
@@ -376,7 +350,7 @@ mod tests {
         };
         let (allowed, denied) = (unconditional(ALLOWLIST), unconditional(DENYLIST));
         let policy = default_policy();
-        let program = &policy.filters[0].instructions;
+        let program = &policy.program;
         let mut longest = 0;
         for number in 0..500 {
             let (action, steps) = bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, number, [0; 6]);
@@ -432,8 +406,8 @@ mod tests {
         let policy = default_policy();
         let json = serde_json::to_string(&policy).unwrap();
         let back: CompiledPolicy = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.filters[0].instructions, policy.filters[0].instructions);
-        let odd = json.replacen("\"instructions\":\"", "\"instructions\":\"00", 1);
+        assert_eq!(back.program, policy.program);
+        let odd = json.replacen("\"program\":\"", "\"program\":\"00", 1);
         assert!(serde_json::from_str::<CompiledPolicy>(&odd).is_err());
     }
 
@@ -448,7 +422,7 @@ mod tests {
         std::fs::write(&path, policy_with(r#", {"syscall": "write"}"#, "")).unwrap();
         let second = load_policy(path_str).unwrap();
         assert_ne!(second.sha256, first.sha256);
-        let program = &second.filters[0].instructions;
+        let program = &second.program;
         let write = syscalls::number("write").unwrap();
         let read = syscalls::number("read").unwrap();
         assert_eq!(
@@ -569,11 +543,7 @@ mod tests {
 
     /// Runs `command` with `policy` installed; stdin is /dev/null.
     fn run_filtered(policy: &CompiledPolicy, command: &mut Command) -> Output {
-        let programs = policy
-            .filters
-            .iter()
-            .map(CompiledFilter::sock_filters)
-            .collect();
+        let programs = vec![policy.sock_filters()];
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
