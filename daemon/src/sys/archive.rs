@@ -311,48 +311,6 @@ pub(crate) fn remove_at(parent: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> i
     Ok(unistd::unlinkat(parent, name, flag)?)
 }
 
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::symlink;
-
-    use super::*;
-
-    #[test]
-    fn beneath_resolution_refuses_symlinks_and_escapes() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("real")).unwrap();
-        std::fs::write(tmp.path().join("real/file"), b"x").unwrap();
-        symlink("real", tmp.path().join("link")).unwrap();
-        let root = open_dir(tmp.path()).unwrap();
-
-        let through_link = stat_beneath(root.as_fd(), "link/file").unwrap_err();
-        assert!(is_resolution_refused(&through_link), "{through_link}");
-        let escape = stat_beneath(root.as_fd(), "../x").unwrap_err();
-        assert!(is_resolution_refused(&escape), "{escape}");
-        let absolute = open_file_beneath(root.as_fd(), "/etc/passwd").unwrap_err();
-        assert!(is_resolution_refused(&absolute), "{absolute}");
-
-        assert_eq!(
-            stat_beneath(root.as_fd(), "link").unwrap().kind,
-            NodeKind::Symlink
-        );
-        assert_eq!(stat_beneath(root.as_fd(), "real/file").unwrap().size, 1);
-        let opened_link = open_file_beneath(root.as_fd(), "link").unwrap_err();
-        assert!(is_resolution_refused(&opened_link), "{opened_link}");
-    }
-
-    #[test]
-    fn create_file_refuses_existing_names_including_dangling_symlinks() {
-        let tmp = tempfile::tempdir().unwrap();
-        let outside = tmp.path().join("outside");
-        symlink(&outside, tmp.path().join("dangling")).unwrap();
-        let root = open_dir(tmp.path()).unwrap();
-        let err = create_file_at(root.as_fd(), "dangling").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert!(!outside.exists());
-    }
-}
-
 /// A file writer that starts the kernel's writeback of what it wrote every `WINDOW`
 /// bytes (sync_file_range with SYNC_FILE_RANGE_WRITE: asynchronous, never waits), so that
 /// an archive is mostly on disk by the time it is fsynced before its rename, instead of
@@ -422,5 +380,47 @@ mod write_behind_tests {
         assert!(writer.flushed > 0, "no writeback was started");
         drop(writer);
         assert!(std::fs::read(&path).unwrap() == expected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn beneath_resolution_refuses_symlinks_and_escapes() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("real")).unwrap();
+        std::fs::write(tmp.path().join("real/file"), b"x").unwrap();
+        symlink("real", tmp.path().join("link")).unwrap();
+        let root = open_dir(tmp.path()).unwrap();
+
+        let through_link = stat_beneath(root.as_fd(), "link/file").unwrap_err();
+        assert!(is_resolution_refused(&through_link), "{through_link}");
+        let escape = stat_beneath(root.as_fd(), "../x").unwrap_err();
+        assert!(is_resolution_refused(&escape), "{escape}");
+        let absolute = open_file_beneath(root.as_fd(), "/etc/passwd").unwrap_err();
+        assert!(is_resolution_refused(&absolute), "{absolute}");
+
+        assert_eq!(
+            stat_beneath(root.as_fd(), "link").unwrap().kind,
+            NodeKind::Symlink
+        );
+        assert_eq!(stat_beneath(root.as_fd(), "real/file").unwrap().size, 1);
+        let opened_link = open_file_beneath(root.as_fd(), "link").unwrap_err();
+        assert!(is_resolution_refused(&opened_link), "{opened_link}");
+    }
+
+    #[test]
+    fn create_file_refuses_existing_names_including_dangling_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        symlink(&outside, tmp.path().join("dangling")).unwrap();
+        let root = open_dir(tmp.path()).unwrap();
+        let err = create_file_at(root.as_fd(), "dangling").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(!outside.exists());
     }
 }
