@@ -1,9 +1,11 @@
-//! The helper process: a synchronous re-exec of the launcher's own binary that builds the
+//! The helper process: synchronous code of the launcher's own binary that builds the
 //! sandbox. Namespace setup never happens in the launcher (which may run a tokio runtime):
-//! only a freshly exec'd, single-threaded process may fork and unshare safely.
+//! only a single-threaded process may fork and unshare safely, so the helper is forked from
+//! a launcher that is single-threaded (the CLI), forked by the daemon's zygote, or exec'd.
 //!
-//! Process tree: launcher → helper (host namespaces, waits with the wall-clock limit)
-//! → init (pid 1 of the new pid namespace: builds the filesystem, reaps, archives) → build.
+//! Process tree: launcher → helper (host pid namespace and cgroup, waits with the
+//! wall-clock limit) → init (pid 1 of the new pid namespace: builds the filesystem, reaps,
+//! archives) → build (the only one in the build cgroup, with its descendants).
 use std::io::Read;
 use std::path::PathBuf;
 
