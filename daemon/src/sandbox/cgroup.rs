@@ -263,6 +263,11 @@ impl Drop for BuildCgroup {
 
 impl BuildCgroup {
     fn remove(&self) {
+        // After a build that ended normally the cgroup is already empty (init reaped every
+        // process in it): the directories go at once, and nothing is read or killed.
+        if self.dirs.iter().all(|dir| fs::remove_dir(dir).is_ok()) {
+            return;
+        }
         self.kill_all();
         for dir in &self.dirs {
             // A killed process leaves its cgroup asynchronously; a few quick retries cover
