@@ -4,7 +4,8 @@
 //! init (keeps its capabilities inside the user namespace; never runs build code):
 //!   1. die with the helper, fixed umask
 //!   2. filesystem (mount.rs), loopback up, hostname
-//!   3. fork the build child, reap every process until the build's main process exits
+//!   3. start the build child (in init's memory until it execs, as posix_spawn does), reap
+//!      every process until the build's main process exits
 //!   4. kill whatever the build left behind (kill(-1) as pid 1 reaches the whole namespace)
 //!   5. archive the outputs from the now quiet build dir, report, say it finished, exit
 //!
@@ -34,7 +35,7 @@ use crate::sandbox::message::{
     take_fd, HelperMessage, MessageSink, ARTIFACT_FD, PROVISION_FD, SOURCE_FD,
 };
 use crate::sandbox::spec::SandboxSpec;
-use crate::sys::process::{exit_now, fork, Forked};
+use crate::sys::process::{exit_now, spawn_borrowing_memory};
 
 /// Exit statuses of the build child when it could not exec (docker/podman convention).
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
@@ -99,10 +100,14 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
         ))?;
     }
     let stdio = StdioRelease::prepare()?;
-    let build = match fork().map_err(step(Layer::Helper, "start the build", "fork", None))? {
-        Forked::Child => build_child(spec, messages),
-        Forked::Parent { child } => child,
-    };
+    // The build child borrows init's memory until it execs (see spawn_borrowing_memory):
+    // init is suspended meanwhile, and the child copies no page of it.
+    let build = spawn_borrowing_memory(|| build_child(spec, messages)).map_err(step(
+        Layer::Helper,
+        "start the build",
+        "clone(CLONE_VM | CLONE_VFORK)",
+        None,
+    ))?;
     stdio.release()?;
     let status = reap_until(build);
     // Orphans (daemonised helpers, `setsid -f sleep`) die here, before outputs are read,
@@ -310,8 +315,8 @@ fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
     ))
 }
 
-/// /dev/null, opened before the fork that hands the build's stdio on to a child, and put
-/// in place of this process's own stdio after it (see
+/// /dev/null, opened before starting the child that takes the build's stdio on, and put in
+/// place of this process's own stdio after it (see
 /// [`crate::sys::process::release_stdio`]).
 pub(crate) struct StdioRelease(File);
 
