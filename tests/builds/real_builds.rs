@@ -1,4 +1,4 @@
-use crate::support::{assert_status, hermetic, stdout, Source};
+use crate::support::{assert_status, hermetic, run_in, stdout, Source};
 
 const MAKEFILE: &str = "hello: hello.c\n\tcc -O2 -o hello hello.c\n\nout/hello.txt: hello\n\tmkdir -p out\n\t./hello > out/hello.txt\n\tcp hello out/\n";
 const HELLO_C: &str =
@@ -135,4 +135,29 @@ fn tar_and_gzip_archives_are_created() {
         std::fs::read_to_string(extracted.join("out/listing")).unwrap(),
         "data/\ndata/a.txt\ndata/b.txt\n"
     );
+}
+
+/// A source that fits the pipe is written before the sandbox starts; a larger one is
+/// streamed by a thread while init unpacks it. Both arrive byte for byte.
+#[test]
+fn sources_arrive_whole_whether_or_not_they_fit_the_pipe() {
+    let large: String = (0..300_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let list = "find . -type f | sort | xargs sha256sum";
+    for files in [
+        vec![("small.txt", "content\n")],
+        vec![("small.txt", "content\n"), ("dir/large.txt", large.as_str())],
+    ] {
+        let src = Source::new(&files);
+        let inside = run_in(&src, &[], &["sh", "-c", list]);
+        assert_status(&inside, 0);
+        let host = std::process::Command::new("sh")
+            .args(["-c", list])
+            .current_dir(src.path())
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&inside), stdout(&host));
+        assert_eq!(stdout(&host).lines().count(), files.len());
+    }
 }

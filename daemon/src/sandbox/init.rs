@@ -68,7 +68,10 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     }
     if spec.source.is_some() {
         crate::sandbox::source::unpack_source(
-            std::io::BufReader::with_capacity(256 * 1024, take_fd(SOURCE_FD)),
+            std::io::BufReader::with_capacity(
+                crate::sandbox::source::PIPE_BUFFER_BYTES,
+                take_fd(SOURCE_FD),
+            ),
             &spec.paths.build_dir,
         )?;
     }

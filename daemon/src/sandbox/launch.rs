@@ -23,6 +23,7 @@ use crate::sandbox::message::{
     SPEC_FD,
 };
 use crate::sandbox::profile::CgroupPolicy;
+use crate::sandbox::source::{send_if_it_fits, stream_source, SourceError, PIPE_BUFFER_BYTES};
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{fork_with_fds, raw, spawn_with_fds, Forked};
 
@@ -145,13 +146,23 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
     }
-    let source_pipe = match &spec.source {
-        Some(_) => Some(pipe().map_err(protocol("create the source pipe"))?),
+    // The source is read here, with the caller's privileges, and sent to the sandbox's
+    // init (see source.rs): all of it now when it fits the pipe, else by a thread while
+    // init unpacks it.
+    let reverse_source = spec.variation.reverse_source_order;
+    let mut source_to_stream = None;
+    let source_read = match &spec.source {
+        Some(dir) => {
+            let (read, write) = pipe().map_err(protocol("create the source pipe"))?;
+            let write = File::from(write);
+            if !send_if_it_fits(dir, reverse_source, &write).map_err(source_failed)? {
+                source_to_stream = Some((dir.clone(), write));
+            }
+            fds.push((raw(&read), SOURCE_FD));
+            Some(read)
+        }
         None => None,
     };
-    if let Some((source_read, _)) = &source_pipe {
-        fds.push((raw(source_read), SOURCE_FD));
-    }
     let helper = start_helper(&fds, spec, File::from(spec_write))?;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
@@ -168,21 +179,13 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     }
     drop((null, launch.stdout, launch.stderr));
     drop((spec_read, message_write, provision_for_build));
-    drop(launch.artifact);
-    // The source is read here, with the caller's privileges, and streamed to the sandbox's
-    // init (see source.rs).
-    let source_sender = source_pipe.map(|(source_read, source_write)| {
-        drop(source_read);
-        let dir = spec
-            .source
-            .clone()
-            .expect("a source pipe exists only for a source");
-        let reverse = spec.variation.reverse_source_order;
+    drop((launch.artifact, source_read));
+    let source_sender = source_to_stream.map(|(dir, write)| {
         std::thread::spawn(move || {
-            crate::sandbox::source::stream_source(
+            stream_source(
                 &dir,
-                reverse,
-                std::io::BufWriter::with_capacity(256 * 1024, File::from(source_write)),
+                reverse_source,
+                std::io::BufWriter::with_capacity(PIPE_BUFFER_BYTES, write),
             )
         })
     });
@@ -224,11 +227,8 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     read_result.map_err(protocol("read the helper's reports"))?;
     // A source the launcher could not send explains why the sandbox stopped.
     if let Some(Ok(Err(err))) = source_sender.map(std::thread::JoinHandle::join) {
-        if !matches!(err, crate::sandbox::source::SourceError::Send(_)) {
-            return Err(SandboxError::Setup {
-                layer: Layer::Filesystem,
-                message: format!("filesystem: copy the source: {err}"),
-            });
+        if !matches!(err, SourceError::Send(_)) {
+            return Err(source_failed(err));
         }
     }
 
@@ -309,6 +309,13 @@ impl Reported {
             HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
             HelperMessage::Finished => {}
         }
+    }
+}
+
+fn source_failed(err: SourceError) -> SandboxError {
+    SandboxError::Setup {
+        layer: Layer::Filesystem,
+        message: format!("filesystem: copy the source: {err}"),
     }
 }
 

@@ -42,6 +42,58 @@ pub fn stream_source(dir: &Path, reverse: bool, out: impl Write) -> Result<(), S
         .map_err(SourceError::Send)
 }
 
+/// A pipe's default capacity, and so the most one read from it returns: the size of the
+/// buffers on both ends of the source pipe. (Larger ones came from the heap's mmap path, a
+/// map and an unmap per build.)
+pub(crate) const PIPE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Writes the whole stream of `dir` into `pipe` when it fits the pipe's buffer, so that
+/// the write cannot block and no thread has to stream it (an empty or small source).
+/// Returns false, having written nothing, when it does not fit.
+pub(crate) fn send_if_it_fits(
+    dir: &Path,
+    reverse: bool,
+    pipe: &fs::File,
+) -> Result<bool, SourceError> {
+    let Ok(capacity) = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_GETPIPE_SZ) else {
+        return Ok(false);
+    };
+    let mut stream = BoundedBuffer {
+        bytes: Vec::new(),
+        limit: usize::try_from(capacity).unwrap_or(0),
+    };
+    match stream_source(dir, reverse, &mut stream) {
+        Ok(()) => {}
+        // Larger than the pipe (or a file that failed while being copied, which the
+        // streaming thread meets again and reports).
+        Err(SourceError::Send(_)) => return Ok(false),
+        Err(err) => return Err(err),
+    }
+    let mut pipe = pipe;
+    pipe.write_all(&stream.bytes).map_err(SourceError::Send)?;
+    Ok(true)
+}
+
+/// Takes bytes up to `limit`, then refuses.
+struct BoundedBuffer {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for BoundedBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(io::Error::other("more than the pipe holds"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn append_dir<W: Write>(
     builder: &mut tar::Builder<W>,
     dir: &Path,
@@ -163,6 +215,49 @@ pub(crate) fn unpack_source(stream: impl Read, dest: &Path) -> Result<(), StepEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pipe() -> (fs::File, fs::File) {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        (fs::File::from(read), fs::File::from(write))
+    }
+
+    #[test]
+    fn a_source_that_fits_the_pipe_is_in_it_whole_and_one_that_does_not_is_left_alone() {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("small"), "content").unwrap();
+        let (mut read, write) = pipe();
+        assert!(send_if_it_fits(src.path(), false, &write).unwrap());
+        drop(write);
+        let mut sent = Vec::new();
+        read.read_to_end(&mut sent).unwrap();
+        let mut whole = Vec::new();
+        stream_source(src.path(), false, &mut whole).unwrap();
+        assert_eq!(sent, whole);
+
+        fs::write(src.path().join("large"), vec![7u8; PIPE_BUFFER_BYTES]).unwrap();
+        let (read, write) = pipe();
+        assert!(!send_if_it_fits(src.path(), false, &write).unwrap());
+        drop(write);
+        let mut sent = Vec::new();
+        (&read).read_to_end(&mut sent).unwrap();
+        assert!(
+            sent.is_empty(),
+            "nothing of a source that does not fit is written"
+        );
+    }
+
+    #[test]
+    fn a_source_that_cannot_be_read_is_an_error_before_anything_is_sent() {
+        let src = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&src.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (read, write) = pipe();
+        let err = send_if_it_fits(src.path(), false, &write).unwrap_err();
+        assert!(matches!(err, SourceError::Unsupported { .. }), "{err}");
+        drop(write);
+        let mut sent = Vec::new();
+        (&read).read_to_end(&mut sent).unwrap();
+        assert!(sent.is_empty());
+    }
 
     #[test]
     fn a_tree_round_trips_without_following_symlinks() {
