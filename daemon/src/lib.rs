@@ -2,6 +2,7 @@
 //! the digests that describe them. See ARCHITECTURE.md for the map.
 pub mod api;
 pub mod archive;
+pub mod background;
 pub mod build;
 pub mod cache;
 pub mod config;

@@ -7,10 +7,11 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::background::Background;
 
 /// Who wrote a stretch of the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,12 +117,12 @@ impl JobLog {
         &self,
         stdout: std::io::PipeReader,
         stderr: std::io::PipeReader,
-    ) -> JoinHandle<()> {
+    ) -> std::io::Result<Background<()>> {
         let mut open = vec![
             (self.tagged(Stream::Stdout), stdout),
             (self.tagged(Stream::Stderr), stderr),
         ];
-        std::thread::spawn(move || {
+        crate::background::spawn("hermetic-log-relay", move || {
             let mut buffer = [0u8; 16 * 1024];
             while !open.is_empty() {
                 let mut ready = {
@@ -223,7 +224,7 @@ mod tests {
         let log = JobLog::open(&path, 1024).unwrap();
         let (out_reader, mut out) = std::io::pipe().unwrap();
         let (err_reader, mut err) = std::io::pipe().unwrap();
-        let relay = log.relay_streams(out_reader, err_reader);
+        let relay = log.relay_streams(out_reader, err_reader).unwrap();
         out.write_all(b"out").unwrap();
         drop(out);
         err.write_all(b"err!").unwrap();

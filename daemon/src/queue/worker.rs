@@ -83,7 +83,17 @@ fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
             })
         }
     };
-    let relay = log.relay_streams(stdout_reader, stderr_reader);
+    let relay = match log.relay_streams(stdout_reader, stderr_reader) {
+        Ok(relay) => relay,
+        Err(err) => {
+            return finished(crate::run::RunResult {
+                verdict: "sandbox-failed",
+                code: exit::RUN_SANDBOX_FAILED,
+                error: Some(format!("failed to start the log relay: {err}")),
+                setup: None,
+            })
+        }
+    };
     let result = crate::run::execute(
         request,
         OwnedFd::from(stdout),

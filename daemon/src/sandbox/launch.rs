@@ -453,9 +453,7 @@ fn stop_helper(helper: Pid) {
 
 /// Reaps a helper that is exiting, without making the caller wait for it.
 fn reap_in_background(helper: Pid) {
-    let reaper = std::thread::Builder::new()
-        .name("hermetic-reap".into())
-        .spawn(move || wait_for(helper));
+    let reaper = crate::background::spawn("hermetic-reap", move || wait_for(helper));
     if reaper.is_err() {
         // No thread to spare: wait here rather than leave a zombie behind.
         let _ = wait_for(helper);

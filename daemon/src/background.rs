@@ -1,0 +1,80 @@
+//! Work that synchronous code hands to another thread and waits for later (a job's log
+//! relay, reaping a sandbox's helper). Inside the daemon it runs on the tokio runtime's
+//! blocking pool, whose idle threads are kept and reused: a job does not pay for creating a
+//! thread (its stack, its malloc arena) and tearing it down again, twice per job. Elsewhere
+//! (the CLI runs no runtime) it gets a thread of its own.
+
+/// Work running in the background; [`Background::join`] waits for its result.
+pub struct Background<T>(Running<T>);
+
+enum Running<T> {
+    Pooled(std::sync::mpsc::Receiver<T>),
+    Thread(std::thread::JoinHandle<T>),
+}
+
+/// Starts `work` on the runtime's blocking pool when called from inside a tokio runtime
+/// (a blocking task counts), else on a new thread named `name`.
+pub fn spawn<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<Background<T>> {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let (result, receiver) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn_blocking(move || {
+            // The receiver may have been dropped: nobody waits for the result.
+            let _ = result.send(work());
+        });
+        return Ok(Background(Running::Pooled(receiver)));
+    }
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(|thread| Background(Running::Thread(thread)))
+}
+
+impl<T> Background<T> {
+    /// Waits for the work to end; its result, or None if it panicked.
+    pub fn join(self) -> Option<T> {
+        match self.0 {
+            Running::Pooled(receiver) => receiver.recv().ok(),
+            Running::Thread(thread) => thread.join().ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_runtime_the_work_gets_a_named_thread() {
+        let work = spawn("hermetic-test", || {
+            std::thread::current().name().map(String::from)
+        });
+        assert_eq!(work.unwrap().join(), Some(Some("hermetic-test".into())));
+    }
+
+    #[test]
+    fn inside_a_runtime_the_blocking_pool_runs_it_and_reuses_its_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let thread_of = || {
+            let _inside = runtime.enter();
+            spawn("unused", || std::thread::current().id())
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        let first = thread_of();
+        assert_ne!(first, std::thread::current().id());
+        assert_eq!(thread_of(), first, "an idle pool thread is reused");
+    }
+
+    #[test]
+    fn a_panic_in_the_work_is_none() {
+        let work = spawn("hermetic-test", || -> u8 { panic!("on purpose") }).unwrap();
+        assert_eq!(work.join(), None);
+    }
+}
