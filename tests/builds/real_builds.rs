@@ -147,7 +147,10 @@ fn sources_arrive_whole_whether_or_not_they_fit_the_pipe() {
     let list = "find . -type f | sort | xargs sha256sum";
     for files in [
         vec![("small.txt", "content\n")],
-        vec![("small.txt", "content\n"), ("dir/large.txt", large.as_str())],
+        vec![
+            ("small.txt", "content\n"),
+            ("dir/large.txt", large.as_str()),
+        ],
     ] {
         let src = Source::new(&files);
         let inside = run_in(&src, &[], &["sh", "-c", list]);
