@@ -99,7 +99,7 @@ pub async fn submit(
             "forbidden",
             err.to_string(),
         )),
-        Err(err @ (SubmitError::Store(_) | SubmitError::Scratch { .. })) => {
+        Err(err @ (SubmitError::Store(_) | SubmitError::JobFiles { .. })) => {
             Err(ApiError::internal(err))
         }
     }

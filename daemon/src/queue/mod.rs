@@ -34,8 +34,8 @@ pub enum SubmitError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("failed to create the job's scratch directory {path}: {source}")]
-    Scratch {
+    #[error("failed to create the job's scratch directory or log {path}: {source}")]
+    JobFiles {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -131,10 +131,18 @@ impl Scheduler {
                 ended: Notify::new(),
             }),
         };
+        let logs = scheduler.inner.config.state_dir.join("logs");
+        if let Err(err) = std::fs::create_dir_all(&logs) {
+            // Every submission says so too, naming the log it could not create.
+            tracing::error!("failed to create {}: {err}", logs.display());
+        }
         for id in scheduler.inner.store.interrupt_unfinished(now_ms())? {
             tracing::warn!(job = id, "job interrupted by a daemon restart");
             let keep = scheduler.inner.config.keep_failed;
-            scheduler.inner.move_log_out(id, keep);
+            scheduler.inner.move_legacy_log_out(id, keep);
+            if keep {
+                scheduler.inner.copy_log_into_scratch(id);
+            }
             scheduler.inner.remove_scratch(id, keep);
         }
         Ok(scheduler)
@@ -168,15 +176,9 @@ impl Scheduler {
         })
     }
 
-    /// The file holding job `id`'s log right now: in its scratch directory while it runs,
-    /// in the log directory once it has ended.
+    /// The file holding job `id`'s log, from its submission on.
     pub fn log_file(&self, id: u64) -> PathBuf {
-        let scratch = self.inner.scratch_log(id);
-        if scratch.exists() {
-            scratch
-        } else {
-            self.inner.final_log(id)
-        }
+        self.inner.final_log(id)
     }
 
     /// Completes when some job ends. Create (and `enable`) it before checking a job's
@@ -185,14 +187,9 @@ impl Scheduler {
         self.inner.ended.notified()
     }
 
-    /// The index of job `id`'s log (see `log::index_path`), wherever the log is now.
+    /// The index of job `id`'s log (see `log::index_path`).
     pub fn log_index_file(&self, id: u64) -> PathBuf {
-        let scratch = log::index_path(&self.inner.scratch_log(id));
-        if scratch.exists() {
-            scratch
-        } else {
-            log::index_path(&self.inner.final_log(id))
-        }
+        log::index_path(&self.inner.final_log(id))
     }
 
     /// Queues a job for `caller`. A job of another user than the daemon's reads and writes
@@ -220,25 +217,32 @@ impl Scheduler {
         let job = inner
             .store
             .insert(&request, now_ms(), |id| inner.final_log(id))?;
-        let scratch = inner.scratch_dir(job.id);
-        // The log and its index exist from the start, so a client may follow a queued job.
-        let created = std::fs::create_dir_all(&scratch).and_then(|()| {
-            let log = inner.scratch_log(job.id);
-            std::fs::File::create(log::index_path(&log))?;
-            std::fs::File::create(&log).map(drop)
+        // The log and its index are written where they stay (no move when the job ends)
+        // and exist from the start, so a client may follow a queued job.
+        let log = inner.final_log(job.id);
+        let created = [
+            (inner.scratch_dir(job.id), true),
+            (log::index_path(&log), false),
+            (log.clone(), false),
+        ]
+        .into_iter()
+        .try_for_each(|(path, is_dir)| {
+            let made = if is_dir {
+                std::fs::create_dir_all(&path)
+            } else {
+                std::fs::File::create(&path).map(drop)
+            };
+            made.map_err(|source| (path, source))
         });
-        if let Err(source) = created {
+        if let Err((path, source)) = created {
             let finish = Finish {
-                error: Some(format!("failed to create {}: {source}", scratch.display())),
+                error: Some(format!("failed to create {}: {source}", path.display())),
                 ..Finish::default()
             };
             let _ = inner
                 .store
                 .finish(job.id, JobState::Failed, now_ms(), &finish);
-            return Err(SubmitError::Scratch {
-                path: scratch,
-                source,
-            });
+            return Err(SubmitError::JobFiles { path, source });
         }
         let (stop, _) = watch::channel(None);
         let handle = Arc::new(Handle {
@@ -358,10 +362,6 @@ impl Inner {
         self.config.state_dir.join("scratch").join(id.to_string())
     }
 
-    fn scratch_log(&self, id: u64) -> PathBuf {
-        self.scratch_dir(id).join("log")
-    }
-
     fn final_log(&self, id: u64) -> PathBuf {
         self.config.state_dir.join("logs").join(format!("{id}.log"))
     }
@@ -410,7 +410,7 @@ impl Inner {
             };
             (JobState::Failed, finish, None)
         };
-        let log = match JobLog::open(&inner.scratch_log(job.id), inner.config.log_limit_bytes) {
+        let log = match JobLog::open(&inner.final_log(job.id), inner.config.log_limit_bytes) {
             Ok(log) => log,
             Err(err) => return failed(format!("failed to open the job's log: {err}")),
         };
@@ -446,8 +446,8 @@ impl Inner {
     }
 
     /// Records a job's end: its files first (so a reader that sees the terminal state
-    /// finds the log in its final place and the scratch directory gone), then the store,
-    /// then the metrics.
+    /// finds the scratch directory gone, or kept with its log), then the store, then the
+    /// metrics.
     fn finish(
         &self,
         id: u64,
@@ -457,7 +457,9 @@ impl Inner {
         setup: Option<Duration>,
     ) {
         let keep = state != JobState::Succeeded && self.config.keep_failed;
-        self.move_log_out(id, keep);
+        if keep {
+            self.copy_log_into_scratch(id);
+        }
         self.remove_scratch(id, keep);
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
             tracing::error!(job = id, "{err}");
@@ -479,14 +481,23 @@ impl Inner {
         }
     }
 
-    /// Moves the log out of the scratch directory (copies it, with `keep`: a failed job's
-    /// scratch directory is kept, log included, with `keep_failed`).
-    fn move_log_out(&self, id: u64, keep: bool) {
-        let log = self.scratch_log(id);
-        let final_log = self.final_log(id);
-        if let Some(dir) = final_log.parent() {
-            let _ = std::fs::create_dir_all(dir);
+    /// A failed job's scratch directory kept with `keep_failed` has a copy of its log.
+    fn copy_log_into_scratch(&self, id: u64) {
+        let log = self.final_log(id);
+        let copy = self.scratch_dir(id).join("log");
+        for (from, to) in [(log::index_path(&log), log::index_path(&copy)), (log, copy)] {
+            if let Err(err) = std::fs::copy(&from, &to) {
+                tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
+            }
         }
+    }
+
+    /// A job that an older daemon (one that kept a running job's log in its scratch
+    /// directory) was running when it stopped: its log goes to the log directory (is
+    /// copied there, with `keep`).
+    fn move_legacy_log_out(&self, id: u64, keep: bool) {
+        let log = self.scratch_dir(id).join("log");
+        let final_log = self.final_log(id);
         // The index first: a reader that finds the log in its final place finds its
         // index there too.
         for (from, to) in [

@@ -166,3 +166,55 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "the socket was left behind");
 }
+
+/// An older daemon kept a running job's log in the job's scratch directory. A daemon
+/// started after it died moves that log to the log directory, where `hermetic logs` reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_an_older_daemon_left_in_a_scratch_dir_is_moved_to_the_log_dir_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hermeticd.sock");
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut daemon = start(dir.path());
+    assert!(eventually(|| std::os::unix::net::UnixStream::connect(&socket).is_ok()).await);
+    let marker = marker("legacy-log");
+    let body =
+        json!({"kind": "run", "profile": "default", "src": src, "command": ["sleep", marker]});
+    let (status, job) = request(
+        &socket,
+        "POST",
+        "/v1/jobs",
+        Some(body.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&job));
+    let id = serde_json::from_slice::<Value>(&job).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    wait_job(&socket, id, "running").await;
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
+    assert!(eventually(|| processes_with(&marker).is_empty()).await);
+
+    // The older layout: the log and its index inside the scratch directory.
+    let state = dir.path().join("state");
+    let final_log = state.join(format!("logs/{id}.log"));
+    for name in ["log", "log.streams"] {
+        let _ = std::fs::remove_file(state.join(format!("logs/{id}.{name}")));
+    }
+    std::fs::write(
+        state.join(format!("scratch/{id}/log")),
+        "written by an older daemon\n",
+    )
+    .unwrap();
+    std::fs::write(state.join(format!("scratch/{id}/log.streams")), []).unwrap();
+    assert!(!final_log.exists());
+
+    let _restarted = start(dir.path());
+    wait_job(&socket, id, "interrupted").await;
+    assert_eq!(
+        std::fs::read_to_string(&final_log).unwrap(),
+        "written by an older daemon\n"
+    );
+    assert!(!state.join(format!("scratch/{id}")).exists());
+}
