@@ -171,7 +171,7 @@ async fn log_response(
         "text/plain; charset=utf-8"
     };
     let headers = [(header::CONTENT_TYPE, content_type)];
-    let log = match open_moving(|| scheduler.log_file(id)) {
+    let log = match std::fs::File::open(scheduler.log_file(id)) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Ok((headers, Body::empty()).into_response())
@@ -179,7 +179,7 @@ async fn log_response(
         Err(err) => return Err(ApiError::internal(format!("failed to open the log: {err}"))),
     };
     let index = if framed {
-        match open_moving(|| scheduler.log_index_file(id)) {
+        match std::fs::File::open(scheduler.log_index_file(id)) {
             Ok(file) => Some(file),
             // A job logged before logs had an index: all of it is shown as stderr.
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
@@ -378,15 +378,6 @@ fn find(scheduler: &Scheduler, id: &str) -> Result<Job, ApiError> {
         .get(id)
         .map_err(ApiError::internal)?
         .ok_or_else(not_found)
-}
-
-/// The log and its index move from the scratch directory to the log directory when the
-/// job ends (`path` says where they are now); an open file keeps reading across the move.
-fn open_moving(path: impl Fn() -> std::path::PathBuf) -> std::io::Result<std::fs::File> {
-    match std::fs::File::open(path()) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(path()),
-        other => other,
-    }
 }
 
 fn bad_query(rejection: QueryRejection) -> ApiError {
