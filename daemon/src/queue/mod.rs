@@ -381,17 +381,7 @@ impl Inner {
         let id = job.id;
         let started = Instant::now();
         inner.metrics.started(job.submitted.elapsed());
-        let (state, finish, setup) = match inner.store.mark_running(id, now_ms()) {
-            Ok(()) => Inner::execute(&inner, job).await,
-            Err(err) => (
-                JobState::Failed,
-                Finish {
-                    error: Some(err.to_string()),
-                    ..Finish::default()
-                },
-                None,
-            ),
-        };
+        let (state, finish, setup) = Inner::execute(&inner, job).await;
         inner.finish(id, state, &finish, Some(started.elapsed()), setup);
         let mut guard = inner.lock();
         guard.running -= 1;
@@ -402,6 +392,7 @@ impl Inner {
     }
 
     async fn execute(inner: &Arc<Inner>, job: Pending) -> (JobState, Finish, Option<Duration>) {
+        let id = job.id;
         let failed = |error: String| {
             let finish = Finish {
                 exit_code: Some(exit::SANDBOX_FAILED),
@@ -419,6 +410,17 @@ impl Inner {
         let mut task = tokio::task::spawn_blocking(move || {
             worker::execute(&job.request, &log, &job.handle.cancel, job.acting_for)
         });
+        // Recorded while the job's thread starts its sandbox rather than before: the write
+        // is not on the job's way. A job whose start cannot be recorded is stopped.
+        if let Err(err) = inner.store.mark_running(id, now_ms()) {
+            handle.cancel.cancel();
+            let _ = task.await;
+            let finish = Finish {
+                error: Some(err.to_string()),
+                ..Finish::default()
+            };
+            return (JobState::Failed, finish, None);
+        }
         let mut stopping = None;
         let result = loop {
             tokio::select! {
