@@ -8,9 +8,14 @@
 //! by binary search (about a dozen instructions for any call) and then checks its
 //! argument conditions; the format of policy files is unchanged.
 //!
-//! Layout: the ABI check; a search tree of `jge` nodes whose leaves are short runs of
-//! `jeq` with their return instructions next to them; then the bodies of the syscalls
-//! that have argument conditions. Classic BPF jumps only forward, `jt`/`jf` at most 255
+//! The search is over runs of consecutive numbers that get the same answer, not over
+//! single numbers: most of a policy's syscalls sit next to others with the same answer
+//! (the default policy: 339 listed syscalls, 106 runs), and the kernel translates and
+//! JIT-compiles every instruction for every sandbox, about 0.35 us each here.
+//!
+//! Layout: the ABI check; a search tree of `jge` nodes whose leaves are short chains of
+//! `jge` (one per run boundary) with their return instructions next to them; then the
+//! bodies of the syscalls that have argument conditions. Classic BPF jumps only forward, `jt`/`jf` at most 255
 //! instructions; anything farther goes through `ja`, whose offset is 32 bits.
 use std::collections::BTreeMap;
 
@@ -108,7 +113,7 @@ const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 pub(super) const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 /// offsetof(struct seccomp_data, args): six u64, little-endian.
 const ARGS_OFFSET: u32 = 16;
-/// A search-tree leaf compares at most this many numbers one after another.
+/// A search-tree leaf tells apart at most this many runs, one compare each.
 const LEAF_SIZE: usize = 8;
 
 /// The program for `rules` (syscall number → rules), starting with [`ABI_CHECK`].
@@ -120,9 +125,8 @@ pub(super) fn compile(
     for instruction in ABI_CHECK {
         program.emit(Item::Plain(instruction));
     }
-    let numbers: Vec<u32> = rules.keys().copied().collect();
     let mut bodies = Vec::new();
-    program.search(&numbers, rules, actions, &mut bodies);
+    program.search(&runs(rules), actions, &mut bodies);
     for (label, number) in bodies {
         program.place(label);
         program.body(&rules[&number], actions)?;
@@ -136,6 +140,47 @@ pub(super) fn compile(
         ));
     }
     Ok(instructions)
+}
+
+/// What the program answers for a syscall number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Allow,
+    Deny,
+    Unlisted,
+    /// Decided by the syscall's argument conditions, in a body of its own.
+    Conditions(u32),
+}
+
+/// The numbers from 0 up as runs of equal answers: (first number of the run, answer),
+/// ascending; the last run goes on to the largest number. Syscalls with conditions are
+/// runs of one.
+fn runs(rules: &BTreeMap<u32, SyscallRules>) -> Vec<(u32, Answer)> {
+    let answer = |number: u32, syscall: &SyscallRules| {
+        if syscall.deny.iter().any(Vec::is_empty) {
+            Answer::Deny
+        } else if syscall.deny.is_empty() && syscall.allow.iter().any(Vec::is_empty) {
+            Answer::Allow
+        } else {
+            Answer::Conditions(number)
+        }
+    };
+    let mut runs: Vec<(u32, Answer)> = vec![(0, Answer::Unlisted)];
+    // Only number 0 can start where a run already starts (the initial unlisted one).
+    let mut push = |first: u32, answer: Answer| match runs.last_mut() {
+        Some(last) if last.0 == first => last.1 = answer,
+        Some(last) if last.1 == answer => {}
+        _ => runs.push((first, answer)),
+    };
+    for (&number, syscall) in rules {
+        push(number, answer(number, syscall));
+        if let Some(next) = number.checked_add(1) {
+            if !rules.contains_key(&next) {
+                push(next, Answer::Unlisted);
+            }
+        }
+    }
+    runs
 }
 
 type Label = usize;
@@ -193,57 +238,70 @@ impl Assembler {
         self.emit(Item::Jump { code, k, jt, jf });
     }
 
-    /// Dispatches on the syscall number (in the accumulator) among the sorted `numbers`.
-    /// Syscalls with argument conditions get a label in `bodies`, to be placed later.
-    fn search(
-        &mut self,
-        numbers: &[u32],
-        rules: &BTreeMap<u32, SyscallRules>,
-        actions: Actions,
-        bodies: &mut Vec<(Label, u32)>,
-    ) {
-        if numbers.len() > LEAF_SIZE {
-            let (low, high) = numbers.split_at(numbers.len() / 2);
+    /// Dispatches on the syscall number (in the accumulator) among `runs` (see [`runs`]),
+    /// the first of which starts at or below it. Syscalls with argument conditions get a
+    /// label in `bodies`, to be placed later.
+    fn search(&mut self, runs: &[(u32, Answer)], actions: Actions, bodies: &mut Vec<(Label, u32)>) {
+        if runs.len() > LEAF_SIZE {
+            let (low, high) = runs.split_at(runs.len() / 2);
             let high_half = self.label();
             let low_half = self.label();
-            self.jump(JGE, high[0], Target::Next, Target::Label(low_half));
+            self.jump(JGE, high[0].0, Target::Next, Target::Label(low_half));
             self.emit(Item::Always(high_half));
             self.place(low_half);
-            self.search(low, rules, actions, bodies);
+            self.search(low, actions, bodies);
             self.place(high_half);
-            self.search(high, rules, actions, bodies);
+            self.search(high, actions, bodies);
             return;
         }
-        // A leaf: compares, the default, then the returns and trampolines they jump to,
-        // all within reach of a short jump.
-        let (allowed, denied) = (self.label(), self.label());
-        let mut used = (false, false);
+        // A leaf: a compare per boundary, then the answer of the last run, then the
+        // returns and trampolines the compares jump to, all within reach of a short jump.
+        let (allowed, denied, unlisted) = (self.label(), self.label(), self.label());
+        let mut used = [false; 3];
         let mut trampolines = Vec::new();
-        for &number in numbers {
-            let syscall = &rules[&number];
-            let target = if syscall.deny.iter().any(Vec::is_empty) {
-                used.1 = true;
-                denied
-            } else if syscall.deny.is_empty() && syscall.allow.iter().any(Vec::is_empty) {
-                used.0 = true;
+        let mut target = |answer: Answer, this: &mut Self| match answer {
+            Answer::Allow => {
+                used[0] = true;
                 allowed
-            } else {
-                let trampoline = self.label();
-                let body = self.label();
+            }
+            Answer::Deny => {
+                used[1] = true;
+                denied
+            }
+            Answer::Unlisted => {
+                used[2] = true;
+                unlisted
+            }
+            Answer::Conditions(number) => {
+                let (trampoline, body) = (this.label(), this.label());
                 trampolines.push((trampoline, body));
                 bodies.push((body, number));
                 trampoline
-            };
-            self.jump(JEQ, number, Target::Label(target), Target::Next);
+            }
+        };
+        for pair in runs.windows(2) {
+            let below_next = target(pair[0].1, self);
+            self.jump(JGE, pair[1].0, Target::Next, Target::Label(below_next));
         }
-        self.statement(RETURN, actions.unlisted);
-        if used.0 {
-            self.place(allowed);
-            self.statement(RETURN, libc::SECCOMP_RET_ALLOW);
+        match runs[runs.len() - 1].1 {
+            Answer::Allow => self.statement(RETURN, libc::SECCOMP_RET_ALLOW),
+            Answer::Deny => self.statement(RETURN, actions.denied),
+            Answer::Unlisted => self.statement(RETURN, actions.unlisted),
+            Answer::Conditions(number) => {
+                let body = self.label();
+                bodies.push((body, number));
+                self.emit(Item::Always(body));
+            }
         }
-        if used.1 {
-            self.place(denied);
-            self.statement(RETURN, actions.denied);
+        for (label, is_used, action) in [
+            (allowed, used[0], libc::SECCOMP_RET_ALLOW),
+            (denied, used[1], actions.denied),
+            (unlisted, used[2], actions.unlisted),
+        ] {
+            if is_used {
+                self.place(label);
+                self.statement(RETURN, action);
+            }
         }
         for (trampoline, body) in trampolines {
             self.place(trampoline);
