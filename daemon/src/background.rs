@@ -1,8 +1,9 @@
-//! Work that synchronous code hands to another thread and waits for later (a job's log
-//! relay, reaping a sandbox's helper). Inside the daemon it runs on the tokio runtime's
-//! blocking pool, whose idle threads are kept and reused: a job does not pay for creating a
-//! thread (its stack, its malloc arena) and tearing it down again, twice per job. Elsewhere
-//! (the CLI runs no runtime) it gets a thread of its own.
+//! Work that synchronous code hands to another thread and may wait for later (a job's log
+//! relay, streaming a source too large for its pipe, reaping a sandbox's helper). Inside
+//! the daemon it runs on the tokio runtime's blocking pool, whose idle threads are kept and
+//! reused: a job does not pay for creating a thread (its stack, its malloc arena) and
+//! tearing it down again for each of them. Elsewhere (the CLI runs no runtime) it gets a
+//! thread of its own.
 
 /// Work running in the background; [`Background::join`] waits for its result.
 pub struct Background<T>(Running<T>);

@@ -181,7 +181,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     drop((spec_read, message_write, provision_for_build));
     drop((launch.artifact, source_read));
     let source_sender = source_to_stream.map(|(dir, write)| {
-        std::thread::spawn(move || {
+        crate::background::spawn("hermetic-source", move || {
             stream_source(
                 &dir,
                 reverse_source,
@@ -189,6 +189,16 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
             )
         })
     });
+    let source_sender = match source_sender.transpose() {
+        Ok(sender) => sender,
+        Err(source) => {
+            stop_helper(helper);
+            return Err(SandboxError::Protocol {
+                step: "start the thread that sends the source",
+                source,
+            });
+        }
+    };
 
     tracing::debug!(elapsed = ?started.elapsed(), "helper started and spec sent");
 
@@ -226,7 +236,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     tracing::debug!(elapsed = ?started.elapsed(), "init finished and cgroup removed");
     read_result.map_err(protocol("read the helper's reports"))?;
     // A source the launcher could not send explains why the sandbox stopped.
-    if let Some(Ok(Err(err))) = source_sender.map(std::thread::JoinHandle::join) {
+    if let Some(Some(Err(err))) = source_sender.map(crate::background::Background::join) {
         if !matches!(err, SourceError::Send(_)) {
             return Err(source_failed(err));
         }
