@@ -70,29 +70,23 @@ fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
         },
         setup: result.setup,
     };
+    let not_started = |what: &str, err: std::io::Error| {
+        finished(crate::run::RunResult {
+            verdict: "sandbox-failed",
+            code: exit::RUN_SANDBOX_FAILED,
+            error: Some(format!("failed to {what}: {err}")),
+            setup: None,
+        })
+    };
     // One pipe per stream: the log's index keeps them apart for the client.
     let pipes = std::io::pipe().and_then(|stdout| Ok((stdout, std::io::pipe()?)));
     let ((stdout_reader, stdout), (stderr_reader, stderr)) = match pipes {
         Ok(pipes) => pipes,
-        Err(err) => {
-            return finished(crate::run::RunResult {
-                verdict: "sandbox-failed",
-                code: exit::RUN_SANDBOX_FAILED,
-                error: Some(format!("failed to create the log pipes: {err}")),
-                setup: None,
-            })
-        }
+        Err(err) => return not_started("create the log pipes", err),
     };
     let relay = match log.relay_streams(stdout_reader, stderr_reader) {
         Ok(relay) => relay,
-        Err(err) => {
-            return finished(crate::run::RunResult {
-                verdict: "sandbox-failed",
-                code: exit::RUN_SANDBOX_FAILED,
-                error: Some(format!("failed to start the log relay: {err}")),
-                setup: None,
-            })
-        }
+        Err(err) => return not_started("start the log relay", err),
     };
     let result = crate::run::execute(
         request,

@@ -1,4 +1,5 @@
 //! The real `hermeticd`, killed with SIGKILL while a job runs, then restarted.
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
@@ -52,20 +53,25 @@ async fn wait_job(socket: &std::path::Path, id: u64, state: &str) -> Value {
     panic!("job {id} never became {state}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_restart() {
+/// A daemon answering in a directory of its own: (the directory, its socket, an empty
+/// source directory, the daemon).
+async fn started() -> (tempfile::TempDir, PathBuf, PathBuf, Hermeticd) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("hermeticd.sock");
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    let mut daemon = start(dir.path());
+    let daemon = start(dir.path());
     assert!(eventually(|| std::os::unix::net::UnixStream::connect(&socket).is_ok()).await);
+    (dir, socket, src, daemon)
+}
 
-    let marker = marker("crash");
+/// Submits `sleep MARKER` (the marker is a duration of over 1000 s that only this test's
+/// processes carry) and waits until it runs; returns its id.
+async fn start_sleeping_job(socket: &std::path::Path, src: &std::path::Path, marker: &str) -> u64 {
     let body =
         json!({"kind": "run", "profile": "default", "src": src, "command": ["sleep", marker]});
     let (status, job) = request(
-        &socket,
+        socket,
         "POST",
         "/v1/jobs",
         Some(body.to_string().as_bytes()),
@@ -75,7 +81,16 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
     let id = serde_json::from_slice::<Value>(&job).unwrap()["id"]
         .as_u64()
         .unwrap();
-    wait_job(&socket, id, "running").await;
+    wait_job(socket, id, "running").await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_restart() {
+    let (dir, socket, src, mut daemon) = started().await;
+
+    let marker = marker("crash");
+    let id = start_sleeping_job(&socket, &src, &marker).await;
     // A build that has written its outputs when the daemon dies: its archive must not
     // appear where the user would take it for a result.
     let build_marker = crate::support::marker("crash-build");
@@ -171,27 +186,9 @@ async fn a_killed_daemon_leaves_no_sandbox_and_its_job_is_interrupted_after_a_re
 /// started after it died moves that log to the log directory, where `hermetic logs` reads.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_an_older_daemon_left_in_a_scratch_dir_is_moved_to_the_log_dir_on_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("hermeticd.sock");
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    let mut daemon = start(dir.path());
-    assert!(eventually(|| std::os::unix::net::UnixStream::connect(&socket).is_ok()).await);
+    let (dir, socket, src, mut daemon) = started().await;
     let marker = marker("legacy-log");
-    let body =
-        json!({"kind": "run", "profile": "default", "src": src, "command": ["sleep", marker]});
-    let (status, job) = request(
-        &socket,
-        "POST",
-        "/v1/jobs",
-        Some(body.to_string().as_bytes()),
-    )
-    .await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&job));
-    let id = serde_json::from_slice::<Value>(&job).unwrap()["id"]
-        .as_u64()
-        .unwrap();
-    wait_job(&socket, id, "running").await;
+    let id = start_sleeping_job(&socket, &src, &marker).await;
     daemon.0.kill().unwrap();
     daemon.0.wait().unwrap();
     assert!(eventually(|| processes_with(&marker).is_empty()).await);
