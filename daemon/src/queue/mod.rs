@@ -407,6 +407,12 @@ impl Inner {
         };
         let handle = job.handle.clone();
         let mut stop = handle.stop.subscribe();
+        // A cancel or shutdown sent after the job left the queue but before this task got
+        // here is already the current value, which `changed` would never report.
+        let mut stopping = *stop.borrow_and_update();
+        if stopping.is_some() {
+            handle.cancel.cancel();
+        }
         let mut task = tokio::task::spawn_blocking(move || {
             worker::execute(&job.request, &log, &job.handle.cancel, job.acting_for)
         });
@@ -421,7 +427,6 @@ impl Inner {
             };
             return (JobState::Failed, finish, None);
         }
-        let mut stopping = None;
         let result = loop {
             tokio::select! {
                 result = &mut task => break result,

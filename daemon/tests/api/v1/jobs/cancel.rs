@@ -62,3 +62,61 @@ async fn cancelling_a_finished_job_is_a_conflict() {
     assert_eq!(error["error"]["code"], "not-cancellable");
     daemon.stop().await;
 }
+
+/// The scheduler itself on a current-thread runtime, where the job's task cannot run
+/// between `submit` and `cancel`: the cancel arrives after the job left the queue and
+/// before its task started, and must still stop it (it used to be lost, and the job ran).
+#[test]
+fn a_cancel_right_after_the_job_left_the_queue_stops_it() {
+    use hermetic::api::wire::{JobRequest, JobState, RunRequest};
+    use hermetic::queue::{Caller, Scheduler};
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut config = hermetic::config::Config::defaults();
+    config.state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&config.state_dir).unwrap();
+    let store = hermetic::store::Store::open(&config.state_dir.join("jobs.sqlite")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let scheduler = Scheduler::start(config, store).unwrap();
+        let marker = crate::support::marker("cancel-race");
+        let request = JobRequest::Run(RunRequest {
+            profile: "default".into(),
+            src,
+            source_date_epoch: None,
+            command: vec!["sleep".into(), marker.clone()],
+        });
+        let caller = Caller {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        let job = scheduler.submit(request, caller).unwrap();
+        scheduler.cancel(job.id).unwrap();
+        let job_end = || async {
+            loop {
+                let ended = scheduler.job_ended();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                let job = scheduler.store().get(job.id).unwrap().unwrap();
+                if job.state.is_terminal() {
+                    return job;
+                }
+                ended.await;
+            }
+        };
+        let limit = std::time::Duration::from_secs(20);
+        let Ok(ended) = tokio::time::timeout(limit, job_end()).await else {
+            // Stopped for good now, so that the runtime's end does not wait for the job.
+            let _ = scheduler.cancel(job.id);
+            let _ = tokio::time::timeout(limit, job_end()).await;
+            panic!("the job ran on: the cancel sent as it left the queue was lost");
+        };
+        assert_eq!(ended.state, JobState::Cancelled, "{ended:?}");
+        assert!(crate::support::processes_with(&marker).is_empty());
+    });
+}
