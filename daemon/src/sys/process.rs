@@ -1,5 +1,5 @@
-//! Process plumbing: forking the sandbox's init, spawning the helper with fixed fd numbers,
-//! pidfds, close_range, _exit.
+//! Process plumbing: forking the sandbox's init, starting the build child in init's memory,
+//! spawning the helper with fixed fd numbers, pidfds, close_range, _exit.
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
