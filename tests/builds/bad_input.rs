@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::support::{assert_status, hermetic, stderr, Source};
+use crate::support::{assert_status, default_profile_text, hermetic, stderr, Source};
 
 /// `hermetic build --single` in `dir`, with its artifact there too.
 fn build_in(dir: &Path, extra: &[&str], script: &str) -> std::process::Output {
@@ -75,14 +75,8 @@ fn a_malformed_profile_is_refused_with_its_location() {
 
 #[test]
 fn a_malformed_seccomp_policy_is_refused() {
-    let default = hermetic()
-        .args(["profile", "show", "default"])
-        .output()
-        .unwrap();
-    assert_status(&default, 0);
-    let profile = String::from_utf8(default.stdout)
-        .unwrap()
-        .replace("policy = \"default\"", "policy = \"broken.json\"");
+    let profile =
+        default_profile_text().replace("policy = \"default\"", "policy = \"broken.json\"");
     let src = Source::new(&[
         ("p.toml", &profile),
         ("broken.json", "{ \"allowlist\": [ }"),

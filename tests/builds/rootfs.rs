@@ -2,7 +2,7 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use crate::support::{assert_status, hermetic, stdout, Source};
+use crate::support::{assert_status, default_profile_text, hermetic, stdout, Source};
 
 /// A minimal rootfs: a static busybox and the applets the test uses.
 fn busybox_rootfs(root: &Path) {
@@ -22,12 +22,7 @@ fn busybox_rootfs(root: &Path) {
 }
 
 fn rootfs_profile(src: &Source) -> String {
-    let default = hermetic()
-        .args(["profile", "show", "default"])
-        .output()
-        .unwrap();
-    assert_status(&default, 0);
-    let text = String::from_utf8(default.stdout).unwrap();
+    let text = default_profile_text();
     let start = text.find("[root]").unwrap();
     let end = text.find("[identity]").unwrap();
     let profile = format!(

@@ -56,6 +56,17 @@ pub fn run_in(src: &Source, extra: &[&str], command: &[&str]) -> Output {
         .expect("spawn hermetic")
 }
 
+/// The built-in default profile's text, as `hermetic profile show default` prints it: the
+/// start of a test's own profile.
+pub fn default_profile_text() -> String {
+    let shown = hermetic()
+        .args(["profile", "show", "default"])
+        .output()
+        .expect("spawn hermetic");
+    assert_status(&shown, 0);
+    String::from_utf8(shown.stdout).expect("the profile is UTF-8")
+}
+
 /// `sh -c SCRIPT` in the sandbox with an empty source.
 pub fn sh(script: &str) -> Output {
     run_in(&Source::new(&[]), &[], &["sh", "-c", script])
