@@ -153,7 +153,9 @@ impl Provision {
             )
         };
         let socket = OwnedFd::from(socket);
-        let mut buffer = vec![0u8; 64 * 1024];
+        // A few paths below /sys/fs/cgroup; a packet that does not fit is reported as such
+        // (MSG_TRUNC), and a smaller buffer is fewer pages for the build child to touch.
+        let mut buffer = vec![0u8; 8 * 1024];
         let (length, fds) = crate::sys::process::recv_with_fds(&socket, &mut buffer)
             .map_err(|err| failed(err.to_string()))?
             .ok_or_else(|| failed("the launcher closed the provision socket".into()))?;
