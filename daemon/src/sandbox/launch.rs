@@ -19,8 +19,8 @@ use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
 use crate::sandbox::message::{
-    read_messages, HelperMessage, Provision, ARTIFACT_FD, MESSAGE_FD, PROVISION_FD, SOURCE_FD,
-    SPEC_FD,
+    pipe_capacity, read_messages, HelperMessage, Provision, ARTIFACT_FD, MESSAGE_FD, PROVISION_FD,
+    SOURCE_FD, SPEC_FD,
 };
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::source::{send_if_it_fits, stream_source, SourceError, PIPE_BUFFER_BYTES};
@@ -394,8 +394,7 @@ impl SpecSender {
             step: "encode the spec",
             source: std::io::Error::other(err),
         })?;
-        let fits = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
-            .is_ok_and(|capacity| json.len() <= capacity as usize);
+        let fits = pipe_capacity(&pipe).is_some_and(|capacity| json.len() <= capacity);
         if !fits {
             return Ok(SpecSender {
                 pipe,

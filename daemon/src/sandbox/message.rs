@@ -107,6 +107,14 @@ pub(crate) fn read_messages(
     Ok(false)
 }
 
+/// How many bytes `pipe` holds: as many as can be written to it while it is empty, with
+/// nobody reading yet, without blocking. None when the kernel does not say.
+pub(crate) fn pipe_capacity(pipe: &File) -> Option<usize> {
+    nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+        .ok()
+        .and_then(|capacity| usize::try_from(capacity).ok())
+}
+
 pub(crate) fn take_fd(fd: RawFd) -> File {
     crate::sys::process::file_from_inherited_fd(fd)
 }

@@ -55,12 +55,12 @@ pub(crate) fn send_if_it_fits(
     reverse: bool,
     pipe: &fs::File,
 ) -> Result<bool, SourceError> {
-    let Ok(capacity) = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_GETPIPE_SZ) else {
+    let Some(limit) = crate::sandbox::message::pipe_capacity(pipe) else {
         return Ok(false);
     };
     let mut stream = BoundedBuffer {
         bytes: Vec::new(),
-        limit: usize::try_from(capacity).unwrap_or(0),
+        limit,
     };
     match stream_source(dir, reverse, &mut stream) {
         Ok(()) => {}
