@@ -228,11 +228,12 @@ fn parse_remembered(
     const REMEMBERED: usize = 16;
     type Key = (String, String, Option<PathBuf>, String);
     static CACHE: std::sync::Mutex<Vec<(Key, Profile)>> = std::sync::Mutex::new(Vec::new());
+    let sha256 = crate::digest::sha256_hex(text.as_bytes());
     let key: Key = (
         name.to_string(),
         origin.to_string(),
         base_dir.map(Path::to_path_buf),
-        crate::digest::sha256_hex(text.as_bytes()),
+        sha256.clone(),
     );
     let cache = || {
         CACHE
@@ -242,7 +243,7 @@ fn parse_remembered(
     if let Some((_, hit)) = cache().iter().find(|(known, _)| *known == key) {
         return Ok(hit.clone());
     }
-    let profile = parse(name, origin, text, base_dir)?;
+    let profile = parse_with_digest(name, origin, text, base_dir, sha256)?;
     let mut cache = cache();
     if cache.len() == REMEMBERED {
         cache.remove(0);
@@ -296,6 +297,23 @@ pub fn parse(
     origin: &str,
     text: &str,
     base_dir: Option<&Path>,
+) -> Result<Profile, ProfileError> {
+    parse_with_digest(
+        name,
+        origin,
+        text,
+        base_dir,
+        crate::digest::sha256_hex(text.as_bytes()),
+    )
+}
+
+/// [`parse`], given the SHA-256 of `text` (already computed by a caller that keys on it).
+fn parse_with_digest(
+    name: &str,
+    origin: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+    sha256: String,
 ) -> Result<Profile, ProfileError> {
     let file: ProfileFile = toml::from_str(text).map_err(|err| ProfileError::Parse {
         origin: origin.into(),
@@ -483,7 +501,7 @@ pub fn parse(
     Ok(Profile {
         name: name.to_string(),
         origin: origin.to_string(),
-        sha256: crate::digest::sha256_hex(text.as_bytes()),
+        sha256,
         description: file.description,
         root,
         identity,
