@@ -126,7 +126,7 @@ pub(super) fn compile(
         program.emit(Item::Plain(instruction));
     }
     let mut bodies = Vec::new();
-    program.search(&runs(rules), actions, &mut bodies);
+    program.search(&runs(rules, actions), &mut bodies);
     for (label, number) in bodies {
         program.place(label);
         program.body(&rules[&number], actions)?;
@@ -145,9 +145,8 @@ pub(super) fn compile(
 /// What the program answers for a syscall number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
-    Allow,
-    Deny,
-    Unlisted,
+    /// This action (allow, the denylist's, or the unlisted one), whatever the arguments.
+    Return(u32),
     /// Decided by the syscall's argument conditions, in a body of its own.
     Conditions(u32),
 }
@@ -155,17 +154,18 @@ enum Answer {
 /// The numbers from 0 up as runs of equal answers: (first number of the run, answer),
 /// ascending; the last run goes on to the largest number. Syscalls with conditions are
 /// runs of one.
-fn runs(rules: &BTreeMap<u32, SyscallRules>) -> Vec<(u32, Answer)> {
+fn runs(rules: &BTreeMap<u32, SyscallRules>, actions: Actions) -> Vec<(u32, Answer)> {
     let answer = |number: u32, syscall: &SyscallRules| {
         if syscall.deny.iter().any(Vec::is_empty) {
-            Answer::Deny
+            Answer::Return(actions.denied)
         } else if syscall.deny.is_empty() && syscall.allow.iter().any(Vec::is_empty) {
-            Answer::Allow
+            Answer::Return(libc::SECCOMP_RET_ALLOW)
         } else {
             Answer::Conditions(number)
         }
     };
-    let mut runs: Vec<(u32, Answer)> = vec![(0, Answer::Unlisted)];
+    let unlisted = Answer::Return(actions.unlisted);
+    let mut runs: Vec<(u32, Answer)> = vec![(0, unlisted)];
     // Only number 0 can start where a run already starts (the initial unlisted one).
     let mut push = |first: u32, answer: Answer| match runs.last_mut() {
         Some(last) if last.0 == first => last.1 = answer,
@@ -176,7 +176,7 @@ fn runs(rules: &BTreeMap<u32, SyscallRules>) -> Vec<(u32, Answer)> {
         push(number, answer(number, syscall));
         if let Some(next) = number.checked_add(1) {
             if !rules.contains_key(&next) {
-                push(next, Answer::Unlisted);
+                push(next, unlisted);
             }
         }
     }
@@ -241,7 +241,7 @@ impl Assembler {
     /// Dispatches on the syscall number (in the accumulator) among `runs` (see [`runs`]),
     /// the first of which starts at or below it. Syscalls with argument conditions get a
     /// label in `bodies`, to be placed later.
-    fn search(&mut self, runs: &[(u32, Answer)], actions: Actions, bodies: &mut Vec<(Label, u32)>) {
+    fn search(&mut self, runs: &[(u32, Answer)], bodies: &mut Vec<(Label, u32)>) {
         if runs.len() > LEAF_SIZE {
             let (low, high) = runs.split_at(runs.len() / 2);
             let high_half = self.label();
@@ -249,29 +249,24 @@ impl Assembler {
             self.jump(JGE, high[0].0, Target::Next, Target::Label(low_half));
             self.emit(Item::Always(high_half));
             self.place(low_half);
-            self.search(low, actions, bodies);
+            self.search(low, bodies);
             self.place(high_half);
-            self.search(high, actions, bodies);
+            self.search(high, bodies);
             return;
         }
         // A leaf: a compare per boundary, then the answer of the last run, then the
         // returns and trampolines the compares jump to, all within reach of a short jump.
-        let (allowed, denied, unlisted) = (self.label(), self.label(), self.label());
-        let mut used = [false; 3];
+        let mut returns: Vec<(u32, Label)> = Vec::new();
         let mut trampolines = Vec::new();
         let mut target = |answer: Answer, this: &mut Self| match answer {
-            Answer::Allow => {
-                used[0] = true;
-                allowed
-            }
-            Answer::Deny => {
-                used[1] = true;
-                denied
-            }
-            Answer::Unlisted => {
-                used[2] = true;
-                unlisted
-            }
+            Answer::Return(action) => match returns.iter().find(|(known, _)| *known == action) {
+                Some(&(_, label)) => label,
+                None => {
+                    let label = this.label();
+                    returns.push((action, label));
+                    label
+                }
+            },
             Answer::Conditions(number) => {
                 let (trampoline, body) = (this.label(), this.label());
                 trampolines.push((trampoline, body));
@@ -284,24 +279,16 @@ impl Assembler {
             self.jump(JGE, pair[1].0, Target::Next, Target::Label(below_next));
         }
         match runs[runs.len() - 1].1 {
-            Answer::Allow => self.statement(RETURN, libc::SECCOMP_RET_ALLOW),
-            Answer::Deny => self.statement(RETURN, actions.denied),
-            Answer::Unlisted => self.statement(RETURN, actions.unlisted),
+            Answer::Return(action) => self.statement(RETURN, action),
             Answer::Conditions(number) => {
                 let body = self.label();
                 bodies.push((body, number));
                 self.emit(Item::Always(body));
             }
         }
-        for (label, is_used, action) in [
-            (allowed, used[0], libc::SECCOMP_RET_ALLOW),
-            (denied, used[1], actions.denied),
-            (unlisted, used[2], actions.unlisted),
-        ] {
-            if is_used {
-                self.place(label);
-                self.statement(RETURN, action);
-            }
+        for (action, label) in returns {
+            self.place(label);
+            self.statement(RETURN, action);
         }
         for (trampoline, body) in trampolines {
             self.place(trampoline);
