@@ -360,31 +360,8 @@ impl io::Write for WriteBehind {
 }
 
 #[cfg(test)]
-mod write_behind_tests {
-    use std::io::Write;
-
-    use super::*;
-
-    #[test]
-    fn everything_written_behind_arrives_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("archive");
-        let mut writer = WriteBehind::new(File::create(&path).unwrap());
-        let mut expected = Vec::new();
-        for block in 0..40u32 {
-            let bytes: Vec<u8> = (0..(1 << 19) + block).map(|i| (i ^ block) as u8).collect();
-            writer.write_all(&bytes).unwrap();
-            expected.extend_from_slice(&bytes);
-        }
-        writer.flush().unwrap();
-        assert!(writer.flushed > 0, "no writeback was started");
-        drop(writer);
-        assert!(std::fs::read(&path).unwrap() == expected);
-    }
-}
-
-#[cfg(test)]
 mod tests {
+    use std::io::Write;
     use std::os::unix::fs::symlink;
 
     use super::*;
@@ -422,5 +399,22 @@ mod tests {
         let err = create_file_at(root.as_fd(), "dangling").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert!(!outside.exists());
+    }
+
+    #[test]
+    fn everything_written_behind_arrives_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive");
+        let mut writer = WriteBehind::new(File::create(&path).unwrap());
+        let mut expected = Vec::new();
+        for block in 0..40u32 {
+            let bytes: Vec<u8> = (0..(1 << 19) + block).map(|i| (i ^ block) as u8).collect();
+            writer.write_all(&bytes).unwrap();
+            expected.extend_from_slice(&bytes);
+        }
+        writer.flush().unwrap();
+        assert!(writer.flushed > 0, "no writeback was started");
+        drop(writer);
+        assert!(std::fs::read(&path).unwrap() == expected);
     }
 }
