@@ -138,12 +138,10 @@ impl Scheduler {
         }
         for id in scheduler.inner.store.interrupt_unfinished(now_ms())? {
             tracing::warn!(job = id, "job interrupted by a daemon restart");
-            let keep = scheduler.inner.config.keep_failed;
-            scheduler.inner.move_legacy_log_out(id, keep);
-            if keep {
-                scheduler.inner.copy_log_into_scratch(id);
-            }
-            scheduler.inner.remove_scratch(id, keep);
+            scheduler.inner.move_legacy_log_out(id);
+            scheduler
+                .inner
+                .settle_scratch(id, scheduler.inner.config.keep_failed);
         }
         Ok(scheduler)
     }
@@ -219,21 +217,19 @@ impl Scheduler {
             .insert(&request, now_ms(), |id| inner.final_log(id))?;
         // The log and its index are written where they stay (no move when the job ends)
         // and exist from the start, so a client may follow a queued job.
+        let scratch = inner.scratch_dir(job.id);
         let log = inner.final_log(job.id);
-        let created = [
-            (inner.scratch_dir(job.id), true),
-            (log::index_path(&log), false),
-            (log.clone(), false),
-        ]
-        .into_iter()
-        .try_for_each(|(path, is_dir)| {
-            let made = if is_dir {
-                std::fs::create_dir_all(&path)
-            } else {
-                std::fs::File::create(&path).map(drop)
-            };
-            made.map_err(|source| (path, source))
-        });
+        let created = std::fs::create_dir_all(&scratch)
+            .map_err(|source| (scratch, source))
+            .and_then(|()| {
+                [log::index_path(&log), log]
+                    .into_iter()
+                    .try_for_each(|path| {
+                        std::fs::File::create(&path)
+                            .map(drop)
+                            .map_err(|source| (path, source))
+                    })
+            });
         if let Err((path, source)) = created {
             let finish = Finish {
                 error: Some(format!("failed to create {}: {source}", path.display())),
@@ -463,11 +459,7 @@ impl Inner {
         duration: Option<Duration>,
         setup: Option<Duration>,
     ) {
-        let keep = state != JobState::Succeeded && self.config.keep_failed;
-        if keep {
-            self.copy_log_into_scratch(id);
-        }
-        self.remove_scratch(id, keep);
+        self.settle_scratch(id, state != JobState::Succeeded && self.config.keep_failed);
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
             tracing::error!(job = id, "{err}");
         }
@@ -477,9 +469,11 @@ impl Inner {
         self.ended.notify_waiters();
     }
 
-    /// Removes a job's scratch directory, unless `keep`.
-    fn remove_scratch(&self, id: u64, keep: bool) {
+    /// Removes a job's scratch directory; with `keep` (a failed job, `keep_failed`), keeps
+    /// it with a copy of the job's log.
+    fn settle_scratch(&self, id: u64, keep: bool) {
         if keep {
+            self.copy_log_into_scratch(id);
             return;
         }
         let scratch = self.scratch_dir(id);
@@ -488,7 +482,6 @@ impl Inner {
         }
     }
 
-    /// A failed job's scratch directory kept with `keep_failed` has a copy of its log.
     fn copy_log_into_scratch(&self, id: u64) {
         let log = self.final_log(id);
         let copy = self.scratch_dir(id).join("log");
@@ -500,9 +493,8 @@ impl Inner {
     }
 
     /// A job that an older daemon (one that kept a running job's log in its scratch
-    /// directory) was running when it stopped: its log goes to the log directory (is
-    /// copied there, with `keep`).
-    fn move_legacy_log_out(&self, id: u64, keep: bool) {
+    /// directory) was running when it stopped: its log goes to the log directory.
+    fn move_legacy_log_out(&self, id: u64) {
         let log = self.scratch_dir(id).join("log");
         let final_log = self.final_log(id);
         // The index first: a reader that finds the log in its final place finds its
@@ -511,12 +503,7 @@ impl Inner {
             (log::index_path(&log), log::index_path(&final_log)),
             (log.clone(), final_log.clone()),
         ] {
-            let moved = if keep {
-                std::fs::copy(&from, &to).map(drop)
-            } else {
-                std::fs::rename(&from, &to)
-            };
-            if let Err(err) = moved {
+            if let Err(err) = std::fs::rename(&from, &to) {
                 if err.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
                 }
@@ -526,7 +513,7 @@ impl Inner {
 }
 
 fn remove_dir(dir: &Path) -> std::io::Result<()> {
-    // Once its log has moved out, a job's scratch directory is usually empty: one rmdir.
+    // A job's scratch directory is usually empty (its log is kept elsewhere): one rmdir.
     let removed = match std::fs::remove_dir(dir) {
         Err(err) if err.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
             std::fs::remove_dir_all(dir)
