@@ -100,6 +100,10 @@ impl Store {
     }
 
     /// Records a new queued job; `log_path` gets the job's id.
+    ///
+    /// Every statement on a job's way is a cached prepared one: parsing the SQL again cost
+    /// more than running it. The id is chosen here, as AUTOINCREMENT would (one past the
+    /// largest ever used), so the row is written whole in one statement and one commit.
     pub fn insert(
         &self,
         request: &JobRequest,
@@ -107,26 +111,30 @@ impl Store {
         log_path: impl Fn(u64) -> PathBuf,
     ) -> Result<Job, StoreError> {
         let json = serde_json::to_string(request).map_err(StoreError::Encode)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(StoreError::Insert)?;
-        tx.execute(
-            "INSERT INTO jobs (kind, state, request, submitted_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![
+        let conn = self.conn();
+        let last: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0)",
+            )
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(StoreError::Insert)?;
+        let id = last as u64 + 1;
+        let log = log_path(id);
+        conn.prepare_cached(
+            "INSERT INTO jobs (id, kind, state, request, submitted_at_ms, log_path)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                id as i64,
                 request.kind().as_str(),
                 JobState::Queued.as_str(),
                 json,
-                now_ms as i64
-            ],
-        )
+                now_ms as i64,
+                log.to_string_lossy()
+            ])
+        })
         .map_err(StoreError::Insert)?;
-        let id = tx.last_insert_rowid() as u64;
-        let log = log_path(id);
-        tx.execute(
-            "UPDATE jobs SET log_path = ?1 WHERE id = ?2",
-            params![log.to_string_lossy(), id as i64],
-        )
-        .map_err(StoreError::Insert)?;
-        tx.commit().map_err(StoreError::Insert)?;
         Ok(Job {
             schema: WIRE_SCHEMA.into(),
             id,
@@ -147,10 +155,14 @@ impl Store {
 
     pub fn mark_running(&self, id: u64, now_ms: u64) -> Result<(), StoreError> {
         self.conn()
-            .execute(
-                "UPDATE jobs SET state = ?1, started_at_ms = ?2 WHERE id = ?3",
-                params![JobState::Running.as_str(), now_ms as i64, id as i64],
-            )
+            .prepare_cached("UPDATE jobs SET state = ?1, started_at_ms = ?2 WHERE id = ?3")
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    JobState::Running.as_str(),
+                    now_ms as i64,
+                    id as i64
+                ])
+            })
             .map(drop)
             .map_err(|source| StoreError::Update { id, source })
     }
@@ -164,10 +176,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let report = finish.report.as_ref().map(|report| report.to_string());
         self.conn()
-            .execute(
+            .prepare_cached(
                 "UPDATE jobs SET state = ?1, finished_at_ms = ?2, verdict = ?3, exit_code = ?4,
                  error = ?5, sha256 = ?6, blake3 = ?7, report = ?8 WHERE id = ?9",
-                params![
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
                     state.as_str(),
                     now_ms as i64,
                     finish.verdict,
@@ -177,8 +191,8 @@ impl Store {
                     finish.digests.as_ref().map(|d| d.blake3.clone()),
                     report,
                     id as i64
-                ],
-            )
+                ])
+            })
             .map(drop)
             .map_err(|source| StoreError::Update { id, source })
     }
@@ -186,20 +200,18 @@ impl Store {
     /// One job, with its full report.
     pub fn get(&self, id: u64) -> Result<Option<Job>, StoreError> {
         let conn = self.conn();
-        let job = conn
-            .query_row(
-                &format!("SELECT {COLUMNS}, report FROM jobs WHERE id = ?1"),
-                params![id as i64],
-                |row| {
-                    let mut job = job_from_row(row)?;
-                    let report: Option<String> = row.get(13)?;
-                    job.report = report.and_then(|text| serde_json::from_str(&text).ok());
-                    Ok(job)
-                },
-            )
-            .optional()
+        let mut statement = conn
+            .prepare_cached(&format!("SELECT {COLUMNS}, report FROM jobs WHERE id = ?1"))
             .map_err(StoreError::Read)?;
-        Ok(job)
+        statement
+            .query_row(params![id as i64], |row| {
+                let mut job = job_from_row(row)?;
+                let report: Option<String> = row.get(13)?;
+                job.report = report.and_then(|text| serde_json::from_str(&text).ok());
+                Ok(job)
+            })
+            .optional()
+            .map_err(StoreError::Read)
     }
 
     /// The newest `limit` jobs, newest first, without their reports.
@@ -287,4 +299,65 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         log_path: PathBuf::from(log_path),
         report: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::wire::RunRequest;
+
+    fn request() -> JobRequest {
+        JobRequest::Run(RunRequest {
+            profile: "default".into(),
+            src: "/src".into(),
+            source_date_epoch: None,
+            command: vec!["/bin/true".into()],
+        })
+    }
+
+    fn log_path(id: u64) -> PathBuf {
+        PathBuf::from(format!("/logs/{id}.log"))
+    }
+
+    #[test]
+    fn ids_count_up_across_reopening_and_each_record_names_its_own_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.sqlite");
+        let store = Store::open(&path).unwrap();
+        let first = store.insert(&request(), 1, log_path).unwrap();
+        let second = store.insert(&request(), 2, log_path).unwrap();
+        assert_eq!((first.id, second.id), (1, 2));
+        drop(store);
+
+        let store = Store::open(&path).unwrap();
+        let third = store.insert(&request(), 3, log_path).unwrap();
+        assert_eq!(third.id, 3);
+        let stored = store.get(2).unwrap().unwrap();
+        assert_eq!(stored.log_path, PathBuf::from("/logs/2.log"));
+        assert_eq!(stored.state, JobState::Queued);
+        assert_eq!(stored.submitted_at_ms, 2);
+    }
+
+    #[test]
+    fn a_job_goes_from_queued_to_running_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("jobs.sqlite")).unwrap();
+        let id = store.insert(&request(), 10, log_path).unwrap().id;
+        store.mark_running(id, 11).unwrap();
+        assert_eq!(store.get(id).unwrap().unwrap().state, JobState::Running);
+        let finish = Finish {
+            verdict: Some("exited".into()),
+            exit_code: Some(0),
+            ..Finish::default()
+        };
+        store.finish(id, JobState::Succeeded, 12, &finish).unwrap();
+        let job = store.get(id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Succeeded);
+        assert_eq!(
+            (job.started_at_ms, job.finished_at_ms),
+            (Some(11), Some(12))
+        );
+        assert_eq!(job.exit_code, Some(0));
+        assert!(store.get(id + 1).unwrap().is_none());
+    }
 }

@@ -34,7 +34,7 @@ pub enum SubmitError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("failed to create the job's scratch directory or log {path}: {source}")]
+    #[error("failed to create the job's log {path}: {source}")]
     JobFiles {
         path: PathBuf,
         #[source]
@@ -216,19 +216,16 @@ impl Scheduler {
             .store
             .insert(&request, now_ms(), |id| inner.final_log(id))?;
         // The log and its index are written where they stay (no move when the job ends)
-        // and exist from the start, so a client may follow a queued job.
-        let scratch = inner.scratch_dir(job.id);
+        // and exist from the start, so a client may follow a queued job. A job has no
+        // scratch directory unless it is kept failed (`keep_failed`): the sandbox builds
+        // in a tmpfs of its own, so there is nothing else to put there.
         let log = inner.final_log(job.id);
-        let created = std::fs::create_dir_all(&scratch)
-            .map_err(|source| (scratch, source))
-            .and_then(|()| {
-                [log::index_path(&log), log]
-                    .into_iter()
-                    .try_for_each(|path| {
-                        std::fs::File::create(&path)
-                            .map(drop)
-                            .map_err(|source| (path, source))
-                    })
+        let created = [log::index_path(&log), log]
+            .into_iter()
+            .try_for_each(|path| {
+                std::fs::File::create(&path)
+                    .map(drop)
+                    .map_err(|source| (path, source))
             });
         if let Err((path, source)) = created {
             let finish = Finish {
@@ -448,9 +445,8 @@ impl Inner {
         (state, outcome.finish, outcome.setup)
     }
 
-    /// Records a job's end: its files first (so a reader that sees the terminal state
-    /// finds the scratch directory gone, or kept with its log), then the store, then the
-    /// metrics.
+    /// Records a job's end: a kept failed job's scratch directory first (so a reader that
+    /// sees the terminal state finds it), then the store, then the metrics.
     fn finish(
         &self,
         id: u64,
@@ -459,7 +455,9 @@ impl Inner {
         duration: Option<Duration>,
         setup: Option<Duration>,
     ) {
-        self.settle_scratch(id, state != JobState::Succeeded && self.config.keep_failed);
+        if state != JobState::Succeeded && self.config.keep_failed {
+            self.keep_scratch(id);
+        }
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
             tracing::error!(job = id, "{err}");
         }
@@ -469,11 +467,11 @@ impl Inner {
         self.ended.notify_waiters();
     }
 
-    /// Removes a job's scratch directory; with `keep` (a failed job, `keep_failed`), keeps
-    /// it with a copy of the job's log.
+    /// At a restart, an interrupted job's scratch directory (one an older daemon made for
+    /// every job, or a kept one): removed, or with `keep` kept with a copy of the log.
     fn settle_scratch(&self, id: u64, keep: bool) {
         if keep {
-            self.copy_log_into_scratch(id);
+            self.keep_scratch(id);
             return;
         }
         let scratch = self.scratch_dir(id);
@@ -482,9 +480,15 @@ impl Inner {
         }
     }
 
-    fn copy_log_into_scratch(&self, id: u64) {
+    /// A failed job's scratch directory, kept with a copy of its log.
+    fn keep_scratch(&self, id: u64) {
+        let scratch = self.scratch_dir(id);
+        if let Err(err) = std::fs::create_dir_all(&scratch) {
+            tracing::warn!(job = id, "failed to create {}: {err}", scratch.display());
+            return;
+        }
         let log = self.final_log(id);
-        let copy = self.scratch_dir(id).join("log");
+        let copy = scratch.join("log");
         for (from, to) in [(log::index_path(&log), log::index_path(&copy)), (log, copy)] {
             if let Err(err) = std::fs::copy(&from, &to) {
                 tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
