@@ -191,15 +191,18 @@ impl Config {
     }
 
     fn from_file(file: ConfigFile) -> Result<Config, ConfigError> {
-        let positive = |key: &'static str, value: Option<usize>, default: usize| match value {
+        let positive = |key: &'static str, value: Option<usize>, default: fn() -> usize| match value
+        {
             Some(0) => Err(ConfigError::Invalid {
                 key,
                 message: "must be at least 1".into(),
             }),
             Some(value) => Ok(value),
-            None => Ok(default),
+            None => Ok(default()),
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Counting the cores reads the CPU affinity and the cgroup's CPU quota: only when
+        // the file does not say.
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
         let absolute = |key: &'static str, path: Option<PathBuf>| match path {
             Some(path) if !path.is_absolute() => Err(ConfigError::Invalid {
                 key,
@@ -236,9 +239,9 @@ impl Config {
             allowed_uids: file.allowed_uids,
             allowed_gids: file.allowed_gids,
             max_concurrent: positive("max_concurrent", file.max_concurrent, cores)?,
-            queue_limit: positive("queue_limit", file.queue_limit, 64)?,
+            queue_limit: positive("queue_limit", file.queue_limit, || 64)?,
             log_limit_bytes,
-            body_limit_bytes: positive("body_limit_bytes", file.body_limit_bytes, 1024 * 1024)?,
+            body_limit_bytes: positive("body_limit_bytes", file.body_limit_bytes, || 1024 * 1024)?,
             keep_failed: file.keep_failed.unwrap_or(false),
             shutdown_timeout: Duration::from_secs(file.shutdown_timeout_secs.unwrap_or(30)),
             cache,

@@ -183,7 +183,6 @@ impl Client {
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Option<Box<Job>>, ClientError> {
         let mut pending: Vec<u8> = Vec::new();
-        let mut job = None;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|err| self.http(err))?;
             let Ok(data) = frame.into_data() else {
@@ -200,20 +199,21 @@ impl Client {
                 }
                 let bytes = &pending[used + INDEX_RECORD..end];
                 if header[0] == FRAME_JOB {
+                    // The job's record is the last frame: the job has ended, and waiting
+                    // for the end of the body would only cost another wake-up.
                     let record = serde_json::from_slice(bytes)
                         .map_err(|err| self.http(format!("unexpected job record: {err}")))?;
-                    job = Some(Box::new(record));
-                } else {
-                    sink(
-                        Stream::from_byte(header[0]).unwrap_or(Stream::Stderr),
-                        bytes,
-                    );
+                    return Ok(Some(Box::new(record)));
                 }
+                sink(
+                    Stream::from_byte(header[0]).unwrap_or(Stream::Stderr),
+                    bytes,
+                );
                 used = end;
             }
             pending.drain(..used);
         }
-        Ok(job)
+        Ok(None)
     }
 
     fn call<T: DeserializeOwned>(
