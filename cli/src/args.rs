@@ -208,12 +208,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
     /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -259,12 +254,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub cache: BuildCacheArgs,
     /// The build command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -525,6 +515,35 @@ mod tests {
             run.no_daemon,
             "a global flag after the subcommand still counts"
         );
+    }
+
+    /// The command's own arguments, not a mistyped flag of hermetic's.
+    fn command_of(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        Ok(match cli.command {
+            super::Command::Run(run) => run.command,
+            super::Command::Build(build) => build.command,
+            _ => unreachable!("only run and build take a command"),
+        })
+    }
+
+    #[test]
+    fn an_unknown_flag_before_the_command_is_an_error_not_the_command() {
+        for subcommand in ["run", "build"] {
+            let err = command_of(&["hermetic", subcommand, "--jsn", "--src", ".", "--", "make"])
+                .unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{err}");
+            // Everything after the command's first word is the command's, flags included,
+            // with or without `--`.
+            assert_eq!(
+                command_of(&["hermetic", subcommand, "make", "-j4", "--keep-going"]).unwrap(),
+                ["make", "-j4", "--keep-going"]
+            );
+            assert_eq!(
+                command_of(&["hermetic", subcommand, "--", "-weird-name", "-x"]).unwrap(),
+                ["-weird-name", "-x"]
+            );
+        }
     }
 
     #[test]
