@@ -154,7 +154,10 @@ pub fn run_daemon(config: Config) -> Result<(), ServeError> {
     if let Err(err) = crate::sandbox::zygote::start() {
         tracing::warn!("no sandbox zygote, every launch execs its helper: {err}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread for all the async work (HTTP, the job records, following logs): each is
+    // short, and a job's own work runs on the blocking pool. With worker threads, every
+    // request and every job's end crossed threads, a futex wake-up each, on a job's way.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
