@@ -99,9 +99,7 @@ pub async fn submit(
             "forbidden",
             err.to_string(),
         )),
-        Err(err @ (SubmitError::Store(_) | SubmitError::JobFiles { .. })) => {
-            Err(ApiError::internal(err))
-        }
+        Err(err @ SubmitError::Store(_)) => Err(ApiError::internal(err)),
     }
 }
 
@@ -171,30 +169,8 @@ async fn log_response(
         "text/plain; charset=utf-8"
     };
     let headers = [(header::CONTENT_TYPE, content_type)];
-    let log = match std::fs::File::open(scheduler.log_file(id)) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((headers, Body::empty()).into_response())
-        }
-        Err(err) => return Err(ApiError::internal(format!("failed to open the log: {err}"))),
-    };
-    let index = if framed {
-        match std::fs::File::open(scheduler.log_index_file(id)) {
-            Ok(file) => Some(file),
-            // A job logged before logs had an index: all of it is shown as stderr.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => {
-                return Err(ApiError::internal(format!(
-                    "failed to open the log's index: {err}"
-                )))
-            }
-        }
-    } else {
-        None
-    };
     let mut tail = Tail {
-        log,
-        index,
+        files: None,
         partial: Vec::new(),
         framed,
         follow,
@@ -230,8 +206,9 @@ async fn log_response(
 /// disk, read only as far as already written, so a read returns at once. tokio::fs would
 /// hand every read to the blocking pool, two thread switches for a few bytes.
 struct Tail {
-    log: std::fs::File,
-    index: Option<std::fs::File>,
+    /// Opened once they exist: a job's log is created when it starts (`JobLog`), and until
+    /// then it reads as empty.
+    files: Option<TailFiles>,
     /// Index bytes read past the last whole record.
     partial: Vec<u8>,
     framed: bool,
@@ -244,7 +221,35 @@ struct Tail {
     record_sent: bool,
 }
 
+struct TailFiles {
+    log: std::fs::File,
+    /// None for a job logged before logs had an index: all of it is shown as stderr.
+    index: Option<std::fs::File>,
+}
+
 impl Tail {
+    /// The job's log (and with `framed` its index) if it exists yet. The index is created
+    /// before the log, so a log found has its index.
+    fn open(&self) -> std::io::Result<Option<TailFiles>> {
+        let open = |path: std::path::PathBuf| match std::fs::File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(std::io::Error::new(
+                err.kind(),
+                format!("failed to open {}: {err}", path.display()),
+            )),
+        };
+        let Some(log) = open(self.scheduler.log_file(self.id))? else {
+            return Ok(None);
+        };
+        let index = if self.framed {
+            open(self.scheduler.log_index_file(self.id))?
+        } else {
+            None
+        };
+        Ok(Some(TailFiles { log, index }))
+    }
+
     /// The next part of the answer; `None` at the end.
     async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
         loop {
@@ -308,10 +313,16 @@ impl Tail {
 
     /// What has been written since the last call; `None` when nothing has.
     fn read_available(&mut self) -> std::io::Result<Option<Bytes>> {
+        if self.files.is_none() {
+            self.files = self.open()?;
+        }
+        let Some(TailFiles { log, index }) = self.files.as_mut() else {
+            return Ok(None);
+        };
         let mut buffer = vec![0u8; 64 * 1024];
         let framed = self.framed;
-        let Some(index) = self.index.as_mut().filter(|_| framed) else {
-            let n = self.log.read(&mut buffer)?;
+        let Some(index) = index.as_mut().filter(|_| framed) else {
+            let n = log.read(&mut buffer)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -336,7 +347,7 @@ impl Tail {
             let start = frames.len();
             frames.resize(start + length as usize, 0);
             // The log's bytes are written before their record.
-            self.log.read_exact(&mut frames[start..])?;
+            log.read_exact(&mut frames[start..])?;
         }
         Ok((!frames.is_empty()).then(|| frames.into()))
     }

@@ -34,12 +34,6 @@ pub enum SubmitError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("failed to create the job's log {path}: {source}")]
-    JobFiles {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(
         "this daemon runs as uid {daemon_uid} and cannot act as uid {uid}: start your own \
          (hermetic does so when nothing answers on your socket) or use a root daemon"
@@ -174,7 +168,7 @@ impl Scheduler {
         })
     }
 
-    /// The file holding job `id`'s log, from its submission on.
+    /// The file holding job `id`'s log once the job has started (see `log::JobLog`).
     pub fn log_file(&self, id: u64) -> PathBuf {
         self.inner.final_log(id)
     }
@@ -215,28 +209,6 @@ impl Scheduler {
         let job = inner
             .store
             .insert(&request, now_ms(), |id| inner.final_log(id))?;
-        // The log and its index are written where they stay (no move when the job ends)
-        // and exist from the start, so a client may follow a queued job. A job has no
-        // scratch directory unless it is kept failed (`keep_failed`): the sandbox builds
-        // in a tmpfs of its own, so there is nothing else to put there.
-        let log = inner.final_log(job.id);
-        let created = [log::index_path(&log), log]
-            .into_iter()
-            .try_for_each(|path| {
-                std::fs::File::create(&path)
-                    .map(drop)
-                    .map_err(|source| (path, source))
-            });
-        if let Err((path, source)) = created {
-            let finish = Finish {
-                error: Some(format!("failed to create {}: {source}", path.display())),
-                ..Finish::default()
-            };
-            let _ = inner
-                .store
-                .finish(job.id, JobState::Failed, now_ms(), &finish);
-            return Err(SubmitError::JobFiles { path, source });
-        }
         let (stop, _) = watch::channel(None);
         let handle = Arc::new(Handle {
             stop,
@@ -394,10 +366,10 @@ impl Inner {
             };
             (JobState::Failed, finish, None)
         };
-        let log = match JobLog::open(&inner.final_log(job.id), inner.config.log_limit_bytes) {
-            Ok(log) => log,
-            Err(err) => return failed(format!("failed to open the job's log: {err}")),
-        };
+        // Written where it stays (no move when the job ends); its files are created once
+        // the job starts (see `JobLog`). A job has no scratch directory unless it is kept
+        // failed (`keep_failed`): the sandbox builds in a tmpfs of its own.
+        let log = JobLog::new(&inner.final_log(job.id), inner.config.log_limit_bytes);
         let handle = job.handle.clone();
         let mut stop = handle.stop.subscribe();
         // A cancel or shutdown sent after the job left the queue but before this task got
@@ -490,8 +462,12 @@ impl Inner {
         let log = self.final_log(id);
         let copy = scratch.join("log");
         for (from, to) in [(log::index_path(&log), log::index_path(&copy)), (log, copy)] {
-            if let Err(err) = std::fs::copy(&from, &to) {
-                tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
+            match std::fs::copy(&from, &to) {
+                // A job stopped before it started has no log.
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
+                }
+                _ => {}
             }
         }
     }

@@ -34,6 +34,12 @@ pub fn execute(
     cancel: &Cancel,
     acting_for: Option<Caller>,
 ) -> Outcome {
+    // A build's output is written from several threads, some acting for the caller: its
+    // log is created now, as the daemon. A run's log relay creates it while the sandbox
+    // is being set up (a millisecond counts there).
+    if matches!(request, JobRequest::Build(_)) {
+        let _ = log.create_files();
+    }
     let _acting = match acting_for.map(act_as).transpose() {
         Ok(acting) => acting,
         Err(error) => {
@@ -50,10 +56,21 @@ pub fn execute(
             return outcome;
         }
     };
-    let outcome = match request {
+    let mut outcome = match request {
         JobRequest::Run(run) => execute_run(run, log, cancel),
         JobRequest::Build(build) => execute_build(build, log, cancel),
     };
+    if let Some(error) = log.failure() {
+        // The command ran but its output is lost: the job cannot stand as done.
+        let (verdict, code) = match request {
+            JobRequest::Run(_) => ("sandbox-failed", exit::RUN_SANDBOX_FAILED),
+            JobRequest::Build(_) => ("failed", exit::SANDBOX_FAILED),
+        };
+        outcome.finish.verdict = Some(verdict.into());
+        outcome.finish.exit_code = Some(code);
+        outcome.finish.error = Some(error);
+        return outcome;
+    }
     if let Some(error) = &outcome.finish.error {
         log.note(error);
     }

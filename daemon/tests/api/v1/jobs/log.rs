@@ -186,3 +186,61 @@ async fn a_submission_can_answer_with_the_followed_framed_log() {
     );
     daemon.stop().await;
 }
+
+/// A job's log is created when the job starts: a queued job's reads as empty, and a
+/// follower that came before it existed still gets all of it and the job's end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_job_has_an_empty_log_that_a_follower_sees_grow() {
+    let daemon = Daemon::start(|config| config.max_concurrent = 1).await;
+    let first = daemon.submit(&["sh", "-c", "sleep 1"]).await;
+    let queued = daemon.submit(&["sh", "-c", "echo out; echo err >&2"]).await;
+    let (_, job) = daemon.get(&format!("/v1/jobs/{queued}")).await;
+    assert_eq!(job["state"], "queued", "{job}");
+    let (status, log) = daemon.text(&format!("/v1/jobs/{queued}/log")).await;
+    assert_eq!((status, log.as_str()), (200, ""));
+    assert!(!std::path::Path::new(job["log_path"].as_str().unwrap()).exists());
+
+    let (status, body) = request(
+        &daemon.socket,
+        "GET",
+        &format!("/v1/jobs/{queued}/log?follow=true&framed=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let frames = frames(&body);
+    let (last, record) = frames.last().unwrap();
+    assert_eq!(*last, hermetic::api::wire::FRAME_JOB);
+    let record: serde_json::Value = serde_json::from_slice(record).unwrap();
+    assert_eq!(record["state"], "succeeded", "{record}");
+    assert!(frames.contains(&(1, b"out\n".to_vec())), "{frames:?}");
+    assert!(frames.contains(&(2, b"err\n".to_vec())), "{frames:?}");
+    daemon.wait_finished(first).await;
+    daemon.stop().await;
+}
+
+/// A log that cannot be created fails the job and says why, rather than losing its
+/// output in silence.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_log_cannot_be_created_fails_and_says_why() {
+    let daemon = Daemon::start(|_| {}).await;
+    // Answering, it has made its directories.
+    let (status, _) = daemon.get("/v1/health").await;
+    assert_eq!(status, 200);
+    let logs = daemon.state_dir.join("logs");
+    std::fs::remove_dir(&logs).unwrap();
+    std::fs::write(&logs, "not a directory").unwrap();
+    let id = daemon.submit(&["sh", "-c", "echo lost"]).await;
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["verdict"], "sandbox-failed", "{job}");
+    assert_eq!(job["exit_code"], 125, "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed to create the job's log"),
+        "{job}"
+    );
+    daemon.stop().await;
+}
