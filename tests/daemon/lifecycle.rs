@@ -165,6 +165,65 @@ fn a_builds_log_is_streamed_while_it_runs() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// The daemon's build cgroups (`hermetic-PID-...`), on any hierarchy.
+fn build_cgroups_of(daemon: i32) -> Vec<std::path::PathBuf> {
+    fn walk(
+        dir: &std::path::Path,
+        depth: usize,
+        prefix: &str,
+        found: &mut Vec<std::path::PathBuf>,
+    ) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
+                found.push(entry.path());
+            } else if depth > 0 {
+                walk(&entry.path(), depth - 1, prefix, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        std::path::Path::new("/sys/fs/cgroup"),
+        4,
+        &format!("hermetic-{daemon}-"),
+        &mut found,
+    );
+    found
+}
+
+/// A job's cgroup outlives its end only until its helper is reaped: the daemon removes
+/// it after answering, and leaves none behind.
+#[test]
+fn a_jobs_cgroup_is_removed_after_the_job_ends() {
+    let env = Env::new();
+    let gate = Gate::new();
+    let src = Source::new(&[]);
+    let mut run = spawn(
+        env.hermetic()
+            .args(["run", "--profile"])
+            .arg(&gate.profile)
+            .arg("--src")
+            .arg(src.path())
+            .args(["--", "cat"])
+            .arg(gate.fifo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let daemon = env.the_daemon();
+    let during = wait_for(|| Some(build_cgroups_of(daemon)).filter(|dirs| !dirs.is_empty()))
+        .expect("the running job has no cgroup (this test needs root and cgroups)");
+    gate.open();
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert!(
+        wait_for(|| build_cgroups_of(daemon).is_empty().then_some(())).is_some(),
+        "left behind: {:?} (during the job: {during:?})",
+        build_cgroups_of(daemon)
+    );
+}
+
 #[test]
 fn cancel_kills_the_whole_sandbox() {
     let env = Env::new();
