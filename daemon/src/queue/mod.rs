@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 use crate::api::wire::{Job, JobRequest, JobState};
 use crate::config::Config;
@@ -338,15 +339,38 @@ impl Inner {
                 break;
             };
             state.running += 1;
-            tokio::spawn(Inner::run(inner.clone(), job));
+            // The job's thread starts here, not in its task: on the daemon's one async
+            // thread that task would run only after the submission had been answered.
+            // Its log is written where it stays (no move when the job ends); the files
+            // are created once the job starts (see `JobLog`). A job has no scratch
+            // directory unless it is kept failed (`keep_failed`): the sandbox builds in a
+            // tmpfs of its own.
+            let log = JobLog::new(&inner.final_log(job.id), inner.config.log_limit_bytes);
+            let Pending {
+                id,
+                request,
+                acting_for,
+                handle,
+                submitted,
+            } = job;
+            let kill_switch = handle.clone();
+            let thread = tokio::task::spawn_blocking(move || {
+                worker::execute(&request, &log, &kill_switch.cancel, acting_for)
+            });
+            tokio::spawn(Inner::run(inner.clone(), id, handle, submitted, thread));
         }
     }
 
-    async fn run(inner: Arc<Inner>, job: Pending) {
-        let id = job.id;
+    async fn run(
+        inner: Arc<Inner>,
+        id: u64,
+        handle: Arc<Handle>,
+        submitted: Instant,
+        thread: JoinHandle<worker::Outcome>,
+    ) {
         let started = Instant::now();
-        inner.metrics.started(job.submitted.elapsed());
-        let (state, finish, setup) = Inner::execute(&inner, job).await;
+        inner.metrics.started(submitted.elapsed());
+        let (state, finish, setup) = Inner::execute(&inner, id, &handle, thread).await;
         inner.finish(id, state, &finish, Some(started.elapsed()), setup);
         let mut guard = inner.lock();
         guard.running -= 1;
@@ -356,8 +380,13 @@ impl Inner {
         inner.ended.notify_waiters();
     }
 
-    async fn execute(inner: &Arc<Inner>, job: Pending) -> (JobState, Finish, Option<Duration>) {
-        let id = job.id;
+    /// Follows a started job's thread to its end, passing a cancel or shutdown on to it.
+    async fn execute(
+        inner: &Arc<Inner>,
+        id: u64,
+        handle: &Handle,
+        mut thread: JoinHandle<worker::Outcome>,
+    ) -> (JobState, Finish, Option<Duration>) {
         let failed = |error: String| {
             let finish = Finish {
                 exit_code: Some(exit::SANDBOX_FAILED),
@@ -366,11 +395,6 @@ impl Inner {
             };
             (JobState::Failed, finish, None)
         };
-        // Written where it stays (no move when the job ends); its files are created once
-        // the job starts (see `JobLog`). A job has no scratch directory unless it is kept
-        // failed (`keep_failed`): the sandbox builds in a tmpfs of its own.
-        let log = JobLog::new(&inner.final_log(job.id), inner.config.log_limit_bytes);
-        let handle = job.handle.clone();
         let mut stop = handle.stop.subscribe();
         // A cancel or shutdown sent after the job left the queue but before this task got
         // here is already the current value, which `changed` would never report.
@@ -378,14 +402,11 @@ impl Inner {
         if stopping.is_some() {
             handle.cancel.cancel();
         }
-        let mut task = tokio::task::spawn_blocking(move || {
-            worker::execute(&job.request, &log, &job.handle.cancel, job.acting_for)
-        });
         // Recorded while the job's thread starts its sandbox rather than before: the write
         // is not on the job's way. A job whose start cannot be recorded is stopped.
         if let Err(err) = inner.store.mark_running(id, now_ms()) {
             handle.cancel.cancel();
-            let _ = task.await;
+            let _ = thread.await;
             let finish = Finish {
                 error: Some(err.to_string()),
                 ..Finish::default()
@@ -394,7 +415,7 @@ impl Inner {
         }
         let result = loop {
             tokio::select! {
-                result = &mut task => break result,
+                result = &mut thread => break result,
                 changed = stop.changed(), if stopping.is_none() => {
                     if changed.is_err() {
                         continue;
