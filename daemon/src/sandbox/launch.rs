@@ -542,7 +542,8 @@ mod tests {
     /// helper reads), and arrives whole once a reader is there.
     #[test]
     fn a_spec_larger_than_the_pipe_is_sent_once_the_helper_reads() {
-        let spec = default_spec();
+        let mut spec = default_spec();
+        spec.command.push("x".repeat(8192));
         let json = serde_json::to_vec(&spec).unwrap();
         let (read_end, write_end) = pipe().unwrap();
         let capacity =

@@ -18,7 +18,10 @@ use crate::sandbox::seccomp::CompiledPolicy;
 /// - 2: seccomp programs as one hex string, one program per policy.
 /// - 3: no cgroup paths: the launcher hands the build cgroup's files to the build child
 ///   over the provision socket (`message::PROVISION_FD`); the policy carries its one
-///   program as `program` instead of a list of filters.
+///   program as `program` instead of a list of filters. Later, without a new number: a
+///   built-in policy may come by name and digest alone (the helper has the program and
+///   refuses a digest it does not know); a version-3 spec with the program still reads,
+///   and the number is part of every cache key, which nothing here changes.
 pub const SPEC_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

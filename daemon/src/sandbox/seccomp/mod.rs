@@ -58,57 +58,104 @@ pub enum SeccompError {
 
 /// A policy compiled to BPF, ready to send to the sandbox helper and install there.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(into = "PolicyOnTheWire", try_from = "PolicyOnTheWire")]
 pub struct CompiledPolicy {
     pub name: String,
     /// SHA-256 of the source JSON bytes, lowercase hex, for provenance records.
     pub sha256: String,
-    /// Both lists as one program ([`bpf`]). Serialised as one hex string of the
-    /// instructions' bytes (struct sock_filter, little-endian): a program is hundreds of
-    /// instructions, sent to every helper the zygote starts, and one string parses far
-    /// faster than as many arrays.
-    #[serde(with = "hex_instructions")]
+    /// Both lists as one program ([`bpf`]).
     pub program: Vec<BpfInstruction>,
 }
 
-mod hex_instructions {
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+/// How a policy travels to the helper. A built-in policy as this binary precompiled it
+/// goes by name and digest alone: the helper is this same binary and has the same program,
+/// which is most of a spec (6.5 KB of its 8), and encoding, sending and parsing it cost
+/// ~50 us of every launch through the daemon's zygote. Any other policy carries its
+/// program as one hex string of the instructions' bytes (struct sock_filter,
+/// little-endian): one string parses far faster than hundreds of arrays.
+#[derive(Serialize, Deserialize)]
+struct PolicyOnTheWire {
+    name: String,
+    sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    program: Option<HexProgram>,
+}
 
-    use super::BpfInstruction;
+impl From<CompiledPolicy> for PolicyOnTheWire {
+    fn from(policy: CompiledPolicy) -> Self {
+        let built_in = PRECOMPILED.iter().any(|(name, sha256, program)| {
+            *name == policy.name && *sha256 == policy.sha256 && *program == policy.program
+        });
+        PolicyOnTheWire {
+            name: policy.name,
+            sha256: policy.sha256,
+            program: (!built_in).then_some(HexProgram(policy.program)),
+        }
+    }
+}
 
+impl TryFrom<PolicyOnTheWire> for CompiledPolicy {
+    type Error = String;
+
+    fn try_from(wire: PolicyOnTheWire) -> Result<Self, String> {
+        match wire.program {
+            Some(HexProgram(program)) => Ok(CompiledPolicy {
+                name: wire.name,
+                sha256: wire.sha256,
+                program,
+            }),
+            None => precompiled(&wire.name)
+                .filter(|policy| policy.sha256 == wire.sha256)
+                .ok_or_else(|| {
+                    format!(
+                        "seccomp policy {} (sha256 {}) comes without its program and is not \
+                         built into this binary",
+                        wire.name, wire.sha256
+                    )
+                }),
+        }
+    }
+}
+
+struct HexProgram(Vec<BpfInstruction>);
+
+impl HexProgram {
     const BYTES: usize = 8;
+}
 
-    pub fn serialize<S: Serializer>(
-        instructions: &[BpfInstruction],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(instructions.len() * BYTES);
-        for instruction in instructions {
+impl Serialize for HexProgram {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(self.0.len() * Self::BYTES);
+        for instruction in &self.0 {
             bytes.extend_from_slice(&instruction.code.to_le_bytes());
             bytes.extend_from_slice(&[instruction.jt, instruction.jf]);
             bytes.extend_from_slice(&instruction.k.to_le_bytes());
         }
         serializer.serialize_str(&hex::encode(bytes))
     }
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<BpfInstruction>, D::Error> {
+impl<'de> Deserialize<'de> for HexProgram {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         let bytes = hex::decode(text.as_bytes()).map_err(D::Error::custom)?;
-        if bytes.len() % BYTES != 0 {
+        if bytes.len() % Self::BYTES != 0 {
             return Err(D::Error::custom(
                 "BPF program bytes are not whole instructions",
             ));
         }
-        Ok(bytes
-            .chunks_exact(BYTES)
-            .map(|b| BpfInstruction {
-                code: u16::from_le_bytes([b[0], b[1]]),
-                jt: b[2],
-                jf: b[3],
-                k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-            })
-            .collect())
+        Ok(HexProgram(
+            bytes
+                .chunks_exact(Self::BYTES)
+                .map(|b| BpfInstruction {
+                    code: u16::from_le_bytes([b[0], b[1]]),
+                    jt: b[2],
+                    jf: b[3],
+                    k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -416,12 +463,55 @@ mod tests {
 
     #[test]
     fn a_compiled_policy_survives_its_trip_to_the_helper() {
-        let policy = default_policy();
+        // A policy from a file carries its program.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("copy.json");
+        std::fs::write(&path, BUILTIN_POLICIES[0].1).unwrap();
+        let policy = load_policy(path.to_str().unwrap()).unwrap();
         let json = serde_json::to_string(&policy).unwrap();
+        assert!(json.contains("\"program\":\""), "{json}");
         let back: CompiledPolicy = serde_json::from_str(&json).unwrap();
         assert_eq!(back.program, policy.program);
         let odd = json.replacen("\"program\":\"", "\"program\":\"00", 1);
         assert!(serde_json::from_str::<CompiledPolicy>(&odd).is_err());
+    }
+
+    #[test]
+    fn a_built_in_policy_travels_by_name_and_digest_and_arrives_whole() {
+        for (name, _) in BUILTIN_POLICIES {
+            let policy = load_policy(name).unwrap();
+            let json = serde_json::to_string(&policy).unwrap();
+            assert!(!json.contains("program"), "{json}");
+            let back: CompiledPolicy = serde_json::from_str(&json).unwrap();
+            assert_eq!((&back.name, &back.sha256), (&policy.name, &policy.sha256));
+            assert_eq!(back.program, policy.program);
+        }
+        // A name or digest this binary does not have built in, without a program, is
+        // refused rather than installed as something else.
+        let policy = default_policy();
+        for json in [
+            format!(
+                r#"{{"name":"no-such-policy","sha256":"{}"}}"#,
+                policy.sha256
+            ),
+            format!(
+                r#"{{"name":"{}","sha256":"{}"}}"#,
+                policy.name,
+                "0".repeat(64)
+            ),
+        ] {
+            let err = serde_json::from_str::<CompiledPolicy>(&json).unwrap_err();
+            assert!(
+                err.to_string().contains("not built into this binary"),
+                "{err}"
+            );
+        }
+        // A built-in name whose program differs (a policy file named like one) keeps it.
+        let mut changed = policy.clone();
+        changed.program.pop();
+        let json = serde_json::to_string(&changed).unwrap();
+        let back: CompiledPolicy = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.program, changed.program);
     }
 
     #[test]
