@@ -265,18 +265,20 @@ impl Tail {
                 return self.final_record();
             }
             // The job's end is only seen once its log is complete (the store records the
-            // end after the files); one more read then drains it.
+            // end after the files); one more read then drains it. While the scheduler
+            // still holds the job it has not ended, and the store is not asked.
             let job_ended = self.scheduler.job_ended();
             tokio::pin!(job_ended);
             job_ended.as_mut().enable();
-            self.ended = match self.scheduler.store().get(self.id) {
-                Ok(Some(job)) if job.state.is_terminal() => {
-                    self.final_job = Some(job);
-                    true
-                }
-                Ok(Some(_)) => false,
-                _ => true,
-            };
+            self.ended = !self.scheduler.is_active(self.id)
+                && match self.scheduler.store().get(self.id) {
+                    Ok(Some(job)) if job.state.is_terminal() => {
+                        self.final_job = Some(job);
+                        true
+                    }
+                    Ok(Some(_)) => false,
+                    _ => true,
+                };
             if !self.ended {
                 tokio::select! {
                     () = job_ended => {}

@@ -149,6 +149,12 @@ impl Scheduler {
         &self.inner.store
     }
 
+    /// Whether job `id` is queued or running here: true until just after its end is
+    /// recorded in the store (and `job_ended` signalled once more).
+    pub fn is_active(&self, id: u64) -> bool {
+        self.inner.lock().handles.contains_key(&id)
+    }
+
     /// (queued, running)
     pub fn counts(&self) -> (usize, usize) {
         let state = self.inner.lock();
