@@ -206,8 +206,8 @@ async fn log_response(
 /// disk, read only as far as already written, so a read returns at once. tokio::fs would
 /// hand every read to the blocking pool, two thread switches for a few bytes.
 struct Tail {
-    /// Opened once they exist: a job's log is created when it starts (`JobLog`), and until
-    /// then it reads as empty.
+    /// Opened once they exist: a job's log is created at its first output (`JobLog`), and
+    /// until then it reads as empty.
     files: Option<TailFiles>,
     /// Index bytes read past the last whole record.
     partial: Vec<u8>,

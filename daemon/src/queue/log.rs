@@ -53,11 +53,10 @@ pub fn index_path(log: &Path) -> PathBuf {
 /// The shared end of a job's log file. Bytes past the limit are dropped, and the log
 /// ends with a line saying so. Each clone writes as one stream (stderr unless `tagged`).
 ///
-/// The files are created when the job starts ([`JobLog::create_files`], on the log relay's
-/// thread while the sandbox is being set up) or at the first write, not when the job is
-/// submitted: creating a file is a journalled metadata update, 0.2-0.4 ms on an ext4 that
-/// has been idle, and two of them were a third of the daemon's cost per job. Until then a
-/// reader finds no log, which reads as an empty one.
+/// The files are created at the first write ([`JobLog::create_files`] makes them sooner),
+/// not when the job is submitted: creating a file is a journalled metadata update, 0.2-0.4
+/// ms on an ext4 that has been idle, and two of them were a third of the daemon's cost
+/// per job. Until then a reader finds no log, which reads as an empty one.
 #[derive(Clone)]
 pub struct JobLog {
     inner: Arc<Mutex<Capped>>,
@@ -159,11 +158,7 @@ impl JobLog {
             (self.tagged(Stream::Stdout), stdout),
             (self.tagged(Stream::Stderr), stderr),
         ];
-        let log = self.clone();
         crate::background::spawn("hermetic-log-relay", move || {
-            // Created here, while the launcher sets up the sandbox, rather than on its
-            // way; a failure is kept (`JobLog::failure`).
-            let _ = log.create_files();
             let mut buffer = [0u8; 16 * 1024];
             while !open.is_empty() {
                 let mut ready = {

@@ -175,7 +175,7 @@ impl Scheduler {
         })
     }
 
-    /// The file holding job `id`'s log once the job has started (see `log::JobLog`).
+    /// The file holding job `id`'s log once the job has written to it (see `log::JobLog`).
     pub fn log_file(&self, id: u64) -> PathBuf {
         self.inner.final_log(id)
     }
@@ -348,7 +348,7 @@ impl Inner {
             // The job's thread starts here, not in its task: on the daemon's one async
             // thread that task would run only after the submission had been answered.
             // Its log is written where it stays (no move when the job ends); the files
-            // are created once the job starts (see `JobLog`). A job has no scratch
+            // are created at its first output (see `JobLog`). A job has no scratch
             // directory unless it is kept failed (`keep_failed`): the sandbox builds in a
             // tmpfs of its own.
             let log = JobLog::new(&inner.final_log(job.id), inner.config.log_limit_bytes);

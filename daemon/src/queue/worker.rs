@@ -34,31 +34,35 @@ pub fn execute(
     cancel: &Cancel,
     acting_for: Option<Caller>,
 ) -> Outcome {
-    // A build's output is written from several threads, some acting for the caller: its
-    // log is created now, as the daemon. A run's log relay creates it while the sandbox
-    // is being set up (a millisecond counts there).
+    // The log's files are the daemon's and are created as the daemon: a build's now (its
+    // output is written from several threads, some acting for the caller); a run's by its
+    // log relay at the first output, and a run that prints nothing has none (a reader
+    // finds it empty), which spares the run two file creations (0.4 ms here).
     if matches!(request, JobRequest::Build(_)) {
         let _ = log.create_files();
     }
-    let _acting = match acting_for.map(act_as).transpose() {
-        Ok(acting) => acting,
-        Err(error) => {
-            let outcome = Outcome {
-                finish: Finish {
-                    verdict: Some("failed".into()),
-                    exit_code: Some(exit::SANDBOX_FAILED),
-                    error: Some(error),
-                    ..Finish::default()
-                },
-                setup: None,
-            };
-            log.note(outcome.finish.error.as_deref().unwrap_or_default());
-            return outcome;
+    let mut outcome = {
+        let _acting = match acting_for.map(act_as).transpose() {
+            Ok(acting) => acting,
+            Err(error) => {
+                let outcome = Outcome {
+                    finish: Finish {
+                        verdict: Some("failed".into()),
+                        exit_code: Some(exit::SANDBOX_FAILED),
+                        error: Some(error),
+                        ..Finish::default()
+                    },
+                    setup: None,
+                };
+                log.note(outcome.finish.error.as_deref().unwrap_or_default());
+                return outcome;
+            }
+        };
+        match request {
+            JobRequest::Run(run) => execute_run(run, log, cancel),
+            JobRequest::Build(build) => execute_build(build, log, cancel),
         }
-    };
-    let mut outcome = match request {
-        JobRequest::Run(run) => execute_run(run, log, cancel),
-        JobRequest::Build(build) => execute_build(build, log, cancel),
+        // The caller's file access ends here: the daemon writes its notes as itself.
     };
     if let Some(error) = log.failure() {
         // The command ran but its output is lost: the job cannot stand as done.

@@ -19,9 +19,17 @@ async fn a_run_job_succeeds_and_its_status_says_how() {
     assert!(job["started_at_ms"].as_u64() >= job["submitted_at_ms"].as_u64());
     assert!(job["finished_at_ms"].as_u64() >= job["started_at_ms"].as_u64());
     assert_eq!(job["request"]["command"], json!(["/bin/true"]));
-    // The scratch directory is gone; the log is kept.
+    // No scratch directory is left, and a job that printed nothing has no log file: its
+    // log reads as empty.
     assert!(!daemon.state_dir.join(format!("scratch/{id}")).exists());
-    assert!(std::path::Path::new(job["log_path"].as_str().unwrap()).is_file());
+    assert!(!std::path::Path::new(job["log_path"].as_str().unwrap()).exists());
+    let (status, log) = daemon.text(&format!("/v1/jobs/{id}/log")).await;
+    assert_eq!((status, log.as_str()), (200, ""));
+    // One that printed has it, where its record says.
+    let id = daemon.submit(&["sh", "-c", "echo kept"]).await;
+    let job = daemon.wait_finished(id).await;
+    let log_path = std::path::PathBuf::from(job["log_path"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(log_path).unwrap(), "kept\n");
     daemon.stop().await;
 }
 
