@@ -339,6 +339,47 @@ fn daemon_stop_stops_it() {
     );
 }
 
+/// `cancel --json` prints the cancelled job's record and `daemon stop --json` what it did.
+#[test]
+fn cancel_and_daemon_stop_print_json() {
+    let env = Env::new();
+    let src = Source::new(&[]);
+    let mut run = spawn(
+        env.hermetic()
+            .args(["run", "--src"])
+            .arg(src.path())
+            .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    read_until_line(&mut stdout_of(&mut run), "ready");
+    let id = env.running_job();
+    let output = env.output(env.hermetic().args(["cancel", &id.to_string(), "--json"]));
+    assert_status(&output, 0);
+    let job: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        (&job["id"], &job["state"]),
+        (&id.into(), &"cancelled".into()),
+        "{job}"
+    );
+    assert_eq!(job["schema"], "hermetic.daemon/v1");
+    let _ = run.wait();
+
+    let pid = env.the_daemon();
+    let output = env.output(env.hermetic().args(["daemon", "stop", "--json"]));
+    assert_status(&output, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["stopped"], true, "{report}");
+    assert_eq!(report["pid"], pid, "{report}");
+    assert!(!is_alive(pid));
+    let output = env.output(env.hermetic().args(["daemon", "stop", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        (&report["stopped"], &report["was_running"]),
+        (&false.into(), &false.into())
+    );
+}
+
 #[test]
 fn logs_and_jobs_show_a_finished_job() {
     let env = Env::new();
