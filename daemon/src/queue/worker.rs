@@ -41,28 +41,22 @@ pub fn execute(
     if matches!(request, JobRequest::Build(_)) {
         let _ = log.create_files();
     }
-    let mut outcome = {
-        let _acting = match acting_for.map(act_as).transpose() {
-            Ok(acting) => acting,
-            Err(error) => {
-                let outcome = Outcome {
-                    finish: Finish {
-                        verdict: Some("failed".into()),
-                        exit_code: Some(exit::SANDBOX_FAILED),
-                        error: Some(error),
-                        ..Finish::default()
-                    },
-                    setup: None,
-                };
-                log.note(outcome.finish.error.as_deref().unwrap_or_default());
-                return outcome;
-            }
-        };
-        match request {
+    let mut outcome = match acting_for.map(act_as).transpose() {
+        Err(error) => Outcome {
+            finish: Finish {
+                verdict: Some("failed".into()),
+                exit_code: Some(exit::SANDBOX_FAILED),
+                error: Some(error),
+                ..Finish::default()
+            },
+            setup: None,
+        },
+        // The caller's file access lasts for this arm: the daemon writes its notes below
+        // as itself.
+        Ok(_acting) => match request {
             JobRequest::Run(run) => execute_run(run, log, cancel),
             JobRequest::Build(build) => execute_build(build, log, cancel),
-        }
-        // The caller's file access ends here: the daemon writes its notes as itself.
+        },
     };
     if let Some(error) = log.failure() {
         // The command ran but its output is lost: the job cannot stand as done.
