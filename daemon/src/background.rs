@@ -13,8 +13,14 @@ enum Running<T> {
     Thread(std::thread::JoinHandle<T>),
 }
 
+/// Whether this thread runs inside a tokio runtime (a blocking task counts): the daemon,
+/// not the CLI.
+pub fn in_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
 /// Starts `work` on the runtime's blocking pool when called from inside a tokio runtime
-/// (a blocking task counts), else on a new thread named `name`.
+/// ([`in_runtime`]), else on a new thread named `name`.
 pub fn spawn<T: Send + 'static>(
     name: &str,
     work: impl FnOnce() -> T + Send + 'static,

@@ -475,7 +475,7 @@ fn stop_helper(helper: Pid) {
 /// by then, else inherited by init (or the nearest subreaper) when the process exits, as
 /// any orphan is.
 fn reap_in_background(helper: Pid, cgroup: Option<BuildCgroup>) {
-    if tokio::runtime::Handle::try_current().is_err() {
+    if !crate::background::in_runtime() {
         drop(cgroup);
         static EXITING_HELPERS: std::sync::Mutex<Vec<Pid>> = std::sync::Mutex::new(Vec::new());
         let mut exiting = EXITING_HELPERS
