@@ -321,24 +321,25 @@ impl Tail {
         let Some(TailFiles { log, index }) = self.files.as_mut() else {
             return Ok(None);
         };
-        let mut buffer = vec![0u8; 64 * 1024];
+        // At most this much per part of the answer; read into buffers that grow with what
+        // there is, rather than into a zeroed one of this size at every poll.
+        const CHUNK: u64 = 64 * 1024;
         let framed = self.framed;
         let Some(index) = index.as_mut().filter(|_| framed) else {
-            let n = log.read(&mut buffer)?;
+            let mut bytes = Vec::new();
+            let n = log.by_ref().take(CHUNK).read_to_end(&mut bytes)?;
             if n == 0 {
                 return Ok(None);
             }
-            buffer.truncate(n);
             if framed {
                 let mut frame = Vec::with_capacity(n + INDEX_RECORD);
                 push_frame_header(&mut frame, Stream::Stderr, n);
-                frame.extend_from_slice(&buffer);
+                frame.extend_from_slice(&bytes);
                 return Ok(Some(frame.into()));
             }
-            return Ok(Some(buffer.into()));
+            return Ok(Some(bytes.into()));
         };
-        let n = index.read(&mut buffer)?;
-        self.partial.extend_from_slice(&buffer[..n]);
+        index.by_ref().take(CHUNK).read_to_end(&mut self.partial)?;
         let whole = self.partial.len() / INDEX_RECORD * INDEX_RECORD;
         let records: Vec<u8> = self.partial.drain(..whole).collect();
         let mut frames = Vec::new();
