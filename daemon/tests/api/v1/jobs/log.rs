@@ -77,6 +77,12 @@ async fn a_followed_log_streams_live_until_the_job_ends() {
     daemon.stop().await;
 }
 
+/// `GET path` on the daemon's socket: the status and the framed answer, split.
+async fn get_frames(daemon: &Daemon, path: &str) -> (u16, Vec<(u8, Vec<u8>)>) {
+    let (status, body) = request(&daemon.socket, "GET", path, None).await;
+    (status, frames(&body))
+}
+
 /// Splits a framed log (`wire::FRAMED_LOG_CONTENT_TYPE`) into (stream byte, bytes).
 fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
@@ -126,15 +132,9 @@ async fn a_framed_log_keeps_the_streams_apart_and_a_followed_one_ends_with_the_j
     assert_eq!(text(2), "to-stderr\n");
 
     // Not followed: the same frames, without the job's record.
-    let (status, body) = request(
-        &daemon.socket,
-        "GET",
-        &format!("/v1/jobs/{id}/log?framed=true"),
-        None,
-    )
-    .await;
+    let (status, frames) = get_frames(&daemon, &format!("/v1/jobs/{id}/log?framed=true")).await;
     assert_eq!(status, 200);
-    assert!(self::frames(&body)
+    assert!(frames
         .iter()
         .all(|(stream, _)| *stream != hermetic::api::wire::FRAME_JOB));
     daemon.stop().await;
@@ -200,15 +200,12 @@ async fn a_queued_job_has_an_empty_log_that_a_follower_sees_grow() {
     assert_eq!((status, log.as_str()), (200, ""));
     assert!(!std::path::Path::new(job["log_path"].as_str().unwrap()).exists());
 
-    let (status, body) = request(
-        &daemon.socket,
-        "GET",
+    let (status, frames) = get_frames(
+        &daemon,
         &format!("/v1/jobs/{queued}/log?follow=true&framed=true"),
-        None,
     )
     .await;
     assert_eq!(status, 200);
-    let frames = frames(&body);
     let (last, record) = frames.last().unwrap();
     assert_eq!(*last, hermetic::api::wire::FRAME_JOB);
     let record: serde_json::Value = serde_json::from_slice(record).unwrap();
