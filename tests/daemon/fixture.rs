@@ -1,5 +1,5 @@
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,21 @@ impl Env {
         })
         .unwrap_or_else(|| panic!("not exactly one daemon: {:?}", self.daemon_pids()));
         pids[0]
+    }
+
+    /// A `hermetic run` of `sh` that prints "ready" and then sleeps, once it has printed it:
+    /// a job known to be running.
+    pub fn running_sleeper(&self, src: &Path) -> Child {
+        let mut client = spawn(
+            self.hermetic()
+                .args(["run", "--src"])
+                .arg(src)
+                .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        read_until_line(&mut stdout_of(&mut client), "ready");
+        client
     }
 
     /// The id of the job the daemon is running.

@@ -344,15 +344,7 @@ fn daemon_stop_stops_it() {
 fn cancel_and_daemon_stop_print_json() {
     let env = Env::new();
     let src = Source::new(&[]);
-    let mut run = spawn(
-        env.hermetic()
-            .args(["run", "--src"])
-            .arg(src.path())
-            .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    read_until_line(&mut stdout_of(&mut run), "ready");
+    let mut run = env.running_sleeper(src.path());
     let id = env.running_job();
     let output = env.output(env.hermetic().args(["cancel", &id.to_string(), "--json"]));
     assert_status(&output, 0);
@@ -428,14 +420,7 @@ fn logs_and_jobs_show_a_finished_job() {
 fn a_jobs_helper_and_init_hold_no_copy_of_the_builds_output() {
     let env = Env::new();
     let src = Source::new(&[]);
-    let mut client = spawn(
-        env.hermetic()
-            .args(["run", "--src"])
-            .arg(src.path())
-            .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
-            .stdout(Stdio::piped()),
-    );
-    read_until_line(&mut stdout_of(&mut client), "ready");
+    let mut client = env.running_sleeper(src.path());
     let daemon = env.the_daemon();
     let descriptors = |pid: i32| -> Vec<String> {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
