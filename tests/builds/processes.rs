@@ -1,7 +1,7 @@
 use std::io::BufRead;
 use std::process::Stdio;
 
-use crate::support::{descendants, hermetic, require_root, Source};
+use crate::support::{descendants, hermetic, require_root, wait_for, Source};
 
 /// The helper and init hand the build's stdio on and keep no copy: whoever reads the
 /// build's output (the daemon's log relay, a CI runner's pipe) sees its end when the
@@ -34,7 +34,14 @@ fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
             })
             .collect()
     };
-    let sandbox: Vec<Vec<String>> = descendants(cli.id()).into_iter().map(stdio).collect();
+    // Init lets go of its copy right after the build has started (it is suspended until
+    // the build execs), so the build may print before init has: wait for that, bounded.
+    let handed_on = |sandbox: &Vec<Vec<String>>| {
+        sandbox.len() == 3 && sandbox[..2].iter().all(|fds| fds == &["/dev/null"; 3])
+    };
+    let snapshot =
+        || -> Vec<Vec<String>> { descendants(cli.id()).into_iter().map(stdio).collect() };
+    let sandbox = wait_for(|| Some(snapshot()).filter(handed_on)).unwrap_or_else(snapshot);
     cli.kill().unwrap();
     cli.wait().unwrap();
     // The helper, init and the build, parents first.

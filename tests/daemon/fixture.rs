@@ -1,14 +1,11 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// How long a test waits for something the daemon does asynchronously (a process to be
-/// gone, a job to show up) before failing.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+use crate::support::wait_for;
 
 /// A daemon configuration in a temp dir; every `hermetic` it makes uses it. On drop,
 /// every daemon serving it is killed (SIGKILL: the sandboxes die with their helpers).
@@ -161,21 +158,6 @@ pub fn with_marker(marker: &str) -> Vec<(i32, Vec<String>)> {
         .into_iter()
         .filter(|(_, argv)| argv.iter().any(|arg| arg.contains(marker)))
         .collect()
-}
-
-/// Polls `check` until it gives a value, up to `DEADLINE`. For effects the daemon makes
-/// asynchronously (a killed process being reaped), never to order the test's own steps.
-pub fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A directory outside /tmp (the sandbox mounts its own /tmp) holding a fifo `gate`, and

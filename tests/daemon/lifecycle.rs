@@ -4,10 +4,8 @@ use std::process::Stdio;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::fixture::{
-    is_alive, read_until_line, spawn, stdout_of, wait_for, with_marker, Env, Gate,
-};
-use crate::support::{assert_status, stderr, stdout, Source};
+use crate::fixture::{is_alive, read_until_line, spawn, stdout_of, with_marker, Env, Gate};
+use crate::support::{assert_status, stderr, stdout, wait_for, Source};
 
 fn status_json(env: &Env) -> (i32, serde_json::Value) {
     let output = env.output(env.hermetic().args(["daemon", "status", "--json"]));
@@ -448,7 +446,15 @@ fn a_jobs_helper_and_init_hold_no_copy_of_the_builds_output() {
         .into_iter()
         .filter(|target| target.starts_with("pipe:"))
         .collect();
-    let (helper_fds, init_fds) = (descriptors(helper), descriptors(init));
+    // Init lets go of its copy right after the build has started (it is suspended until
+    // the build execs), so the build may print before init has: wait for that, bounded.
+    let holds_none = |fds: &Vec<String>| !output_pipes.iter().any(|pipe| fds.contains(pipe));
+    let snapshot = || (descriptors(helper), descriptors(init));
+    let (helper_fds, init_fds) = wait_for(|| {
+        Some(snapshot())
+            .filter(|(helper_fds, init_fds)| holds_none(helper_fds) && holds_none(init_fds))
+    })
+    .unwrap_or_else(snapshot);
     client.kill().unwrap();
     client.wait().unwrap();
     assert_eq!(output_pipes.len(), 2, "the build's: {output_pipes:?}");

@@ -1,7 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use crate::fixture::{is_alive, wait_for, Env};
+use crate::fixture::{is_alive, Env};
+use crate::support::wait_for;
 use crate::support::{assert_status, stdout};
 
 /// After the program is upgraded (or rebuilt), the autostarted daemon stops once idle,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `hermetic` binary under test, in-process (`HERMETIC_NO_DAEMON=1`): these suites
 /// test the engine, and an autostarted daemon would outlive them. `tests/daemon/` runs
@@ -129,4 +130,24 @@ pub fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     found
+}
+
+/// How long a test waits for something another process does asynchronously (a process
+/// to be gone, a job to show up) before failing.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it gives a value, up to `DEADLINE`. For effects another process
+/// makes asynchronously (a killed process being reaped, a descriptor closed just after a
+/// child started), never to order the test's own steps.
+pub fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
