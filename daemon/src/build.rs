@@ -31,6 +31,7 @@ use crate::repro::dual::{self, DualOptions, RunIo, RunName, RunRecord, Suspected
 use crate::repro::explain;
 use crate::repro::vary::Varied;
 use crate::sandbox::cancel::Cancel;
+use crate::sandbox::keep_failed::FailedTrees;
 use crate::sandbox::launch::{self, AppliedLayers, BuildStatus, Launch, PackedOutputs, RunOutcome};
 use crate::sandbox::plan::{self, PinReport, Plan, PlanError, Request};
 use crate::sandbox::profile::{self, Profile, ProfileError};
@@ -249,11 +250,13 @@ impl From<&PackedOutputs> for Digests {
 /// Runs the build described by `request`. An error is a request that cannot be built as
 /// asked; whatever happens once the build starts (a failed command, a sandbox error, a
 /// nondeterministic result) is in the report, with its exit code.
-/// `cancel`, when given, lets another thread kill the build's sandboxes.
+/// `cancel`, when given, lets another thread kill the build's sandboxes; `keep_failed`,
+/// when given, gets the build dir of every run whose command fails.
 pub fn execute(
     request: &BuildRequest,
     log: LogSink<'_>,
     cancel: Option<&Cancel>,
+    keep_failed: Option<&FailedTrees>,
 ) -> Result<BuildReport, BuildError> {
     let outputs = parse_outputs(&request.outputs)?;
     let profile = profile::load(&request.profile)?;
@@ -321,9 +324,9 @@ pub fn execute(
         }
     }
     let mut report = if request.single {
-        build_single(request, &profile, &plan, report, log, cancel)?
+        build_single(request, &profile, &plan, report, log, cancel, keep_failed)?
     } else {
-        build_dual(request, &profile, &plan, report, log, cancel)?
+        build_dual(request, &profile, &plan, report, log, cancel, keep_failed)?
     };
     if let Some(cache) = &cache {
         cache.store(request, &mut report);
@@ -537,6 +540,7 @@ fn build_single(
     mut report: BuildReport,
     log: LogSink<'_>,
     cancel: Option<&Cancel>,
+    keep_failed: Option<&FailedTrees>,
 ) -> Result<BuildReport, BuildError> {
     let partial = PartialArtifact::create(&request.artifact, "")?;
     let artifact = partial.file.try_clone().map_err(|err| partial.error(err))?;
@@ -549,6 +553,7 @@ fn build_single(
         stderr,
         artifact: Some(artifact),
         cancel,
+        keep_failed: keep_failed.map(|trees| (trees, RunName::A.kept_tree_name())),
     });
     report.log = Some(relay.finish());
     let outcome = match outcome {
@@ -585,6 +590,7 @@ fn build_dual(
     mut report: BuildReport,
     log: LogSink<'_>,
     cancel: Option<&Cancel>,
+    keep_failed: Option<&FailedTrees>,
 ) -> Result<BuildReport, BuildError> {
     let partials: Mutex<Vec<(RunName, PartialArtifact)>> = Mutex::new(Vec::new());
     let captured: Mutex<Vec<(RunName, JoinHandle<Vec<u8>>)>> = Mutex::new(Vec::new());
@@ -632,6 +638,7 @@ fn build_dual(
         cancel,
         seed,
         noise_pass: true,
+        keep_failed,
     };
     let outcome = dual::run(&plan.spec, &options, &io).map_err(BuildError::Streams)?;
     let logs: Vec<(RunName, Vec<u8>)> = captured

@@ -65,7 +65,8 @@ pub struct Config {
     pub log_limit_bytes: u64,
     /// Largest request body accepted.
     pub body_limit_bytes: usize,
-    /// Keep a failed job's scratch directory (`scratch/ID`, with a copy of its log).
+    /// Keep a failed job's scratch directory (`scratch/ID`: a copy of its log, and the
+    /// build dir of each run whose command failed; see `sandbox::keep_failed`).
     pub keep_failed: bool,
     /// How long running jobs may take to finish on shutdown before they are killed.
     pub shutdown_timeout: Duration,

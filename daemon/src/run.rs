@@ -8,6 +8,7 @@ use crate::api::wire::RunRequest;
 use crate::exit_code as exit;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::error::error_chain;
+use crate::sandbox::keep_failed::{FailedTrees, KEPT_TREE_NAME};
 use crate::sandbox::launch::{self, BuildStatus, Launch};
 use crate::sandbox::plan::{self, Request};
 use crate::sandbox::profile;
@@ -26,12 +27,14 @@ pub struct RunResult {
     pub setup: Option<Duration>,
 }
 
-/// Runs `request`'s command in a sandbox with `stdout` and `stderr` as its streams.
+/// Runs `request`'s command in a sandbox with `stdout` and `stderr` as its streams;
+/// `keep_failed`, when given, gets the build dir if the command fails.
 pub fn execute(
     request: &RunRequest,
     stdout: OwnedFd,
     stderr: OwnedFd,
     cancel: Option<&Cancel>,
+    keep_failed: Option<&FailedTrees>,
 ) -> RunResult {
     // Anything that stops the sandbox from being set up, configuration included, is 125:
     // any other code could be mistaken for the command's own status.
@@ -64,6 +67,7 @@ pub fn execute(
         stderr,
         artifact: None,
         cancel,
+        keep_failed: keep_failed.map(|trees| (trees, KEPT_TREE_NAME)),
     }) {
         Ok(outcome) => outcome,
         Err(err) => return sandbox_failed(error_chain(&err)),

@@ -67,7 +67,7 @@ fn build_in_process(request: &BuildRequest) -> Result<Finished, Failure> {
         || -> std::io::Result<Box<dyn std::io::Write + Send>> { Ok(Box::new(std::io::stderr())) };
     let started_on = SystemTime::now();
     let report =
-        build::execute(request, &log, None).map_err(|err| Failure::new(exit::USAGE, err))?;
+        build::execute(request, &log, None, None).map_err(|err| Failure::new(exit::USAGE, err))?;
     let finished_on = SystemTime::now();
     let report =
         serde_json::to_value(&report).map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;

@@ -57,7 +57,7 @@ fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
         source_date_epoch: args.sandbox.source_date_epoch,
         command: args.command,
     };
-    let result = hermetic::run::execute(&request, stdout, stderr, None);
+    let result = hermetic::run::execute(&request, stdout, stderr, None, None);
     for relay in [stdout_relay, stderr_relay].into_iter().flatten() {
         let _ = relay.join();
     }

@@ -147,6 +147,19 @@ pub fn pack_outputs<W: Write>(
     pack_with_workers(root, outputs, opts, out, workers())
 }
 
+/// Packs everything under `root` as [`pack_outputs`] packs an output directory (symlinks
+/// as symlinks, never followed): the whole build dir of a failed build, kept to look at
+/// (the daemon's `keep_failed`).
+pub fn pack_whole_tree<W: Write>(
+    root: &Path,
+    opts: &PackOptions,
+    out: W,
+) -> Result<PackedArchive, PackError> {
+    let mut tree = Tree::open(root)?;
+    tree.walk("")?;
+    write_archive(&tree, opts, out, workers())
+}
+
 fn pack_with_workers<W: Write>(
     root: &Path,
     outputs: &[OutputPath],
@@ -154,8 +167,16 @@ fn pack_with_workers<W: Write>(
     out: W,
     workers: u32,
 ) -> Result<PackedArchive, PackError> {
+    write_archive(&Tree::scan(root, outputs)?, opts, out, workers)
+}
+
+fn write_archive<W: Write>(
+    tree: &Tree,
+    opts: &PackOptions,
+    out: W,
+    workers: u32,
+) -> Result<PackedArchive, PackError> {
     let write_failed = |source| PackError::WriteArchive { source };
-    let tree = Tree::scan(root, outputs)?;
     let mut encoder = zstd::stream::write::Encoder::new(DigestingWriter::new(out), opts.zstd_level)
         .map_err(write_failed)?;
     // The checksum lets the extractor tell a corrupted frame from a valid one on its own.
@@ -201,15 +222,19 @@ struct Tree {
 }
 
 impl Tree {
-    fn scan(root: &Path, outputs: &[OutputPath]) -> Result<Self, PackError> {
+    fn open(root: &Path) -> Result<Self, PackError> {
         let root_fd = sys::open_dir(root).map_err(|source| PackError::OpenBuildDir {
             root: root.to_owned(),
             source,
         })?;
-        let mut tree = Self {
+        Ok(Self {
             root: root_fd,
             nodes: BTreeMap::new(),
-        };
+        })
+    }
+
+    fn scan(root: &Path, outputs: &[OutputPath]) -> Result<Self, PackError> {
+        let mut tree = Self::open(root)?;
         let mut sorted: Vec<&OutputPath> = outputs.iter().collect();
         sorted.sort();
         let mut walked: Vec<&str> = Vec::new();
@@ -281,14 +306,16 @@ impl Tree {
         })
     }
 
-    /// Records everything below directory `start`. Directories are reopened from the root by
-    /// path rather than kept open, so deep trees cannot exhaust file descriptors.
+    /// Records everything below directory `start` (the root itself when empty). Directories
+    /// are reopened from the root by path rather than kept open, so deep trees cannot
+    /// exhaust file descriptors.
     fn walk(&mut self, start: &str) -> Result<(), PackError> {
         let mut pending = vec![start.to_owned()];
         while let Some(dir_path) = pending.pop() {
-            let mut dir = DirFd::open_beneath(self.root.as_fd(), &dir_path).map_err(|source| {
+            let open_path = if dir_path.is_empty() { "." } else { &dir_path };
+            let mut dir = DirFd::open_beneath(self.root.as_fd(), open_path).map_err(|source| {
                 PackError::OpenDir {
-                    path: dir_path.clone(),
+                    path: open_path.to_owned(),
                     source,
                 }
             })?;
@@ -301,7 +328,11 @@ impl Tree {
                     dir: dir_path.clone(),
                     name: name.to_string_lossy().into_owned(),
                 })?;
-                let path = format!("{dir_path}/{name_str}");
+                let path = if dir_path.is_empty() {
+                    name_str.to_owned()
+                } else {
+                    format!("{dir_path}/{name_str}")
+                };
                 if path.len() > MAX_PATH_BYTES {
                     return Err(PackError::PathTooLong {
                         len: path.len(),
@@ -1259,6 +1290,52 @@ mod tests {
             matches!(&err, PackError::NonUtf8Name { dir, .. } if dir == "bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_whole_tree_packs_with_top_level_symlinks_as_symlinks_and_restores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("build");
+        fs::create_dir_all(root.join("obj/deep")).unwrap();
+        fs::write(root.join("Makefile"), b"all:\n").unwrap();
+        fs::write(root.join("obj/deep/half.o"), b"half").unwrap();
+        symlink("/etc/passwd", root.join("escape")).unwrap();
+        let mut bytes = Vec::new();
+        let packed = pack_whole_tree(&root, &options(), &mut bytes).unwrap();
+        let paths: Vec<(&str, Option<&str>)> = packed
+            .manifest
+            .files
+            .iter()
+            .map(|entry| (entry.path.as_str(), entry.target.as_deref()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("Makefile", None),
+                ("escape", Some("/etc/passwd")),
+                ("obj", None),
+                ("obj/deep", None),
+                ("obj/deep/half.o", None),
+            ]
+        );
+        let dest = tmp.path().join("kept");
+        extract_verified(
+            bytes.as_slice(),
+            &packed.manifest,
+            &dest,
+            &ExtractLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(dest.join("obj/deep/half.o")).unwrap(), b"half");
+        assert_eq!(
+            fs::read_link(dest.join("escape")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+
+        let mut empty = Vec::new();
+        fs::create_dir(tmp.path().join("empty")).unwrap();
+        let packed = pack_whole_tree(&tmp.path().join("empty"), &options(), &mut empty).unwrap();
+        assert!(packed.manifest.files.is_empty());
     }
 
     #[test]

@@ -23,8 +23,9 @@ struct Args {
     /// config's `state_dir`).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Keep a failed job's scratch directory, `scratch/ID` with a copy of its log (overrides
-    /// the config's `keep_failed`).
+    /// Keep a failed job's scratch directory, `scratch/ID`: a copy of its log and the build
+    /// dir of each run whose command failed, in `build` (overrides the config's
+    /// `keep_failed`).
     #[arg(long)]
     keep_failed: bool,
     /// Check the configuration, print the effective settings and exit.

@@ -352,6 +352,7 @@ impl Inner {
             // directory unless it is kept failed (`keep_failed`): the sandbox builds in a
             // tmpfs of its own.
             let log = JobLog::new(&inner.final_log(job.id), inner.config.log_limit_bytes);
+            let keep_failed_in = inner.config.keep_failed.then(|| inner.scratch_dir(job.id));
             let Pending {
                 id,
                 request,
@@ -361,7 +362,13 @@ impl Inner {
             } = job;
             let kill_switch = handle.clone();
             let thread = tokio::task::spawn_blocking(move || {
-                worker::execute(&request, &log, &kill_switch.cancel, acting_for)
+                worker::execute(
+                    &request,
+                    &log,
+                    &kill_switch.cancel,
+                    acting_for,
+                    keep_failed_in.as_deref(),
+                )
             });
             tokio::spawn(Inner::run(inner.clone(), id, handle, submitted, thread));
         }

@@ -6,6 +6,7 @@
 //! helper and takes the whole pid namespace with it.
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::api::wire::{Digests, JobRequest, RunRequest};
@@ -13,6 +14,7 @@ use crate::build::{self, BuildRequest};
 use crate::exit_code as exit;
 use crate::queue::Caller;
 use crate::sandbox::cancel::Cancel;
+use crate::sandbox::keep_failed::FailedTrees;
 use crate::store::Finish;
 use crate::sys::creds::ActingAs;
 
@@ -27,13 +29,16 @@ pub struct Outcome {
 
 /// Runs `request`, its output going to `log`; `cancel` kills its sandboxes. With
 /// `acting_for`, every file the job opens or creates (source, artifact, cache, keys) is
-/// opened with that user's identity.
+/// opened with that user's identity. With `keep_failed_in`, the build dir of every run
+/// whose command fails is kept there (see `sandbox::keep_failed`).
 pub fn execute(
     request: &JobRequest,
     log: &JobLog,
     cancel: &Cancel,
     acting_for: Option<Caller>,
+    keep_failed_in: Option<&Path>,
 ) -> Outcome {
+    let failed_trees = keep_failed_in.map(|_| FailedTrees::new());
     // The log's files are the daemon's and are created as the daemon: a build's now (its
     // output is written from several threads, some acting for the caller); a run's by its
     // log relay at the first output, and a run that prints nothing has none (a reader
@@ -54,10 +59,16 @@ pub fn execute(
         // The caller's file access lasts for this arm: the daemon writes its notes below
         // as itself.
         Ok(_acting) => match request {
-            JobRequest::Run(run) => execute_run(run, log, cancel),
-            JobRequest::Build(build) => execute_build(build, log, cancel),
+            JobRequest::Run(run) => execute_run(run, log, cancel, failed_trees.as_ref()),
+            JobRequest::Build(build) => execute_build(build, log, cancel, failed_trees.as_ref()),
         },
     };
+    // As the daemon: the scratch dir is in its state directory.
+    if let (Some(trees), Some(dir)) = (failed_trees, keep_failed_in) {
+        for line in trees.extract_into(dir) {
+            log.note(&line);
+        }
+    }
     if let Some(error) = log.failure() {
         // The command ran but its output is lost: the job cannot stand as done.
         let (verdict, code) = match request {
@@ -75,7 +86,12 @@ pub fn execute(
     outcome
 }
 
-fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
+fn execute_run(
+    request: &RunRequest,
+    log: &JobLog,
+    cancel: &Cancel,
+    keep_failed: Option<&FailedTrees>,
+) -> Outcome {
     let finished = |result: crate::run::RunResult| Outcome {
         finish: Finish {
             verdict: Some(result.verdict.into()),
@@ -108,14 +124,20 @@ fn execute_run(request: &RunRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
         OwnedFd::from(stdout),
         OwnedFd::from(stderr),
         Some(cancel),
+        keep_failed,
     );
     let _ = relay.join();
     finished(result)
 }
 
-fn execute_build(request: &BuildRequest, log: &JobLog, cancel: &Cancel) -> Outcome {
+fn execute_build(
+    request: &BuildRequest,
+    log: &JobLog,
+    cancel: &Cancel,
+    keep_failed: Option<&FailedTrees>,
+) -> Outcome {
     let sink = || -> std::io::Result<Box<dyn Write + Send>> { Ok(Box::new(log.clone())) };
-    match build::execute(request, &sink, Some(cancel)) {
+    match build::execute(request, &sink, Some(cancel), keep_failed) {
         Ok(report) => Outcome {
             setup: report
                 .runs

@@ -13,6 +13,7 @@ use crate::repro::compare::{compare, Difference, DifferenceKind};
 use crate::repro::explain::{find_timestamps, read_archived_files, TimeWindow, TimestampEncoding};
 use crate::repro::vary::{canonical_run, second_run, Varied};
 use crate::sandbox::cancel::Cancel;
+use crate::sandbox::keep_failed::{FailedTrees, KEPT_TREE_NAME};
 use crate::sandbox::launch::{self, BuildStatus, Launch, PackedOutputs, RunOutcome};
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
@@ -31,6 +32,18 @@ pub enum RunName {
     B,
     /// The noise pass: the canonical run again.
     C,
+}
+
+impl RunName {
+    /// The name its build dir is kept under when its command fails (`keep_failed`): as
+    /// its artifact's suffix.
+    pub fn kept_tree_name(self) -> &'static str {
+        match self {
+            RunName::A => KEPT_TREE_NAME,
+            RunName::B => "build.run-b",
+            RunName::C => "build.run-c",
+        }
+    }
 }
 
 /// Where one run's output goes.
@@ -109,6 +122,8 @@ pub struct DualOptions<'c> {
     pub seed: u64,
     /// Run the noise pass when a and b differ.
     pub noise_pass: bool,
+    /// Where a run whose command fails leaves its build dir (the daemon's `keep_failed`).
+    pub keep_failed: Option<&'c FailedTrees>,
 }
 
 /// Runs the dual build. `io` is asked for each run's output destinations when that run
@@ -187,6 +202,9 @@ fn run_one(name: RunName, spec: &SandboxSpec, options: &DualOptions<'_>, io: Run
         stderr: io.stderr,
         artifact: Some(io.artifact),
         cancel: options.cancel,
+        keep_failed: options
+            .keep_failed
+            .map(|trees| (trees, name.kept_tree_name())),
     });
     let end = now_secs();
     RunRecord {

@@ -32,7 +32,7 @@ use nix::unistd::Pid;
 use crate::archive::pack::{pack_outputs, PackOptions};
 use crate::sandbox::error::{step, Layer, StepError};
 use crate::sandbox::message::{
-    take_fd, HelperMessage, MessageSink, ARTIFACT_FD, PROVISION_FD, SOURCE_FD,
+    take_fd, HelperMessage, MessageSink, ARTIFACT_FD, FAILED_TREE_FD, PROVISION_FD, SOURCE_FD,
 };
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{exit_now, spawn_borrowing_memory};
@@ -124,7 +124,11 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
         _ => (None, None),
     };
     messages.send(&HelperMessage::Exited { code, signal });
-    if code == Some(0) {
+    if code != Some(0) {
+        if spec.keep_failed_tree {
+            messages.send(&pack_failed_tree(spec, take_fd(FAILED_TREE_FD)));
+        }
+    } else {
         if let Some(outputs) = &spec.outputs {
             let artifact = take_fd(ARTIFACT_FD);
             let options = PackOptions {
@@ -151,6 +155,27 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     }
     messages.send(&HelperMessage::Finished);
     Ok(0)
+}
+
+/// The whole build dir of a failed build, archived into `file` for the launcher to keep.
+/// Fast compression: it is a copy to look at, not an artifact.
+fn pack_failed_tree(spec: &SandboxSpec, file: File) -> HelperMessage {
+    let options = PackOptions {
+        mtime: spec.outputs.as_ref().map_or(0, |outputs| outputs.mtime),
+        zstd_level: 1,
+    };
+    match crate::archive::pack::pack_whole_tree(
+        &spec.paths.build_dir,
+        &options,
+        std::io::BufWriter::new(file),
+    ) {
+        Ok(packed) => HelperMessage::FailedTreePacked {
+            manifest: packed.manifest,
+        },
+        Err(err) => HelperMessage::FailedTreePackFailed {
+            message: error_chain(&err),
+        },
+    }
 }
 
 /// Reaps every child (pid 1 inherits all orphans) until `main` exits; returns its status.

@@ -18,9 +18,10 @@ use crate::sandbox::cancel::Cancel;
 use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
+use crate::sandbox::keep_failed::FailedTrees;
 use crate::sandbox::message::{
-    pipe_capacity, read_messages, HelperMessage, Provision, ARTIFACT_FD, MESSAGE_FD, PROVISION_FD,
-    SOURCE_FD, SPEC_FD,
+    pipe_capacity, read_messages, HelperMessage, Provision, ARTIFACT_FD, FAILED_TREE_FD,
+    MESSAGE_FD, PROVISION_FD, SOURCE_FD, SPEC_FD,
 };
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::source::{send_if_it_fits, stream_source, SourceError, PIPE_BUFFER_BYTES};
@@ -98,6 +99,9 @@ pub struct Launch<'a> {
     pub artifact: Option<File>,
     /// Lets another thread kill this sandbox (the daemon's cancel).
     pub cancel: Option<&'a Cancel>,
+    /// When the build's command fails, its whole build dir goes here, under this name
+    /// (the daemon's `keep_failed`).
+    pub keep_failed: Option<(&'a FailedTrees, &'static str)>,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -117,7 +121,17 @@ pub const NAMESPACES: [&str; 8] = [
 
 pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     let started = Instant::now();
-    let spec = launch.spec;
+    let asks_for_failed_tree;
+    let spec = match launch.keep_failed {
+        None => launch.spec,
+        Some(_) => {
+            asks_for_failed_tree = SandboxSpec {
+                keep_failed_tree: true,
+                ..launch.spec.clone()
+            };
+            &asks_for_failed_tree
+        }
+    };
     let mut layers = AppliedLayers {
         namespaces: NAMESPACES.to_vec(),
         seccomp_policy: spec.seccomp.name.clone(),
@@ -146,6 +160,13 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
     }
+    let failed_tree = match launch.keep_failed {
+        Some(_) => Some(
+            FailedTrees::file().map_err(protocol("create the file for a failed build's tree"))?,
+        ),
+        None => None,
+    };
+    fds.push((raw(failed_tree.as_ref().unwrap_or(&null)), FAILED_TREE_FD));
     // The source is read here, with the caller's privileges, and sent to the sandbox's
     // init (see source.rs): all of it now when it fits the pipe, else by a thread while
     // init unpacks it.
@@ -241,6 +262,11 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     };
     tracing::debug!(elapsed = ?started.elapsed(), "init finished");
     read_result.map_err(protocol("read the helper's reports"))?;
+    if let (Some((trees, name)), Some(file), Some(packed)) =
+        (launch.keep_failed, failed_tree, outcome.failed_tree.take())
+    {
+        trees.add(name, file, packed);
+    }
     // A source the launcher could not send explains why the sandbox stopped.
     if let Some(Some(Err(err))) = source_sender.map(crate::background::Background::join) {
         if !matches!(err, SourceError::Send(_)) {
@@ -288,6 +314,8 @@ struct Reported {
     /// When the build child reported that it is about to exec.
     started_at: Option<Instant>,
     outputs: Option<Result<PackedOutputs, String>>,
+    /// The failed build's dir, archived (its manifest), or why it is not.
+    failed_tree: Option<Result<Manifest, String>>,
 }
 
 impl Reported {
@@ -323,6 +351,10 @@ impl Reported {
                 }))
             }
             HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
+            HelperMessage::FailedTreePacked { manifest } => self.failed_tree = Some(Ok(manifest)),
+            HelperMessage::FailedTreePackFailed { message } => {
+                self.failed_tree = Some(Err(message))
+            }
             HelperMessage::Finished => {}
         }
     }
@@ -540,6 +572,22 @@ mod tests {
 
     /// A spec the pipe cannot hold is not written ahead (that would block before any
     /// helper reads), and arrives whole once a reader is there.
+    #[test]
+    fn asking_for_a_failed_tree_leaves_the_planned_spec_json_as_it_was() {
+        // Dual builds seed their variation from the planned spec's JSON: keep_failed must
+        // not change how a build varies.
+        let spec = default_spec();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert!(json.get("keep_failed_tree").is_none(), "{json}");
+        let asked = SandboxSpec {
+            keep_failed_tree: true,
+            ..spec
+        };
+        let json = serde_json::to_string(&asked).unwrap();
+        let read: SandboxSpec = serde_json::from_str(&json).unwrap();
+        assert!(read.keep_failed_tree);
+    }
+
     #[test]
     fn a_spec_larger_than_the_pipe_is_sent_once_the_helper_reads() {
         let mut spec = default_spec();

@@ -20,8 +20,12 @@ pub(crate) const SOURCE_FD: RawFd = 6;
 /// A SOCK_SEQPACKET socket on which the launcher hands the build child what it prepares
 /// while the sandbox is being built (see `launch::Provision`).
 pub(crate) const PROVISION_FD: RawFd = 7;
+/// Where init archives the whole build dir when the build fails, if the spec says
+/// `keep_failed_tree`; /dev/null otherwise (always placed, so that nothing a forking
+/// launcher left open at this number survives into the helper).
+pub(crate) const FAILED_TREE_FD: RawFd = 8;
 /// The first descriptor number the helper does not use.
-pub(crate) const FIRST_UNUSED_FD: RawFd = 8;
+pub(crate) const FIRST_UNUSED_FD: RawFd = 9;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -53,6 +57,10 @@ pub enum HelperMessage {
     },
     /// The outputs could not be archived (missing path, symlink, unsupported file type).
     PackFailed { message: String },
+    /// The build failed, and the whole build dir was archived into `FAILED_TREE_FD`.
+    FailedTreePacked { manifest: Manifest },
+    /// The failed build's dir could not be archived (say, it holds a fifo).
+    FailedTreePackFailed { message: String },
     /// Init's last message: it has reported everything, and every process of the build
     /// has been reaped, so the build cgroup is empty. Only init and the helper remain, and
     /// they are exiting.

@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod error;
 pub mod helper;
 pub mod init;
+pub mod keep_failed;
 pub mod landlock;
 pub mod launch;
 pub(crate) mod message;

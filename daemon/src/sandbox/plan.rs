@@ -166,6 +166,7 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
                 mtime: epoch,
                 zstd_level: ARCHIVE_ZSTD_LEVEL,
             }),
+            keep_failed_tree: false,
             variation: Variation::default(),
         },
         rootfs_blake3,

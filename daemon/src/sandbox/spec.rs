@@ -21,7 +21,8 @@ use crate::sandbox::seccomp::CompiledPolicy;
 ///   program as `program` instead of a list of filters. Later, without a new number: a
 ///   built-in policy may come by name and digest alone (the helper has the program and
 ///   refuses a digest it does not know); a version-3 spec with the program still reads,
-///   and the number is part of every cache key, which nothing here changes.
+///   and the number is part of every cache key, which nothing here changes. Likewise
+///   `keep_failed_tree`, absent when false.
 pub const SPEC_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,6 +51,11 @@ pub struct SandboxSpec {
     #[serde(default)]
     pub preload_shim: bool,
     pub outputs: Option<OutputRequest>,
+    /// Archive the whole build dir into `message::FAILED_TREE_FD` if the command fails
+    /// (the daemon's `keep_failed`). Set by the launcher for one launch, never planned:
+    /// absent from the JSON when false, so it changes no spec a seed or key is made from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_failed_tree: bool,
     /// What this run varies on purpose (the second run of a dual build); empty otherwise.
     #[serde(default)]
     pub variation: Variation,

@@ -311,6 +311,14 @@ pub(crate) fn remove_at(parent: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> i
     Ok(unistd::unlinkat(parent, name, flag)?)
 }
 
+/// A file in memory, with no name (memfd): where a failed build's tree waits, compressed,
+/// until the daemon extracts it. Memory rather than disk because the job's thread acts as
+/// the caller, who may not write to the daemon's state directory.
+pub(crate) fn anonymous_file(name: &str) -> io::Result<File> {
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    Ok(File::from(fd))
+}
+
 /// A file writer that starts the kernel's writeback of what it wrote every `WINDOW`
 /// bytes (sync_file_range with SYNC_FILE_RANGE_WRITE: asynchronous, never waits), so that
 /// an archive is mostly on disk by the time it is fsynced before its rename, instead of

@@ -409,8 +409,9 @@ pub(crate) fn raw(fd: &impl AsRawFd) -> RawFd {
 
 /// Takes ownership of a descriptor the launcher placed at a fixed number in the helper.
 pub(crate) fn file_from_inherited_fd(fd: RawFd) -> std::fs::File {
-    // SAFETY: only called for SPEC_FD/MESSAGE_FD/ARTIFACT_FD, which the launcher dup2'd
-    // into this process before exec and which nothing else in the helper owns.
+    // SAFETY: only called for the fixed numbers of `sandbox::message` (SPEC_FD,
+    // MESSAGE_FD, ...), which the launcher dup2'd into this process and which nothing
+    // else in the helper owns.
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
 

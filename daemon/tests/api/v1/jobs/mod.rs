@@ -63,15 +63,93 @@ async fn a_failing_command_fails_the_job_with_its_exit_code() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_job_keeps_its_scratch_dir_with_keep_failed() {
+async fn a_failed_job_keeps_its_build_tree_and_log_with_keep_failed() {
     let daemon = Daemon::start(|config| config.keep_failed = true).await;
-    let failing = daemon.submit(&["sh", "-c", "echo kept; exit 1"]).await;
-    let ok = daemon.submit(&["/bin/true"]).await;
-    daemon.wait_finished(failing).await;
-    daemon.wait_finished(ok).await;
-    let kept = daemon.state_dir.join(format!("scratch/{failing}/log"));
-    assert_eq!(std::fs::read_to_string(kept).unwrap(), "kept\n");
+    let failing = daemon
+        .submit(&[
+            "sh",
+            "-c",
+            "mkdir -p obj/deep && echo half > obj/deep/a.o && ln -s /etc/passwd escape \
+             && echo kept; exit 1",
+        ])
+        .await;
+    let ok = daemon.submit(&["sh", "-c", "echo done > result"]).await;
+    assert_eq!(daemon.wait_finished(failing).await["state"], "failed");
+    assert_eq!(daemon.wait_finished(ok).await["state"], "succeeded");
+    let scratch = daemon.state_dir.join(format!("scratch/{failing}"));
+    let tree = scratch.join("build");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("obj/deep/a.o")).unwrap(),
+        "half\n"
+    );
+    // The build's symlink is kept as a symlink: nothing was read or written through it.
+    assert_eq!(
+        std::fs::read_link(tree.join("escape")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+    let log = std::fs::read_to_string(scratch.join("log")).unwrap();
+    assert!(log.starts_with("kept\n"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "kept the failed build's tree in {}",
+            tree.display()
+        )),
+        "{log}"
+    );
     assert!(!daemon.state_dir.join(format!("scratch/{ok}")).exists());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_keep_failed_a_failed_job_leaves_no_scratch_dir() {
+    let daemon = Daemon::start(|_| {}).await;
+    let failing = daemon
+        .submit(&["sh", "-c", "echo half > half.o; exit 1"])
+        .await;
+    assert_eq!(daemon.wait_finished(failing).await["state"], "failed");
+    assert!(!daemon.state_dir.join(format!("scratch/{failing}")).exists());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_dual_build_keeps_the_tree_of_each_failed_run() {
+    let daemon = Daemon::start(|config| config.keep_failed = true).await;
+    let artifact = daemon.dir.path().join("out.tar.zst");
+    let request = daemon.build_request(
+        &artifact,
+        false,
+        &["sh", "-c", "mkdir out && echo partial > out/a; exit 2"],
+    );
+    let (status, job) = daemon.post("/v1/jobs", &request).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(!artifact.exists());
+    let scratch = daemon.state_dir.join(format!("scratch/{id}"));
+    for run in ["build", "build.run-b"] {
+        let kept = scratch.join(run).join("out/a");
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap(),
+            "partial\n",
+            "{run}"
+        );
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_tree_that_cannot_be_archived_is_named_in_the_log() {
+    let daemon = Daemon::start(|config| config.keep_failed = true).await;
+    let failing = daemon.submit(&["sh", "-c", "mkfifo pipe; exit 1"]).await;
+    assert_eq!(daemon.wait_finished(failing).await["state"], "failed");
+    let scratch = daemon.state_dir.join(format!("scratch/{failing}"));
+    assert!(!scratch.join("build").exists());
+    let log = std::fs::read_to_string(scratch.join("log")).unwrap();
+    assert!(
+        log.contains("could not keep the failed build's tree") && log.contains("pipe"),
+        "{log}"
+    );
     daemon.stop().await;
 }
 
