@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sandbox startup + teardown: `hermetic run -- /bin/true` (in-process with --no-daemon, and
 # through the daemon) against bubblewrap with hardened
-# flags and plain `unshare -Urnpf`, measured in the same run, interleaved, on this machine.
+# flags and plain `unshare -Urnpf`, measured in the same run, interleaved in random order,
+# on this machine.
 # Prints min/median/p90 per variant and the ratio of medians against bwrap.
 #
 #   benches/run.sh [RUNS]        (default 200; needs bubblewrap: apt-get install bubblewrap)
