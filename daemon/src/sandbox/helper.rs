@@ -24,6 +24,10 @@ pub const HELPER_ARG: &str = "__hermetic-sandbox-helper";
 /// The comm and command line of the helper and the sandbox's init.
 pub const PROCESS_NAME: &str = "hermetic-helper";
 
+/// How long past the build's timeout init has to archive a failed build's tree (the
+/// daemon's `keep_failed`) before the helper kills the sandbox anyway.
+const FAILED_TREE_GRACE_MS: u64 = 120_000;
+
 /// Exit status of the helper when setup failed before the build started.
 pub(crate) const SETUP_FAILED: i32 = 125;
 
@@ -202,9 +206,19 @@ fn enter_namespaces_and_wait(
         "pidfd_open",
         None,
     ))?;
-    let exited = crate::sys::process::wait_pidfd(&pidfd, Some(spec.limits.timeout_ms)).map_err(
-        step(Layer::Limits, "wait for the build", "poll(pidfd)", None),
-    )?;
+    // With a failed tree to keep, init times the build and archives its tree when the
+    // time is up; this is then the backstop.
+    let limit_ms = if spec.keep_failed_tree {
+        spec.limits.timeout_ms.saturating_add(FAILED_TREE_GRACE_MS)
+    } else {
+        spec.limits.timeout_ms
+    };
+    let exited = crate::sys::process::wait_pidfd(&pidfd, Some(limit_ms)).map_err(step(
+        Layer::Limits,
+        "wait for the build",
+        "poll(pidfd)",
+        None,
+    ))?;
     if !exited {
         // Killing pid 1 of the namespace kills every process in it.
         let _ = kill(init, Signal::SIGKILL);

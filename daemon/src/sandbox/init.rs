@@ -103,6 +103,22 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
         ))?;
     }
     let stdio = StdioRelease::prepare()?;
+    // A build whose tree is to be kept if it fails is timed here, not only by the helper
+    // (which kills init and with it the tree): init stops the build itself and archives
+    // the tree; the helper waits longer (`FAILED_TREE_GRACE`).
+    if spec.keep_failed_tree {
+        let seconds = spec
+            .limits
+            .timeout_ms
+            .div_ceil(1000)
+            .min(u64::from(u32::MAX)) as u32;
+        crate::sys::process::arm_timeout_alarm(seconds).map_err(step(
+            Layer::Limits,
+            "time the build",
+            "sigaction(SIGALRM)",
+            None,
+        ))?;
+    }
     // The build child borrows init's memory until it execs (see spawn_borrowing_memory):
     // init is suspended meanwhile, and the child copies no page of it.
     let build = spawn_borrowing_memory(|| build_child(spec, messages)).map_err(step(
@@ -113,17 +129,24 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     ))?;
     stdio.release()?;
     let status = reap_until(build);
+    nix::unistd::alarm::cancel();
     // Orphans (daemonised helpers, `setsid -f sleep`) die here, before outputs are read,
     // so nothing can change the build dir while it is archived.
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
     while waitpid(Pid::from_raw(-1), None).is_ok() {}
 
     let (code, signal) = match status {
-        WaitStatus::Exited(_, code) => (Some(code), None),
-        WaitStatus::Signaled(_, signal, _) => (None, Some(signal as i32)),
+        Some(WaitStatus::Exited(_, code)) => (Some(code), None),
+        Some(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
         _ => (None, None),
     };
-    messages.send(&HelperMessage::Exited { code, signal });
+    if status.is_none() {
+        messages.send(&HelperMessage::TimedOut {
+            after_ms: spec.limits.timeout_ms,
+        });
+    } else {
+        messages.send(&HelperMessage::Exited { code, signal });
+    }
     if code != Some(0) {
         if spec.keep_failed_tree {
             messages.send(&pack_failed_tree(spec, take_fd(FAILED_TREE_FD)));
@@ -178,16 +201,20 @@ fn pack_failed_tree(spec: &SandboxSpec, file: File) -> HelperMessage {
     }
 }
 
-/// Reaps every child (pid 1 inherits all orphans) until `main` exits; returns its status.
-fn reap_until(main: Pid) -> WaitStatus {
+/// Reaps every child (pid 1 inherits all orphans) until `main` exits; returns its status,
+/// or None when the build's time is up (only timed here for a kept failed tree).
+fn reap_until(main: Pid) -> Option<WaitStatus> {
     loop {
         match waitpid(Pid::from_raw(-1), None) {
             Ok(status) if status.pid() == Some(main) => match status {
-                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return status,
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return Some(status),
                 _ => continue,
             },
+            Err(nix::errno::Errno::EINTR) if crate::sys::process::timeout_alarm_fired() => {
+                return None
+            }
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return WaitStatus::StillAlive,
+            Err(_) => return Some(WaitStatus::StillAlive),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! and are never followed, and anything but files, directories and symlinks (a fifo, a
 //! socket) makes the archive fail, which the job's log then says.
 //!
-//! A build that timed out or was cancelled leaves no tree: its sandbox is killed whole.
+//! A build that times out leaves its tree too: init, which then times the build itself,
+//! stops it and archives the tree (the helper's own limit waits longer). A cancelled
+//! build leaves none: its sandbox is killed whole.
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;

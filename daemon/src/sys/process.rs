@@ -533,6 +533,33 @@ pub(crate) fn reset_signals() -> io::Result<()> {
         .map_err(io::Error::from)
 }
 
+static TIMEOUT_ALARM_FIRED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_timeout_alarm(_signal: libc::c_int) {
+    TIMEOUT_ALARM_FIRED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes SIGALRM interrupt this process's blocking calls (no SA_RESTART) and note that it
+/// came ([`timeout_alarm_fired`]), then sets the alarm `seconds` from now.
+pub(crate) fn arm_timeout_alarm(seconds: u32) -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(note_timeout_alarm),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGALRM, &action) }?;
+    nix::unistd::alarm::set(seconds);
+    Ok(())
+}
+
+/// Whether the alarm of [`arm_timeout_alarm`] has gone off.
+pub(crate) fn timeout_alarm_fired() -> bool {
+    TIMEOUT_ALARM_FIRED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Points descriptors 0-2 at `null` (/dev/null, opened before the fork that handed the
 /// build's stdio on to a child). The helper and init drop their own copies this way: a
 /// reader of the build's output (the daemon's log relay) sees its end when the build's

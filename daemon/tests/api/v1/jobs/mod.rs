@@ -101,6 +101,54 @@ async fn a_failed_job_keeps_its_build_tree_and_log_with_keep_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_job_keeps_its_build_tree_and_leaves_no_process() {
+    let daemon = Daemon::start(|config| config.keep_failed = true).await;
+    let default = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/default.toml"),
+    )
+    .unwrap();
+    assert!(default.contains("\ntimeout_secs = 3600\n"));
+    let profile = daemon.dir.path().join("one-second.toml");
+    std::fs::write(
+        &profile,
+        default.replace("\ntimeout_secs = 3600\n", "\ntimeout_secs = 1\n"),
+    )
+    .unwrap();
+    let marker = format!("{}{}", std::process::id(), line!());
+    let script = format!(
+        "echo partial > partial; trap '' TERM HUP INT; sleep 86400.{marker} & \
+         setsid sleep 86401.{marker} & sleep 86402.{marker}; wait"
+    );
+    let request = json!({
+        "kind": "run",
+        "profile": profile,
+        "src": daemon.src,
+        "command": ["sh", "-c", script],
+    });
+    let (status, job) = daemon.post("/v1/jobs", &request.to_string()).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    let job = daemon.wait_finished(id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["verdict"], "timed-out", "{job}");
+    assert_eq!(job["exit_code"], 124, "{job}");
+    let tree = daemon.state_dir.join(format!("scratch/{id}/build"));
+    assert_eq!(
+        std::fs::read_to_string(tree.join("partial")).unwrap(),
+        "partial\n"
+    );
+    // Init, not the helper, stopped this build: still, nothing of it outlives the job.
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&format!(".{marker}")))
+        .collect();
+    assert_eq!(survivors, Vec::<String>::new());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_keep_failed_a_failed_job_leaves_no_scratch_dir() {
     let daemon = Daemon::start(|_| {}).await;
     let failing = daemon
