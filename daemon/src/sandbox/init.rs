@@ -5,9 +5,11 @@
 //!   1. die with the helper, fixed umask
 //!   2. filesystem (mount.rs), loopback up, hostname
 //!   3. start the build child (in init's memory until it execs, as posix_spawn does), reap
-//!      every process until the build's main process exits
+//!      every process until the build's main process exits (or, when a failed tree is to
+//!      be kept, until the timeout)
 //!   4. kill whatever the build left behind (kill(-1) as pid 1 reaches the whole namespace)
-//!   5. archive the outputs from the now quiet build dir, report, say it finished, exit
+//!   5. archive the outputs from the now quiet build dir (or, when the build failed and
+//!      the launcher asked for it, the whole build dir), report, say it finished, exit
 //!
 //! build child (pid 2):
 //!   takes the build cgroup from the launcher (made while the sandbox was being built),
@@ -105,7 +107,7 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     let stdio = StdioRelease::prepare()?;
     // A build whose tree is to be kept if it fails is timed here, not only by the helper
     // (which kills init and with it the tree): init stops the build itself and archives
-    // the tree; the helper waits longer (`FAILED_TREE_GRACE`).
+    // the tree; the helper waits longer (`helper::FAILED_TREE_GRACE_MS`).
     if spec.keep_failed_tree {
         let seconds = spec
             .limits

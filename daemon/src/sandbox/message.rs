@@ -46,7 +46,9 @@ pub enum HelperMessage {
         code: Option<i32>,
         signal: Option<i32>,
     },
-    /// The wall-clock limit was reached and the whole sandbox was killed.
+    /// The wall-clock limit was reached. From the helper: the whole sandbox was killed.
+    /// From init (which times the build only when the spec says `keep_failed_tree`):
+    /// every process of the build was killed, and init goes on to archive the tree.
     TimedOut { after_ms: u64 },
     /// The outputs were archived into the artifact descriptor.
     Packed {
