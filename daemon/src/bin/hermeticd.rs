@@ -9,7 +9,18 @@ use hermetic::server;
 
 /// The hermetic daemon: a job queue for sandboxed runs and builds.
 #[derive(Debug, Parser)]
-#[command(name = "hermeticd", version)]
+#[command(
+    name = "hermeticd",
+    version,
+    after_help = "The CLI (`hermetic`) submits its `run` and `build` jobs here and starts a \
+daemon itself when none answers; this binary is the same daemon for systemd \
+(contrib/systemd/). Job records, logs and kept failed builds live in the state directory: \
+with --keep-failed, a failed job leaves scratch/ID/build (its build dir as it was when the \
+command failed or timed out) and scratch/ID/log, until you remove them.\n\n\
+Examples:\n  hermeticd --check-config\n  \
+hermeticd --socket /run/hermetic/hermeticd.sock --keep-failed\n  \
+HERMETICD_LOG=debug hermeticd --config ./config.toml"
+)]
 struct Args {
     /// Config file (TOML, `version = 1`). Default: $HERMETIC_CONFIG, else
     /// /etc/hermetic/config.toml for root, $XDG_CONFIG_HOME/hermetic/config.toml otherwise;
