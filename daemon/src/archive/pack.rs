@@ -11,6 +11,7 @@
 //! library version (the `zstd` crate bundles it) and the same compression level.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -149,15 +150,18 @@ pub fn pack_outputs<W: Write>(
 
 /// Packs everything under `root` as [`pack_outputs`] packs an output directory (symlinks
 /// as symlinks, never followed): the whole build dir of a failed build, kept to look at
-/// (the daemon's `keep_failed`).
+/// (the daemon's `keep_failed`). What no archive can hold (a fifo, a socket, a name that
+/// is not UTF-8) is left out rather than failing the rest; the second value names it.
 pub fn pack_whole_tree<W: Write>(
     root: &Path,
     opts: &PackOptions,
     out: W,
-) -> Result<PackedArchive, PackError> {
+) -> Result<(PackedArchive, Vec<String>), PackError> {
     let mut tree = Tree::open(root)?;
+    tree.left_out = Some(Vec::new());
     tree.walk("")?;
-    write_archive(&tree, opts, out, workers())
+    let packed = write_archive(&tree, opts, out, workers())?;
+    Ok((packed, tree.left_out.unwrap_or_default()))
 }
 
 fn pack_with_workers<W: Write>(
@@ -219,6 +223,24 @@ enum Node {
 struct Tree {
     root: OwnedFd,
     nodes: BTreeMap<String, Node>,
+    /// When set, entries no archive can hold are left out and named here instead of
+    /// failing the walk (a failed build's tree, kept to look at).
+    left_out: Option<Vec<String>>,
+}
+
+/// How an entry the walk could not take is named when it is left out; None for errors
+/// that fail the walk whatever it is for (an unreadable directory, a failed stat).
+fn left_out(err: &PackError) -> Option<String> {
+    Some(match err {
+        PackError::UnsupportedFileType { path, kind } => format!("{path} ({kind})"),
+        PackError::NonUtf8Name { dir, name } if dir.is_empty() => {
+            format!("{name} (name not UTF-8)")
+        }
+        PackError::NonUtf8Name { dir, name } => format!("{dir}/{name} (name not UTF-8)"),
+        PackError::NonUtf8SymlinkTarget { path } => format!("{path} (link target not UTF-8)"),
+        PackError::PathTooLong { path, len } => format!("{path} (path of {len} bytes)"),
+        _ => return None,
+    })
 }
 
 impl Tree {
@@ -230,6 +252,7 @@ impl Tree {
         Ok(Self {
             root: root_fd,
             nodes: BTreeMap::new(),
+            left_out: None,
         })
     }
 
@@ -324,53 +347,71 @@ impl Tree {
                 source,
             })?;
             for name in names {
-                let name_str = name.to_str().ok_or_else(|| PackError::NonUtf8Name {
-                    dir: dir_path.clone(),
-                    name: name.to_string_lossy().into_owned(),
-                })?;
-                let path = if dir_path.is_empty() {
-                    name_str.to_owned()
-                } else {
-                    format!("{dir_path}/{name_str}")
-                };
-                if path.len() > MAX_PATH_BYTES {
-                    return Err(PackError::PathTooLong {
-                        len: path.len(),
-                        path,
-                    });
+                match self.add_child(&dir, &dir_path, &name, &mut pending) {
+                    Err(err) if self.left_out.is_some() => match left_out(&err) {
+                        Some(entry) => self.left_out.get_or_insert_default().push(entry),
+                        None => return Err(err),
+                    },
+                    other => other?,
                 }
-                let stat = dir.stat_child(&name).map_err(|source| PackError::Stat {
-                    path: path.clone(),
-                    source,
-                })?;
-                let node = match stat.kind {
-                    NodeKind::Dir => {
-                        pending.push(path.clone());
-                        Node::Dir
-                    }
-                    NodeKind::File => Node::File { stat },
-                    NodeKind::Symlink => {
-                        let target =
-                            dir.read_link_child(&name)
-                                .map_err(|source| PackError::ReadLink {
-                                    path: path.clone(),
-                                    source,
-                                })?;
-                        let target = target
-                            .into_string()
-                            .map_err(|_| PackError::NonUtf8SymlinkTarget { path: path.clone() })?;
-                        Node::Symlink { target }
-                    }
-                    other => {
-                        return Err(PackError::UnsupportedFileType {
-                            path,
-                            kind: other.describe(),
-                        })
-                    }
-                };
-                self.nodes.insert(path, node);
             }
         }
+        Ok(())
+    }
+
+    /// Records child `name` of directory `dir_path`; a directory is queued in `pending`.
+    fn add_child(
+        &mut self,
+        dir: &DirFd,
+        dir_path: &str,
+        name: &OsStr,
+        pending: &mut Vec<String>,
+    ) -> Result<(), PackError> {
+        let name_str = name.to_str().ok_or_else(|| PackError::NonUtf8Name {
+            dir: dir_path.to_owned(),
+            name: name.to_string_lossy().into_owned(),
+        })?;
+        let path = if dir_path.is_empty() {
+            name_str.to_owned()
+        } else {
+            format!("{dir_path}/{name_str}")
+        };
+        if path.len() > MAX_PATH_BYTES {
+            return Err(PackError::PathTooLong {
+                len: path.len(),
+                path,
+            });
+        }
+        let stat = dir.stat_child(name).map_err(|source| PackError::Stat {
+            path: path.clone(),
+            source,
+        })?;
+        let node = match stat.kind {
+            NodeKind::Dir => {
+                pending.push(path.clone());
+                Node::Dir
+            }
+            NodeKind::File => Node::File { stat },
+            NodeKind::Symlink => {
+                let target = dir
+                    .read_link_child(name)
+                    .map_err(|source| PackError::ReadLink {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let target = target
+                    .into_string()
+                    .map_err(|_| PackError::NonUtf8SymlinkTarget { path: path.clone() })?;
+                Node::Symlink { target }
+            }
+            other => {
+                return Err(PackError::UnsupportedFileType {
+                    path,
+                    kind: other.describe(),
+                })
+            }
+        };
+        self.nodes.insert(path, node);
         Ok(())
     }
 
@@ -1293,15 +1334,29 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_tree_packs_with_top_level_symlinks_as_symlinks_and_restores() {
+    fn a_whole_tree_packs_with_symlinks_as_symlinks_leaves_out_the_rest_and_restores() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("build");
         fs::create_dir_all(root.join("obj/deep")).unwrap();
         fs::write(root.join("Makefile"), b"all:\n").unwrap();
         fs::write(root.join("obj/deep/half.o"), b"half").unwrap();
         symlink("/etc/passwd", root.join("escape")).unwrap();
+        nix::unistd::mkfifo(&root.join("obj/pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        fs::create_dir(root.join(std::ffi::OsStr::from_bytes(b"bad\xff"))).unwrap();
+        fs::write(
+            root.join(std::ffi::OsStr::from_bytes(b"bad\xff/inside")),
+            b"",
+        )
+        .unwrap();
         let mut bytes = Vec::new();
-        let packed = pack_whole_tree(&root, &options(), &mut bytes).unwrap();
+        let (packed, left_out) = pack_whole_tree(&root, &options(), &mut bytes).unwrap();
+        let mut left_out = left_out;
+        left_out.sort();
+        assert_eq!(
+            left_out,
+            ["bad\u{fffd} (name not UTF-8)", "obj/pipe (fifo)"],
+            "what no archive holds is left out and named"
+        );
         let paths: Vec<(&str, Option<&str>)> = packed
             .manifest
             .files
@@ -1334,8 +1389,10 @@ mod tests {
 
         let mut empty = Vec::new();
         fs::create_dir(tmp.path().join("empty")).unwrap();
-        let packed = pack_whole_tree(&tmp.path().join("empty"), &options(), &mut empty).unwrap();
+        let (packed, left_out) =
+            pack_whole_tree(&tmp.path().join("empty"), &options(), &mut empty).unwrap();
         assert!(packed.manifest.files.is_empty());
+        assert!(left_out.is_empty());
     }
 
     #[test]

@@ -194,8 +194,9 @@ fn pack_failed_tree(spec: &SandboxSpec, file: File) -> HelperMessage {
         &options,
         std::io::BufWriter::new(file),
     ) {
-        Ok(packed) => HelperMessage::FailedTreePacked {
+        Ok((packed, left_out)) => HelperMessage::FailedTreePacked {
             manifest: packed.manifest,
+            left_out,
         },
         Err(err) => HelperMessage::FailedTreePackFailed {
             message: error_chain(&err),

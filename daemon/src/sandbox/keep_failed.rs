@@ -6,8 +6,8 @@
 //! handed it (`message::FAILED_TREE_FD`), and the launcher adds that archive here. The
 //! daemon then extracts each one with the strict extractor into the job's scratch dir.
 //! The tree was written by the build, so nothing in it is trusted: symlinks stay symlinks
-//! and are never followed, and anything but files, directories and symlinks (a fifo, a
-//! socket) makes the archive fail, which the job's log then says.
+//! and are never followed. What no archive holds (a fifo, a socket, a name that is not
+//! UTF-8) is left out, and the job's log names it.
 //!
 //! A build that times out leaves its tree too: init, which then times the build itself,
 //! stops it and archives the tree (the helper's own limit waits longer). A cancelled
@@ -23,15 +23,25 @@ use crate::archive::manifest::Manifest;
 /// The name the build dir of a run (or of a dual build's canonical run) is kept under.
 pub const KEPT_TREE_NAME: &str = "build";
 
+/// How many left-out entries a log line names.
+const LEFT_OUT_NAMED: usize = 10;
+
 /// The failed trees of one job's runs, by the name each is kept under.
 #[derive(Default)]
 pub struct FailedTrees {
-    trees: Mutex<Vec<(&'static str, Result<PackedTree, String>)>>,
+    trees: Mutex<Vec<(&'static str, Result<ArchivedTree, String>)>>,
 }
 
-struct PackedTree {
+/// What init reports of a failed build's dir it archived.
+pub(crate) struct PackedTree {
+    pub(crate) manifest: Manifest,
+    /// Entries no archive holds, left out.
+    pub(crate) left_out: Vec<String>,
+}
+
+struct ArchivedTree {
     archive: File,
-    manifest: Manifest,
+    packed: PackedTree,
 }
 
 impl FailedTrees {
@@ -46,8 +56,13 @@ impl FailedTrees {
 
     /// Records what init reported for the run kept under `name`: the archive in `archive`
     /// and its manifest, or why there is none.
-    pub(crate) fn add(&self, name: &'static str, archive: File, packed: Result<Manifest, String>) {
-        let tree = packed.map(|manifest| PackedTree { archive, manifest });
+    pub(crate) fn add(
+        &self,
+        name: &'static str,
+        archive: File,
+        packed: Result<PackedTree, String>,
+    ) {
+        let tree = packed.map(|packed| ArchivedTree { archive, packed });
         self.trees
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -68,7 +83,11 @@ impl FailedTrees {
                     })
                 });
                 match kept {
-                    Ok(()) => format!("kept the failed build's tree in {}", dest.display()),
+                    Ok(left_out) => format!(
+                        "kept the failed build's tree in {}{}",
+                        dest.display(),
+                        describe_left_out(&left_out)
+                    ),
                     Err(why) => format!("could not keep the failed build's tree: {why}"),
                 }
             })
@@ -76,7 +95,8 @@ impl FailedTrees {
     }
 }
 
-fn extract(mut tree: PackedTree, dir: &Path, dest: &Path) -> Result<(), String> {
+/// Extracts `tree` into `dest` (in `dir`); returns what init left out of it.
+fn extract(mut tree: ArchivedTree, dir: &Path, dest: &Path) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
     // Init wrote through its own copy of the descriptor, which shares the offset.
     tree.archive
@@ -84,10 +104,25 @@ fn extract(mut tree: PackedTree, dir: &Path, dest: &Path) -> Result<(), String> 
         .map_err(|err| err.to_string())?;
     extract_verified(
         std::io::BufReader::new(tree.archive),
-        &tree.manifest,
+        &tree.packed.manifest,
         dest,
         &ExtractLimits::default(),
     )
-    .map(|_| ())
-    .map_err(|err| err.to_string())
+    .map_err(|err| err.to_string())?;
+    Ok(tree.packed.left_out)
+}
+
+/// " (left out: a (fifo), ...)", naming at most `LEFT_OUT_NAMED`; empty when nothing was.
+fn describe_left_out(left_out: &[String]) -> String {
+    if left_out.is_empty() {
+        return String::new();
+    }
+    let named = left_out[..left_out.len().min(LEFT_OUT_NAMED)].join(", ");
+    let more = left_out.len().saturating_sub(LEFT_OUT_NAMED);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(" (left out, as no archive holds them: {named}{more})")
 }

@@ -18,7 +18,7 @@ use crate::sandbox::cancel::Cancel;
 use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
-use crate::sandbox::keep_failed::FailedTrees;
+use crate::sandbox::keep_failed::{FailedTrees, PackedTree};
 use crate::sandbox::message::{
     pipe_capacity, read_messages, HelperMessage, Provision, ARTIFACT_FD, FAILED_TREE_FD,
     MESSAGE_FD, PROVISION_FD, SOURCE_FD, SPEC_FD,
@@ -314,8 +314,8 @@ struct Reported {
     /// When the build child reported that it is about to exec.
     started_at: Option<Instant>,
     outputs: Option<Result<PackedOutputs, String>>,
-    /// The failed build's dir, archived (its manifest), or why it is not.
-    failed_tree: Option<Result<Manifest, String>>,
+    /// The failed build's dir, archived, or why it is not.
+    failed_tree: Option<Result<PackedTree, String>>,
 }
 
 impl Reported {
@@ -351,7 +351,9 @@ impl Reported {
                 }))
             }
             HelperMessage::PackFailed { message } => self.outputs = Some(Err(message)),
-            HelperMessage::FailedTreePacked { manifest } => self.failed_tree = Some(Ok(manifest)),
+            HelperMessage::FailedTreePacked { manifest, left_out } => {
+                self.failed_tree = Some(Ok(PackedTree { manifest, left_out }))
+            }
             HelperMessage::FailedTreePackFailed { message } => {
                 self.failed_tree = Some(Err(message))
             }

@@ -59,8 +59,12 @@ pub enum HelperMessage {
     },
     /// The outputs could not be archived (missing path, symlink, unsupported file type).
     PackFailed { message: String },
-    /// The build failed, and the whole build dir was archived into `FAILED_TREE_FD`.
-    FailedTreePacked { manifest: Manifest },
+    /// The build failed, and the whole build dir was archived into `FAILED_TREE_FD`,
+    /// except the entries in `left_out` (what no archive holds: fifos, sockets, ...).
+    FailedTreePacked {
+        manifest: Manifest,
+        left_out: Vec<String>,
+    },
     /// The failed build's dir could not be archived (say, it holds a fifo).
     FailedTreePackFailed { message: String },
     /// Init's last message: it has reported everything, and every process of the build

@@ -187,15 +187,21 @@ async fn a_failed_dual_build_keeps_the_tree_of_each_failed_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_tree_that_cannot_be_archived_is_named_in_the_log() {
+async fn a_kept_tree_leaves_out_what_no_archive_holds_and_says_so() {
     let daemon = Daemon::start(|config| config.keep_failed = true).await;
-    let failing = daemon.submit(&["sh", "-c", "mkfifo pipe; exit 1"]).await;
+    let failing = daemon
+        .submit(&["sh", "-c", "mkfifo pipe; echo half > half.o; exit 1"])
+        .await;
     assert_eq!(daemon.wait_finished(failing).await["state"], "failed");
     let scratch = daemon.state_dir.join(format!("scratch/{failing}"));
-    assert!(!scratch.join("build").exists());
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("build/half.o")).unwrap(),
+        "half\n"
+    );
+    assert!(!scratch.join("build/pipe").exists());
     let log = std::fs::read_to_string(scratch.join("log")).unwrap();
     assert!(
-        log.contains("could not keep the failed build's tree") && log.contains("pipe"),
+        log.contains("left out") && log.contains("pipe (fifo)"),
         "{log}"
     );
     daemon.stop().await;
