@@ -70,7 +70,7 @@ async fn a_failed_job_keeps_its_build_tree_and_log_with_keep_failed() {
             "sh",
             "-c",
             "mkdir -p obj/deep && echo half > obj/deep/a.o && ln -s /etc/passwd escape \
-             && echo kept; exit 1",
+             && cp /bin/true obj/tool; chmod 6755 obj/tool; echo kept; exit 1",
         ])
         .await;
     let ok = daemon.submit(&["sh", "-c", "echo done > result"]).await;
@@ -87,8 +87,16 @@ async fn a_failed_job_keeps_its_build_tree_and_log_with_keep_failed() {
         std::fs::read_link(tree.join("escape")).unwrap(),
         std::path::Path::new("/etc/passwd")
     );
+    // The daemon writes the copy as itself (root here): no setuid or setgid bit comes
+    // along (seccomp refuses the build's chmod, and the archive keeps only 0644/0755).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(tree.join("obj/tool"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755, "{mode:o}");
     let log = std::fs::read_to_string(scratch.join("log")).unwrap();
-    assert!(log.starts_with("kept\n"), "{log}");
+    assert!(log.lines().any(|line| line == "kept"), "{log}");
     assert!(
         log.contains(&format!(
             "kept the failed build's tree in {}",
