@@ -14,10 +14,10 @@
 //! build leaves none: its sandbox is killed whole.
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::archive::extract::{extract_verified, ExtractLimits};
+use crate::archive::extract::{extract_verified, ExtractError, ExtractLimits};
 use crate::archive::manifest::Manifest;
 
 /// The name the build dir of a run (or of a dual build's canonical run) is kept under.
@@ -29,7 +29,29 @@ const LEFT_OUT_NAMED: usize = 10;
 /// The failed trees of one job's runs, by the name each is kept under.
 #[derive(Default)]
 pub struct FailedTrees {
-    trees: Mutex<Vec<(&'static str, Result<ArchivedTree, String>)>>,
+    trees: Mutex<Vec<(&'static str, Result<ArchivedTree, KeepError>)>>,
+}
+
+/// Why a failed build's tree is not kept.
+#[derive(Debug, thiserror::Error)]
+enum KeepError {
+    /// Init could not archive it (its message).
+    #[error("{0}")]
+    Archive(String),
+    #[error("failed to create {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read its archive back: {0}")]
+    Rewind(#[source] std::io::Error),
+    #[error("failed to extract it into {dest}: {source}")]
+    Extract {
+        dest: PathBuf,
+        #[source]
+        source: ExtractError,
+    },
 }
 
 /// What init reports of a failed build's dir it archived.
@@ -62,7 +84,9 @@ impl FailedTrees {
         archive: File,
         packed: Result<PackedTree, String>,
     ) {
-        let tree = packed.map(|packed| ArchivedTree { archive, packed });
+        let tree = packed
+            .map(|packed| ArchivedTree { archive, packed })
+            .map_err(KeepError::Archive);
         self.trees
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -77,12 +101,7 @@ impl FailedTrees {
             .into_iter()
             .map(|(name, tree)| {
                 let dest = dir.join(name);
-                let kept = tree.and_then(|tree| {
-                    extract(tree, dir, &dest).map_err(|err| {
-                        format!("failed to extract it into {}: {err}", dest.display())
-                    })
-                });
-                match kept {
+                match tree.and_then(|tree| extract(tree, dir, &dest)) {
                     Ok(left_out) => format!(
                         "kept the failed build's tree in {}{}",
                         dest.display(),
@@ -96,23 +115,30 @@ impl FailedTrees {
 }
 
 /// Extracts `tree` into `dest` (in `dir`); returns what init left out of it.
-fn extract(mut tree: ArchivedTree, dir: &Path, dest: &Path) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+fn extract(mut tree: ArchivedTree, dir: &Path, dest: &Path) -> Result<Vec<String>, KeepError> {
+    std::fs::create_dir_all(dir).map_err(|source| KeepError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
     // Init wrote through its own copy of the descriptor, which shares the offset.
     tree.archive
         .seek(SeekFrom::Start(0))
-        .map_err(|err| err.to_string())?;
+        .map_err(KeepError::Rewind)?;
     extract_verified(
         std::io::BufReader::new(tree.archive),
         &tree.packed.manifest,
         dest,
         &ExtractLimits::default(),
     )
-    .map_err(|err| err.to_string())?;
+    .map_err(|source| KeepError::Extract {
+        dest: dest.to_owned(),
+        source,
+    })?;
     Ok(tree.packed.left_out)
 }
 
-/// " (left out: a (fifo), ...)", naming at most `LEFT_OUT_NAMED`; empty when nothing was.
+/// " (left out, as no archive holds them: pipe (fifo), ...)", naming at most
+/// `LEFT_OUT_NAMED`; empty when nothing was left out.
 fn describe_left_out(left_out: &[String]) -> String {
     if left_out.is_empty() {
         return String::new();
