@@ -101,9 +101,8 @@ impl Store {
 
     /// Records a new queued job; `log_path` gets the job's id.
     ///
-    /// Every statement on a job's way is a cached prepared one: parsing the SQL again cost
-    /// more than running it. The id is chosen here, as AUTOINCREMENT would (one past the
-    /// largest ever used), so the row is written whole in one statement and one commit.
+    /// The id is chosen here, as AUTOINCREMENT would (one past the largest ever used), so
+    /// the row is written whole in one statement and one commit.
     pub fn insert(
         &self,
         request: &JobRequest,
@@ -120,20 +119,19 @@ impl Store {
             .map_err(StoreError::Insert)?;
         let id = last as u64 + 1;
         let log = log_path(id);
-        conn.prepare_cached(
+        execute_cached(
+            &conn,
             "INSERT INTO jobs (id, kind, state, request, submitted_at_ms, log_path)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
+            params![
                 id as i64,
                 request.kind().as_str(),
                 JobState::Queued.as_str(),
                 json,
                 now_ms as i64,
                 log.to_string_lossy()
-            ])
-        })
+            ],
+        )
         .map_err(StoreError::Insert)?;
         Ok(Job {
             schema: WIRE_SCHEMA.into(),
@@ -154,17 +152,13 @@ impl Store {
     }
 
     pub fn mark_running(&self, id: u64, now_ms: u64) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached("UPDATE jobs SET state = ?1, started_at_ms = ?2 WHERE id = ?3")
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    JobState::Running.as_str(),
-                    now_ms as i64,
-                    id as i64
-                ])
-            })
-            .map(drop)
-            .map_err(|source| StoreError::Update { id, source })
+        execute_cached(
+            &self.conn(),
+            "UPDATE jobs SET state = ?1, started_at_ms = ?2 WHERE id = ?3",
+            params![JobState::Running.as_str(), now_ms as i64, id as i64],
+        )
+        .map(drop)
+        .map_err(|source| StoreError::Update { id, source })
     }
 
     pub fn finish(
@@ -175,26 +169,24 @@ impl Store {
         finish: &Finish,
     ) -> Result<(), StoreError> {
         let report = finish.report.as_ref().map(|report| report.to_string());
-        self.conn()
-            .prepare_cached(
-                "UPDATE jobs SET state = ?1, finished_at_ms = ?2, verdict = ?3, exit_code = ?4,
-                 error = ?5, sha256 = ?6, blake3 = ?7, report = ?8 WHERE id = ?9",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    state.as_str(),
-                    now_ms as i64,
-                    finish.verdict,
-                    finish.exit_code,
-                    finish.error,
-                    finish.digests.as_ref().map(|d| d.sha256.clone()),
-                    finish.digests.as_ref().map(|d| d.blake3.clone()),
-                    report,
-                    id as i64
-                ])
-            })
-            .map(drop)
-            .map_err(|source| StoreError::Update { id, source })
+        execute_cached(
+            &self.conn(),
+            "UPDATE jobs SET state = ?1, finished_at_ms = ?2, verdict = ?3, exit_code = ?4,
+             error = ?5, sha256 = ?6, blake3 = ?7, report = ?8 WHERE id = ?9",
+            params![
+                state.as_str(),
+                now_ms as i64,
+                finish.verdict,
+                finish.exit_code,
+                finish.error,
+                finish.digests.as_ref().map(|d| d.sha256.clone()),
+                finish.digests.as_ref().map(|d| d.blake3.clone()),
+                report,
+                id as i64
+            ],
+        )
+        .map(drop)
+        .map_err(|source| StoreError::Update { id, source })
     }
 
     /// One job, with its full report.
@@ -257,6 +249,16 @@ impl Store {
         tx.commit().map_err(StoreError::Read)?;
         Ok(ids)
     }
+}
+
+/// Runs `sql` as a cached prepared statement: every statement on a job's way is one, since
+/// parsing the SQL again cost more than running it.
+fn execute_cached(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {

@@ -347,12 +347,11 @@ impl Tree {
                 source,
             })?;
             for name in names {
-                match self.add_child(&dir, &dir_path, &name, &mut pending) {
-                    Err(err) if self.left_out.is_some() => match left_out(&err) {
-                        Some(entry) => self.left_out.get_or_insert_default().push(entry),
-                        None => return Err(err),
-                    },
-                    other => other?,
+                if let Err(err) = self.add_child(&dir, &dir_path, &name, &mut pending) {
+                    match (&mut self.left_out, left_out(&err)) {
+                        (Some(entries), Some(entry)) => entries.push(entry),
+                        _ => return Err(err),
+                    }
                 }
             }
         }

@@ -121,17 +121,23 @@ pub const NAMESPACES: [&str; 8] = [
 
 pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     let started = Instant::now();
-    let asks_for_failed_tree;
-    let spec = match launch.keep_failed {
-        None => launch.spec,
-        Some(_) => {
-            asks_for_failed_tree = SandboxSpec {
+    let protocol =
+        |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
+    // A failed tree to keep: this launch's spec asks init for it, and init gets a file.
+    let (asks_for_failed_tree, failed_tree) = match launch.keep_failed {
+        None => (None, None),
+        Some(_) => (
+            Some(SandboxSpec {
                 keep_failed_tree: true,
                 ..launch.spec.clone()
-            };
-            &asks_for_failed_tree
-        }
+            }),
+            Some(
+                FailedTrees::file()
+                    .map_err(protocol("create the file for a failed build's tree"))?,
+            ),
+        ),
     };
+    let spec = asks_for_failed_tree.as_ref().unwrap_or(launch.spec);
     let mut layers = AppliedLayers {
         namespaces: NAMESPACES.to_vec(),
         seccomp_policy: spec.seccomp.name.clone(),
@@ -141,8 +147,6 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         ..AppliedLayers::default()
     };
 
-    let protocol =
-        |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
     let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
     let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
     let (provision, provision_for_build) =
@@ -160,12 +164,6 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
     }
-    let failed_tree = match launch.keep_failed {
-        Some(_) => Some(
-            FailedTrees::file().map_err(protocol("create the file for a failed build's tree"))?,
-        ),
-        None => None,
-    };
     fds.push((raw(failed_tree.as_ref().unwrap_or(&null)), FAILED_TREE_FD));
     // The source is read here, with the caller's privileges, and sent to the sandbox's
     // init (see source.rs): all of it now when it fits the pipe, else by a thread while
@@ -572,8 +570,6 @@ mod tests {
         crate::sandbox::plan::plan(&profile, &request).unwrap().spec
     }
 
-    /// A spec the pipe cannot hold is not written ahead (that would block before any
-    /// helper reads), and arrives whole once a reader is there.
     #[test]
     fn asking_for_a_failed_tree_leaves_the_planned_spec_json_as_it_was() {
         // Dual builds seed their variation from the planned spec's JSON: keep_failed must
@@ -590,6 +586,8 @@ mod tests {
         assert!(read.keep_failed_tree);
     }
 
+    /// A spec the pipe cannot hold is not written ahead (that would block before any
+    /// helper reads), and arrives whole once a reader is there.
     #[test]
     fn a_spec_larger_than_the_pipe_is_sent_once_the_helper_reads() {
         let mut spec = default_spec();

@@ -65,7 +65,8 @@ pub enum HelperMessage {
         manifest: Manifest,
         left_out: Vec<String>,
     },
-    /// The failed build's dir could not be archived (say, it holds a fifo).
+    /// The failed build's dir could not be archived (say, a directory in it could not be
+    /// read).
     FailedTreePackFailed { message: String },
     /// Init's last message: it has reported everything, and every process of the build
     /// has been reaped, so the build cgroup is empty. Only init and the helper remain, and
