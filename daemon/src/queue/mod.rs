@@ -384,6 +384,13 @@ impl Inner {
         let started = Instant::now();
         inner.metrics.started(submitted.elapsed());
         let (state, finish, setup) = Inner::execute(&inner, id, &handle, thread).await;
+        if state != JobState::Succeeded && inner.config.keep_failed {
+            // Before the end is recorded, so a reader that sees it finds the scratch dir;
+            // on the blocking pool, as copying a log up to its cap is no work for the
+            // daemon's one async thread.
+            let keeper = inner.clone();
+            let _ = tokio::task::spawn_blocking(move || keeper.keep_scratch(id)).await;
+        }
         inner.finish(id, state, &finish, Some(started.elapsed()), setup);
         let mut guard = inner.lock();
         guard.running -= 1;
@@ -451,8 +458,7 @@ impl Inner {
         (state, outcome.finish, outcome.setup)
     }
 
-    /// Records a job's end: a kept failed job's scratch directory first (so a reader that
-    /// sees the terminal state finds it), then the store, then the metrics.
+    /// Records a job's end: the store, then the metrics.
     fn finish(
         &self,
         id: u64,
@@ -461,9 +467,6 @@ impl Inner {
         duration: Option<Duration>,
         setup: Option<Duration>,
     ) {
-        if state != JobState::Succeeded && self.config.keep_failed {
-            self.keep_scratch(id);
-        }
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
             tracing::error!(job = id, "{err}");
         }
@@ -486,7 +489,9 @@ impl Inner {
         }
     }
 
-    /// A failed job's scratch directory, kept with a copy of its log.
+    /// A failed job's scratch directory (where its failed build trees already are), kept
+    /// with a copy of its log. Only for a job that started: one cancelled or interrupted
+    /// while queued has nothing to keep.
     fn keep_scratch(&self, id: u64) {
         let scratch = self.scratch_dir(id);
         if let Err(err) = std::fs::create_dir_all(&scratch) {
@@ -497,7 +502,7 @@ impl Inner {
         let copy = scratch.join("log");
         for (from, to) in [(log::index_path(&log), log::index_path(&copy)), (log, copy)] {
             match std::fs::copy(&from, &to) {
-                // A job stopped before it started has no log.
+                // A run that printed nothing has no log (see `JobLog`).
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                     tracing::warn!(job = id, "failed to keep {}: {err}", from.display());
                 }
