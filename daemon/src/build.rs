@@ -554,6 +554,7 @@ fn build_single(
         artifact: Some(artifact),
         cancel,
         keep_failed: keep_failed.map(|trees| (trees, RunName::A.kept_tree_name())),
+        early: None,
     });
     report.log = Some(relay.finish());
     let outcome = match outcome {

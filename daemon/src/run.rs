@@ -9,7 +9,7 @@ use crate::exit_code as exit;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::error::error_chain;
 use crate::sandbox::keep_failed::{FailedTrees, KEPT_TREE_NAME};
-use crate::sandbox::launch::{self, BuildStatus, Launch};
+use crate::sandbox::launch::{self, BuildStatus, EarlyHelper, Launch};
 use crate::sandbox::plan::{self, Request};
 use crate::sandbox::profile;
 
@@ -44,6 +44,16 @@ pub fn execute(
         error: Some(error),
         setup: None,
     };
+    // With nothing to cancel or keep (the CLI's case), the helper creates the namespaces
+    // while the profile loads and the plan is made.
+    let early = if cancel.is_none() && keep_failed.is_none() {
+        match EarlyHelper::start(&stdout, &stderr) {
+            Ok(early) => early,
+            Err(err) => return sandbox_failed(error_chain(&err)),
+        }
+    } else {
+        None
+    };
     let profile = match profile::load(&request.profile) {
         Ok(profile) => profile,
         Err(err) => return sandbox_failed(error_chain(&err)),
@@ -68,6 +78,7 @@ pub fn execute(
         artifact: None,
         cancel,
         keep_failed: keep_failed.map(|trees| (trees, KEPT_TREE_NAME)),
+        early,
     }) {
         Ok(outcome) => outcome,
         Err(err) => return sandbox_failed(error_chain(&err)),

@@ -53,3 +53,47 @@ fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
     assert!(build[1].starts_with("pipe:"), "{sandbox:?}");
     assert!(build[2].starts_with("pipe:"), "{sandbox:?}");
 }
+
+/// `hermetic run` forks its helper before it reads the profile, so that the namespaces are
+/// built while the CLI plans. A profile that then fails to load takes the waiting helper
+/// with it: the CLI kills and reaps it before exiting, and leaves nothing behind.
+#[test]
+fn a_helper_started_before_the_profile_is_read_dies_with_a_profile_that_fails() {
+    let src = Source::new(&[]);
+    let profiles = tempfile::tempdir().unwrap();
+    // A fifo: the CLI's read of the profile waits until the test writes it.
+    let profile = profiles.path().join("slow.toml");
+    nix::unistd::mkfifo(&profile, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let cli = hermetic()
+        .args(["run", "--profile"])
+        .arg(&profile)
+        .arg("--src")
+        .arg(src.path())
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let user_namespace =
+        |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap_or_default();
+    let ours = user_namespace("self");
+    let helper = wait_for(|| {
+        descendants(cli.id())
+            .into_iter()
+            .find(|pid| user_namespace(&pid.to_string()) != ours)
+    })
+    .expect("while the CLI waits for its profile, a child in a user namespace of its own");
+
+    std::fs::write(&profile, "this is not a profile").unwrap();
+    let output = cli.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(125), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("slow"),
+        "{output:?}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{helper}")).exists(),
+        "the helper {helper} outlived the CLI"
+    );
+}

@@ -205,6 +205,7 @@ fn run_one(name: RunName, spec: &SandboxSpec, options: &DualOptions<'_>, io: Run
         keep_failed: options
             .keep_failed
             .map(|trees| (trees, name.kept_tree_name())),
+        early: None,
     });
     let end = now_secs();
     RunRecord {

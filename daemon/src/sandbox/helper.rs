@@ -3,6 +3,10 @@
 //! only a single-threaded process may fork and unshare safely, so the helper is forked from
 //! a launcher that is single-threaded (the CLI), forked by the daemon's zygote, or exec'd.
 //!
+//! The namespaces need nothing from the spec, so the helper creates them first and takes
+//! the spec after: a helper the CLI starts early (`launch::EarlyHelper`) builds them while
+//! the CLI loads the profile and plans.
+//!
 //! Process tree: launcher → helper (host pid namespace and cgroup, waits with the
 //! wall-clock limit) → init (pid 1 of the new pid namespace: builds the filesystem, reaps,
 //! archives) → build (the only one in the build cgroup, with its descendants).
@@ -35,7 +39,7 @@ pub(crate) const SETUP_FAILED: i32 = 125;
 /// was started as the helper or the zygote it never returns.
 pub fn run_helper_if_requested() {
     match std::env::args_os().nth(1) {
-        Some(arg) if arg == HELPER_ARG => std::process::exit(helper_main()),
+        Some(arg) if arg == HELPER_ARG => std::process::exit(helper_main(Start::Fresh)),
         Some(arg) if arg == crate::sandbox::zygote::ZYGOTE_ARG => {
             crate::sandbox::zygote::zygote_main()
         }
@@ -43,25 +47,28 @@ pub fn run_helper_if_requested() {
     }
 }
 
-/// Runs the helper in this process, the launcher's descriptors in place (after an exec,
-/// or forked by the zygote), with the spec the launcher sends; returns its exit status.
-pub(crate) fn helper_main() -> i32 {
-    run(None)
+/// How the helper was started, which says where its spec comes from and what it inherited.
+pub(crate) enum Start<'a> {
+    /// Exec'd, or forked by the daemon's zygote: an empty environment; the spec arrives on
+    /// its pipe.
+    Fresh,
+    /// Forked by a launcher that had the spec: it is in this memory.
+    ForkedWith(&'a SandboxSpec),
+    /// Forked by a launcher that did not have it yet (`launch::EarlyHelper`): the spec
+    /// arrives on its pipe once the launcher has planned.
+    ForkedEarly,
 }
 
-/// Runs the helper in a child the launcher forked, which already holds the spec (the
-/// launcher sends none).
-pub(crate) fn helper_main_forked(spec: &SandboxSpec) -> i32 {
-    run(Some(spec))
-}
-
-fn run(forked_with: Option<&SandboxSpec>) -> i32 {
+/// Runs the helper in this process, with the launcher's descriptors in place; returns its
+/// exit status.
+pub(crate) fn helper_main(start: Start<'_>) -> i32 {
     // Before anything else can open a descriptor: drop whatever the caller leaked to us.
     let leaked = crate::sys::process::close_from(FIRST_UNUSED_FD);
     let mut messages = MessageSink::from_helper_fd();
     // However it was started (exec'd, forked by the CLI or the zygote), the helper and
     // init look the same to anyone who can see them, and carry no host environment.
-    if let Err(err) = crate::sys::process::disguise(PROCESS_NAME, forked_with.is_some()) {
+    let forked_by_launcher = !matches!(start, Start::Fresh);
+    if let Err(err) = crate::sys::process::disguise(PROCESS_NAME, forked_by_launcher) {
         messages.setup_failed(&StepError::new(
             Layer::Helper,
             "rename the helper and wipe its environment",
@@ -81,24 +88,7 @@ fn run(forked_with: Option<&SandboxSpec>) -> i32 {
         ));
         return SETUP_FAILED;
     }
-    let read;
-    let spec = match forked_with {
-        Some(spec) => {
-            drop(take_fd(SPEC_FD));
-            spec
-        }
-        None => match read_spec() {
-            Ok(spec) => {
-                read = spec;
-                &read
-            }
-            Err(err) => {
-                messages.setup_failed(&err);
-                return SETUP_FAILED;
-            }
-        },
-    };
-    match enter_namespaces_and_wait(spec, &mut messages) {
+    match enter_namespaces_and_wait(start, &mut messages) {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -131,8 +121,11 @@ fn read_spec() -> Result<SandboxSpec, StepError> {
     Ok(spec)
 }
 
+/// Creates the namespaces, which needs nothing from the spec (so that a helper started
+/// early does it while its launcher plans), then takes the spec, maps the build user and
+/// starts init.
 fn enter_namespaces_and_wait(
-    spec: &SandboxSpec,
+    start: Start<'_>,
     messages: &mut MessageSink,
 ) -> Result<i32, StepError> {
     if nix::unistd::geteuid().is_root() {
@@ -146,6 +139,31 @@ fn enter_namespaces_and_wait(
         "unshare(CLONE_NEWUSER)",
         None,
     ))?;
+    // Owned by the new user namespace whether or not its ids are mapped yet.
+    let namespaces = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    unshare(namespaces).map_err(step(
+        Layer::Namespaces,
+        "create mount, pid, net, uts, ipc and time namespaces",
+        "unshare",
+        None,
+    ))?;
+    pin_uptime()?;
+    let read;
+    let spec = match start {
+        Start::ForkedWith(spec) => {
+            drop(take_fd(SPEC_FD));
+            spec
+        }
+        Start::Fresh | Start::ForkedEarly => {
+            read = read_spec()?;
+            &read
+        }
+    };
     let map_files = [
         ("/proc/self/setgroups", "deny".to_string()),
         (
@@ -165,19 +183,6 @@ fn enter_namespaces_and_wait(
             PathBuf::from(path),
         ))?;
     }
-    let namespaces = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-    unshare(namespaces).map_err(step(
-        Layer::Namespaces,
-        "create mount, pid, net, uts, ipc and time namespaces",
-        "unshare",
-        None,
-    ))?;
-    pin_uptime()?;
     // Nothing of the helper and init (they still hold the launcher's view of the host)
     // may be read or traced by the build. Only now: a non-dumpable process's /proc/self
     // files belong to the host's root, so an unprivileged helper could not have written

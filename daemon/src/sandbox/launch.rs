@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -102,6 +103,129 @@ pub struct Launch<'a> {
     /// When the build's command fails, its whole build dir goes here, under this name
     /// (the daemon's `keep_failed`).
     pub keep_failed: Option<(&'a FailedTrees, &'static str)>,
+    /// A helper already started with `stdout` and `stderr`, waiting for this spec. It
+    /// takes neither an artifact nor a failed tree.
+    pub early: Option<EarlyHelper>,
+}
+
+/// A helper forked before its launcher has a spec: it creates the sandbox's namespaces
+/// (0.6-0.9 ms here) while the launcher loads the profile and plans (about 0.4 ms of the
+/// CLI's), then waits on its pipe for the spec. [`run`] hands it the spec and the source.
+/// Dropped unused (the profile did not load, say), it is killed and reaped.
+pub struct EarlyHelper {
+    helper: WaitingHelper,
+    spread: Option<SpreadHelper>,
+    started: Instant,
+    spec_pipe: File,
+    message_read: OwnedFd,
+    provision: OwnedFd,
+    source_pipe: File,
+}
+
+impl EarlyHelper {
+    /// Forks a helper with `stdout` and `stderr` as the build's streams, when this process
+    /// can fork one (single-threaded, no zygote: the CLI); None otherwise, and the launch
+    /// starts its helper itself.
+    pub fn start(stdout: &OwnedFd, stderr: &OwnedFd) -> Result<Option<EarlyHelper>, SandboxError> {
+        if crate::sandbox::zygote::running().is_some() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let protocol = |step: &'static str| {
+            move |source: std::io::Error| SandboxError::Protocol { step, source }
+        };
+        let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
+        let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
+        let (provision, provision_for_build) =
+            Provision::socket().map_err(protocol("create the provision socket"))?;
+        let (source_read, source_write) = pipe().map_err(protocol("create the source pipe"))?;
+        let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
+        let fds = [
+            (raw(&null), 0),
+            (raw(stdout), 1),
+            (raw(stderr), 2),
+            (raw(&spec_read), SPEC_FD),
+            (raw(&message_write), MESSAGE_FD),
+            (raw(&source_read), SOURCE_FD),
+            (raw(&provision_for_build), PROVISION_FD),
+            (raw(&null), FAILED_TREE_FD),
+        ];
+        let forked = fork_with_fds(&fds).map_err(|source| SandboxError::SpawnHelper {
+            program: "/proc/self/exe".into(),
+            source,
+        })?;
+        match forked {
+            None => Ok(None),
+            Some(Forked::Child) => crate::sys::process::exit_now(
+                crate::sandbox::helper::helper_main(crate::sandbox::helper::Start::ForkedEarly),
+            ),
+            Some(Forked::Parent { child }) => Ok(Some(EarlyHelper {
+                spread: SpreadHelper::away_from_this_cpu(child),
+                helper: WaitingHelper(child),
+                started,
+                spec_pipe: File::from(spec_write),
+                message_read,
+                provision,
+                source_pipe: File::from(source_write),
+            })),
+        }
+    }
+}
+
+/// A helper waiting for a spec that nobody will send unless [`hand_over_spec`] takes it
+/// over: killed and reaped when dropped.
+struct WaitingHelper(Pid);
+
+impl WaitingHelper {
+    fn take_over(self) -> Pid {
+        let helper = self.0;
+        std::mem::forget(self);
+        helper
+    }
+}
+
+impl Drop for WaitingHelper {
+    fn drop(&mut self) {
+        stop_helper(self.0);
+    }
+}
+
+/// A forked child is often queued on its parent's CPU, even with another one idle: the
+/// helper would then wait for the launcher's planning instead of running beside it (the
+/// point of starting it early), in about half the runs here. So it is kept off the
+/// launcher's CPU until it has its spec (its children inherit the mask it has then).
+struct SpreadHelper {
+    helper: Pid,
+    inherited: nix::sched::CpuSet,
+}
+
+impl SpreadHelper {
+    /// None when the launcher may run on one CPU only, or the kernel does not say which.
+    fn away_from_this_cpu(helper: Pid) -> Option<SpreadHelper> {
+        use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity};
+        let inherited = sched_getaffinity(Pid::from_raw(0)).ok()?;
+        let this_cpu = sched_getcpu().ok()?;
+        let mut elsewhere = inherited;
+        elsewhere.unset(this_cpu).ok()?;
+        let others = (0..nix::sched::CpuSet::count()).any(|cpu| elsewhere.is_set(cpu) == Ok(true));
+        // A hint: where it fails, the helper merely runs where the kernel put it.
+        (others && sched_setaffinity(helper, &elsewhere).is_ok())
+            .then_some(SpreadHelper { helper, inherited })
+    }
+
+    /// Gives the helper back the CPUs it was started with; it stays where it runs.
+    fn restore(self) {
+        let _ = nix::sched::sched_setaffinity(self.helper, &self.inherited);
+    }
+}
+
+/// A started helper, as `run` goes on with it.
+struct Started {
+    helper: Pid,
+    message_read: OwnedFd,
+    provision: OwnedFd,
+    /// A source too large for its pipe, still to be sent (by a thread).
+    source_to_stream: Option<(PathBuf, File)>,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -120,7 +244,7 @@ pub const NAMESPACES: [&str; 8] = [
 ];
 
 pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
-    let started = Instant::now();
+    let mut started = Instant::now();
     let protocol =
         |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
     // A failed tree to keep: this launch's spec asks init for it, and init gets a file.
@@ -147,42 +271,28 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         ..AppliedLayers::default()
     };
 
-    let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
-    let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
-    let (provision, provision_for_build) =
-        Provision::socket().map_err(protocol("create the provision socket"))?;
-
-    let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
-    let mut fds = vec![
-        (raw(&null), 0),
-        (raw(&launch.stdout), 1),
-        (raw(&launch.stderr), 2),
-        (raw(&spec_read), SPEC_FD),
-        (raw(&message_write), MESSAGE_FD),
-        (raw(&provision_for_build), PROVISION_FD),
-    ];
-    if let Some(artifact) = &launch.artifact {
-        fds.push((raw(artifact), ARTIFACT_FD));
-    }
-    fds.push((raw(failed_tree.as_ref().unwrap_or(&null)), FAILED_TREE_FD));
-    // The source is read here, with the caller's privileges, and sent to the sandbox's
-    // init (see source.rs): all of it now when it fits the pipe, else by a thread while
-    // init unpacks it.
     let reverse_source = spec.variation.reverse_source_order;
-    let mut source_to_stream = None;
-    let source_read = match &spec.source {
-        Some(dir) => {
-            let (read, write) = pipe().map_err(protocol("create the source pipe"))?;
-            let write = File::from(write);
-            if !send_if_it_fits(dir, reverse_source, &write).map_err(source_failed)? {
-                source_to_stream = Some((dir.clone(), write));
+    let started_helper = match launch.early {
+        Some(early) => {
+            if launch.artifact.is_some() || failed_tree.is_some() {
+                return Err(SandboxError::Protocol {
+                    step: "hand the spec to the helper started early",
+                    source: std::io::Error::other(
+                        "it has no place for an artifact or a failed tree",
+                    ),
+                });
             }
-            fds.push((raw(&read), SOURCE_FD));
-            Some(read)
+            started = early.started;
+            hand_over_spec(early, spec)?
         }
-        None => None,
+        None => start_with_spec(spec, &launch, failed_tree.as_ref())?,
     };
-    let helper = start_helper(&fds, spec, File::from(spec_write))?;
+    let Started {
+        helper,
+        message_read,
+        provision,
+        source_to_stream,
+    } = started_helper;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
         match crate::sys::process::pidfd_open(helper) {
@@ -196,9 +306,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
             }
         }
     }
-    drop((null, launch.stdout, launch.stderr));
-    drop((spec_read, message_write, provision_for_build));
-    drop((launch.artifact, source_read));
+    drop((launch.stdout, launch.stderr, launch.artifact));
     let source_sender = source_to_stream.map(|(dir, write)| {
         crate::background::spawn("hermetic-source", move || {
             stream_source(
@@ -367,6 +475,97 @@ fn source_failed(err: SourceError) -> SandboxError {
     }
 }
 
+/// Starts a helper for `spec` now, with the launch's streams and files.
+fn start_with_spec(
+    spec: &SandboxSpec,
+    launch: &Launch<'_>,
+    failed_tree: Option<&File>,
+) -> Result<Started, SandboxError> {
+    let protocol =
+        |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
+    let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
+    let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
+    let (provision, provision_for_build) =
+        Provision::socket().map_err(protocol("create the provision socket"))?;
+
+    let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
+    let mut fds = vec![
+        (raw(&null), 0),
+        (raw(&launch.stdout), 1),
+        (raw(&launch.stderr), 2),
+        (raw(&spec_read), SPEC_FD),
+        (raw(&message_write), MESSAGE_FD),
+        (raw(&provision_for_build), PROVISION_FD),
+    ];
+    if let Some(artifact) = &launch.artifact {
+        fds.push((raw(artifact), ARTIFACT_FD));
+    }
+    fds.push((raw(failed_tree.unwrap_or(&null)), FAILED_TREE_FD));
+    // The source is read here, with the caller's privileges, and sent to the sandbox's
+    // init (see source.rs): all of it now when it fits the pipe, else by a thread while
+    // init unpacks it.
+    let mut source_to_stream = None;
+    let source_read = match &spec.source {
+        Some(dir) => {
+            let (read, write) = pipe().map_err(protocol("create the source pipe"))?;
+            let write = File::from(write);
+            if !send_if_it_fits(dir, spec.variation.reverse_source_order, &write)
+                .map_err(source_failed)?
+            {
+                source_to_stream = Some((dir.clone(), write));
+            }
+            fds.push((raw(&read), SOURCE_FD));
+            Some(read)
+        }
+        None => None,
+    };
+    let helper = start_helper(&fds, spec, File::from(spec_write))?;
+    drop((
+        null,
+        spec_read,
+        message_write,
+        provision_for_build,
+        source_read,
+    ));
+    Ok(Started {
+        helper,
+        message_read,
+        provision,
+        source_to_stream,
+    })
+}
+
+/// Sends a helper started early its spec, then the source.
+fn hand_over_spec(early: EarlyHelper, spec: &SandboxSpec) -> Result<Started, SandboxError> {
+    let EarlyHelper {
+        helper,
+        spread,
+        spec_pipe,
+        message_read,
+        provision,
+        source_pipe,
+        ..
+    } = early;
+    if let Some(spread) = spread {
+        spread.restore();
+    }
+    SpecSender::start(spec, spec_pipe)?.finish();
+    let all_sent = match &spec.source {
+        Some(dir) => send_if_it_fits(dir, spec.variation.reverse_source_order, &source_pipe)
+            .map_err(source_failed)?,
+        None => true,
+    };
+    Ok(Started {
+        helper: helper.take_over(),
+        message_read,
+        provision,
+        source_to_stream: match &spec.source {
+            Some(dir) if !all_sent => Some((dir.clone(), source_pipe)),
+            _ => None,
+        },
+    })
+}
+
 /// Starts the helper with `fds` (source → target) in place, as a child of this process:
 /// through the daemon's zygote when there is one; else by forking this process when it is
 /// single-threaded (the CLI), which saves an exec and the spec's encoding (the child has it
@@ -385,7 +584,9 @@ fn start_helper(
     if zygote.is_none() {
         match fork_with_fds(fds).map_err(spawn_failed)? {
             Some(Forked::Child) => {
-                crate::sys::process::exit_now(crate::sandbox::helper::helper_main_forked(spec))
+                crate::sys::process::exit_now(crate::sandbox::helper::helper_main(
+                    crate::sandbox::helper::Start::ForkedWith(spec),
+                ))
             }
             Some(Forked::Parent { child }) => return Ok(child),
             None => {}

@@ -197,7 +197,9 @@ fn fork_helper(control: &OwnedFd, placement: &[(RawFd, RawFd)], daemon: Pid) -> 
             if !placement.iter().any(|&(_, target)| target == CONTROL_FD) {
                 let _ = nix::unistd::close(control.as_raw_fd());
             }
-            exit_now(crate::sandbox::helper::helper_main())
+            exit_now(crate::sandbox::helper::helper_main(
+                crate::sandbox::helper::Start::Fresh,
+            ))
         }
         Err(err) => -err.raw_os_error().unwrap_or(libc::EIO),
     }
