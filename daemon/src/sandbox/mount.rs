@@ -241,9 +241,6 @@ fn mirror_host_path(source: &Path, target: &Path) -> Result<(), StepError> {
             ))
         }
     };
-    if let Some(parent) = to.parent() {
-        mkdir_all(parent)?;
-    }
     if meta.file_type().is_symlink() {
         let link = fs::read_link(&from).map_err(step(
             Layer::Filesystem,
@@ -251,7 +248,7 @@ fn mirror_host_path(source: &Path, target: &Path) -> Result<(), StepError> {
             "readlink",
             source.to_path_buf(),
         ))?;
-        return symlink(&link, &to).map_err(step(
+        return in_new_dir(&to, || symlink(&link, &to)).map_err(step(
             Layer::Filesystem,
             "mirror a host symlink",
             "symlink",
@@ -261,17 +258,38 @@ fn mirror_host_path(source: &Path, target: &Path) -> Result<(), StepError> {
     bind_readonly(&from, &to, meta.is_dir())
 }
 
-fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> {
-    if is_dir {
-        mkdir(to, 0o755)?;
-    } else {
-        fs::File::create(to).map_err(step(
-            Layer::Filesystem,
-            "create a bind target",
-            "creat",
-            to.to_path_buf(),
-        ))?;
+/// Creates `path` with `create`, and its missing parent directories first if there are
+/// any. Most targets go straight into a directory that exists (the new root, its /etc):
+/// trying first spares each of them the mkdir and stat of a `mkdir -p`.
+fn in_new_dir(path: &Path, create: impl Fn() -> io::Result<()>) -> io::Result<()> {
+    match create() {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let parent = path.parent().ok_or(err)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)?;
+            create()
+        }
+        other => other,
     }
+}
+
+fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> {
+    let created = if is_dir {
+        in_new_dir(to, || match fs::DirBuilder::new().mode(0o755).create(to) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        })
+    } else {
+        in_new_dir(to, || fs::File::create(to).map(drop))
+    };
+    created.map_err(step(
+        Layer::Filesystem,
+        "create a bind target",
+        if is_dir { "mkdir" } else { "creat" },
+        to.to_path_buf(),
+    ))?;
     mount(
         Some(from),
         to,
@@ -349,19 +367,23 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, StepError> {
     Ok(entries)
 }
 
+/// A new file with `content`, created with `mode`: init's umask (022) takes nothing from
+/// the modes used here, so no chmod is needed after.
 fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), StepError> {
-    fs::write(path, content).map_err(step(
-        Layer::Filesystem,
-        "write a synthetic file",
-        "write",
-        path.to_path_buf(),
-    ))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(step(
-        Layer::Filesystem,
-        "write a synthetic file",
-        "chmod",
-        path.to_path_buf(),
-    ))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut file| file.write_all(content.as_bytes()))
+        .map_err(step(
+            Layer::Filesystem,
+            "write a synthetic file",
+            "write",
+            path.to_path_buf(),
+        ))
 }
 
 fn write_etc(spec: &SandboxSpec) -> Result<(), StepError> {
