@@ -97,3 +97,48 @@ fn a_helper_started_before_the_profile_is_read_dies_with_a_profile_that_fails() 
         "the helper {helper} outlived the CLI"
     );
 }
+
+/// The CLI starts its helper pinned to its own CPU and moves itself to another (so the
+/// helper starts at once on a warm CPU); the helper then takes back the CPU set it was
+/// started with, and init inherits it: nothing of the sandbox stays pinned.
+#[test]
+fn the_helper_and_init_run_on_every_cpu_the_cli_may_use() {
+    let cpus_allowed = |pid: &str| -> String {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .map(|list| list.trim().to_string())
+            .unwrap_or_default()
+    };
+    let ours = cpus_allowed("self");
+    assert!(
+        ours.contains(['-', ',']),
+        "this test needs a process allowed on more than one CPU, this one has {ours}"
+    );
+    let src = Source::new(&[]);
+    let mut cli = hermetic()
+        .args(["run", "--src"])
+        .arg(src.path())
+        .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(cli.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    let sandbox = descendants(cli.id());
+    let sets: Vec<String> = sandbox[..2]
+        .iter()
+        .map(|pid| cpus_allowed(&pid.to_string()))
+        .collect();
+    let cli_set = cpus_allowed(&cli.id().to_string());
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    assert_eq!(cli_set, ours);
+    assert_eq!(sets, [ours.clone(), ours], "helper and init: {sandbox:?}");
+}

@@ -114,7 +114,6 @@ pub struct Launch<'a> {
 /// Dropped unused (the profile did not load, say), it is killed and reaped.
 pub struct EarlyHelper {
     helper: WaitingHelper,
-    spread: Option<SpreadHelper>,
     started: Instant,
     spec_pipe: File,
     message_read: OwnedFd,
@@ -150,17 +149,24 @@ impl EarlyHelper {
             (raw(&provision_for_build), PROVISION_FD),
             (raw(&null), FAILED_TREE_FD),
         ];
-        let forked = fork_with_fds(&fds).map_err(|source| SandboxError::SpawnHelper {
+        let split = CpuSplit::pin_here();
+        let forked = fork_with_fds(&fds);
+        if let Ok(Some(Forked::Child)) = forked {
+            if let Some(split) = &split {
+                split.release_child();
+            }
+            crate::sys::process::exit_now(crate::sandbox::helper::helper_main(
+                crate::sandbox::helper::Start::ForkedEarly,
+            ))
+        }
+        if let Some(split) = split {
+            split.move_launcher();
+        }
+        match forked.map_err(|source| SandboxError::SpawnHelper {
             program: "/proc/self/exe".into(),
             source,
-        })?;
-        match forked {
-            None => Ok(None),
-            Some(Forked::Child) => crate::sys::process::exit_now(
-                crate::sandbox::helper::helper_main(crate::sandbox::helper::Start::ForkedEarly),
-            ),
+        })? {
             Some(Forked::Parent { child }) => Ok(Some(EarlyHelper {
-                spread: SpreadHelper::away_from_this_cpu(child),
                 helper: WaitingHelper(child),
                 started,
                 spec_pipe: File::from(spec_write),
@@ -168,6 +174,8 @@ impl EarlyHelper {
                 provision,
                 source_pipe: File::from(source_write),
             })),
+            // No fork: this process runs threads.
+            _ => Ok(None),
         }
     }
 }
@@ -190,32 +198,49 @@ impl Drop for WaitingHelper {
     }
 }
 
-/// A forked child is often queued on its parent's CPU, even with another one idle: the
-/// helper would then wait for the launcher's planning instead of running beside it (the
-/// point of starting it early), in about half the runs here. So it is kept off the
-/// launcher's CPU until it has its spec (its children inherit the mask it has then).
-struct SpreadHelper {
-    helper: Pid,
+/// Where the launcher and its early helper run. A forked child is often queued on its
+/// parent's CPU even with another one idle, and then waits for the launcher's planning
+/// instead of running beside it (the point of starting it early): in about half the runs
+/// here. So the helper is born pinned to the launcher's CPU, warm and about to be free, and
+/// the launcher moves to another one, whose wake-up its own slack absorbs; both then take
+/// their CPU set back.
+struct CpuSplit {
     inherited: nix::sched::CpuSet,
+    elsewhere: nix::sched::CpuSet,
 }
 
-impl SpreadHelper {
-    /// None when the launcher may run on one CPU only, or the kernel does not say which.
-    fn away_from_this_cpu(helper: Pid) -> Option<SpreadHelper> {
-        use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity};
-        let inherited = sched_getaffinity(Pid::from_raw(0)).ok()?;
-        let this_cpu = sched_getcpu().ok()?;
+impl CpuSplit {
+    /// Pins the launcher to the CPU it runs on, so that the child it forks next starts
+    /// there; None (and nothing changed) when it may use only one CPU.
+    fn pin_here() -> Option<CpuSplit> {
+        use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
+        let this_process = Pid::from_raw(0);
+        let inherited = sched_getaffinity(this_process).ok()?;
+        let here = sched_getcpu().ok()?;
         let mut elsewhere = inherited;
-        elsewhere.unset(this_cpu).ok()?;
-        let others = (0..nix::sched::CpuSet::count()).any(|cpu| elsewhere.is_set(cpu) == Ok(true));
-        // A hint: where it fails, the helper merely runs where the kernel put it.
-        (others && sched_setaffinity(helper, &elsewhere).is_ok())
-            .then_some(SpreadHelper { helper, inherited })
+        elsewhere.unset(here).ok()?;
+        if !(0..CpuSet::count()).any(|cpu| elsewhere.is_set(cpu) == Ok(true)) {
+            return None;
+        }
+        let mut pinned = CpuSet::new();
+        pinned.set(here).ok()?;
+        sched_setaffinity(this_process, &pinned).ok()?;
+        Some(CpuSplit {
+            inherited,
+            elsewhere,
+        })
     }
 
-    /// Gives the helper back the CPUs it was started with; it stays where it runs.
-    fn restore(self) {
-        let _ = nix::sched::sched_setaffinity(self.helper, &self.inherited);
+    /// In the forked child: its CPU set back.
+    fn release_child(&self) {
+        let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &self.inherited);
+    }
+
+    /// In the launcher: onto another CPU, then its CPU set back (where it stays).
+    fn move_launcher(self) {
+        let this_process = Pid::from_raw(0);
+        let _ = nix::sched::sched_setaffinity(this_process, &self.elsewhere);
+        let _ = nix::sched::sched_setaffinity(this_process, &self.inherited);
     }
 }
 
@@ -539,16 +564,12 @@ fn start_with_spec(
 fn hand_over_spec(early: EarlyHelper, spec: &SandboxSpec) -> Result<Started, SandboxError> {
     let EarlyHelper {
         helper,
-        spread,
         spec_pipe,
         message_read,
         provision,
         source_pipe,
         ..
     } = early;
-    if let Some(spread) = spread {
-        spread.restore();
-    }
     SpecSender::start(spec, spec_pipe)?.finish();
     let all_sent = match &spec.source {
         Some(dir) => send_if_it_fits(dir, spec.variation.reverse_source_order, &source_pipe)
