@@ -297,6 +297,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     };
 
     let reverse_source = spec.variation.reverse_source_order;
+    let launch_started_helper_now = launch.early.is_none();
     let started_helper = match launch.early {
         Some(early) => {
             if launch.artifact.is_some() || failed_tree.is_some() {
@@ -355,8 +356,11 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     tracing::debug!(elapsed = ?started.elapsed(), "helper started and spec sent");
     // A new child often lands on this CPU's run queue (always, with one CPU), where it
     // would wait for the cgroup's creation below; the helper's path is the one the build
-    // waits for, and the cgroup is needed only once the root filesystem is built.
-    std::thread::yield_now();
+    // waits for, and the cgroup is needed only once the root filesystem is built. (A
+    // helper started early runs elsewhere already, see `CpuSplit`.)
+    if launch_started_helper_now {
+        std::thread::yield_now();
+    }
 
     // Only the build child joins the cgroup, and it needs it only once the namespaces and
     // the root filesystem are ready: made here meanwhile, on another CPU where there is
