@@ -1,8 +1,9 @@
 //! The build sandbox: describe, then apply.
 //!
 //! - describe: [`profile`] (TOML data) + a request → [`plan`] → [`spec::SandboxSpec`];
-//! - apply: [`launch::run`] starts the [`helper`] (a re-exec of the current binary), which
-//!   creates the namespaces and forks the sandbox's init ([`init`]); init builds the
+//! - apply: [`launch::run`] starts the [`helper`] (a fork or re-exec of the current binary;
+//!   `hermetic run` forks it before describing, [`launch::EarlyHelper`]), which creates the
+//!   namespaces, takes the spec and forks the sandbox's init ([`init`]); init builds the
 //!   filesystem ([`mount`]) and starts the build under [`landlock`] and [`seccomp`].
 //!
 //! Nothing in this module uses an async runtime; the launcher blocks, so async callers run
