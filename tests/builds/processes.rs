@@ -3,14 +3,9 @@ use std::process::Stdio;
 
 use crate::support::{descendants, hermetic, require_root, wait_for, Source};
 
-/// The helper and init hand the build's stdio on and keep no copy: whoever reads the
-/// build's output (the daemon's log relay, a CI runner's pipe) sees its end when the
-/// build's processes are gone, not after init and the helper have torn the namespaces
-/// down. Seen from the host, as root, while the build runs.
-#[test]
-fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
-    require_root();
-    let src = Source::new(&[]);
+/// `hermetic run` with a build that has started (it said so on its stdout, a pipe) and
+/// sleeps until killed.
+fn sleeping_build(src: &Source) -> std::process::Child {
     let mut cli = hermetic()
         .args(["run", "--src"])
         .arg(src.path())
@@ -25,6 +20,18 @@ fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
         .read_line(&mut ready)
         .unwrap();
     assert_eq!(ready, "ready\n");
+    cli
+}
+
+/// The helper and init hand the build's stdio on and keep no copy: whoever reads the
+/// build's output (the daemon's log relay, a CI runner's pipe) sees its end when the
+/// build's processes are gone, not after init and the helper have torn the namespaces
+/// down. Seen from the host, as root, while the build runs.
+#[test]
+fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
+    require_root();
+    let src = Source::new(&[]);
+    let mut cli = sleeping_build(&src);
     let stdio = |pid: u32| -> Vec<String> {
         (0..=2)
             .map(|fd| {
@@ -117,20 +124,7 @@ fn the_helper_and_init_run_on_every_cpu_the_cli_may_use() {
         "this test needs a process allowed on more than one CPU, this one has {ours}"
     );
     let src = Source::new(&[]);
-    let mut cli = hermetic()
-        .args(["run", "--src"])
-        .arg(src.path())
-        .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufReader::new(cli.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(ready, "ready\n");
+    let mut cli = sleeping_build(&src);
     let sandbox = descendants(cli.id());
     let sets: Vec<String> = sandbox[..2]
         .iter()
