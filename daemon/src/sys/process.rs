@@ -174,16 +174,17 @@ pub(crate) fn is_single_threaded() -> bool {
 }
 
 /// glibc's own answer, without the 7 syscalls of listing /proc/self/task (0.03-0.05 ms
-/// before every CLI launch): `__libc_single_threaded` (glibc 2.32) is true until the
-/// process first creates a thread, and never true again after. False only means "ask the
-/// kernel".
+/// before every CLI launch): `__libc_single_threaded` (glibc 2.32) turns false when the
+/// process creates its first thread and may stay false after that thread has gone, so
+/// false only means "ask the kernel".
 #[cfg(target_env = "gnu")]
 fn never_started_a_thread() -> bool {
     extern "C" {
         static __libc_single_threaded: libc::c_char;
     }
-    // SAFETY: a byte glibc defines for exactly this reading. Only the creation of a thread
-    // writes it, and while it is true there is no other thread to race with.
+    // SAFETY: a byte glibc defines for exactly this reading. glibc writes it when this
+    // process creates a thread (and in a forked child); while it is true there is no
+    // other thread to race with.
     unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
 }
 
