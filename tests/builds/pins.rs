@@ -205,3 +205,25 @@ fn the_build_starts_with_default_signals_whatever_the_caller_ignores() {
     // `yes` died of SIGPIPE, quietly, as it does outside.
     assert_eq!(crate::support::stderr(&output), "");
 }
+
+/// `hermetic run` asks the scheduler for short slices while it sets the sandbox up, and
+/// its children inherit them; the build gets the kernel's default back, as any process
+/// has (a slice is visible to sched_getattr, and changes how a build is scheduled).
+#[test]
+fn the_build_runs_with_the_default_scheduler_slice() {
+    // sched_getattr(2) on x86_64: struct sched_attr's sched_runtime is the slice of a
+    // SCHED_OTHER thread.
+    let slice = "import ctypes, struct\n\
+                 attr = ctypes.create_string_buffer(48)\n\
+                 assert ctypes.CDLL(None).syscall(315, 0, attr, 48, 0) == 0\n\
+                 print(struct.unpack('IIQiIQQQ', attr.raw)[5])";
+    let host = std::process::Command::new("python3")
+        .args(["-c", slice])
+        .output()
+        .expect("run python3 on the host");
+    assert_status(&host, 0);
+    let src = Source::new(&[]);
+    let build = run_in(&src, &[], &["python3", "-c", slice]);
+    assert_status(&build, 0);
+    assert_eq!(stdout(&build), stdout(&host));
+}

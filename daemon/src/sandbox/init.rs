@@ -17,9 +17,9 @@
 //!   joins it and creates the cgroup namespace (only the build is counted and limited, and
 //!   the cgroup is empty once init has reaped the build), default signal dispositions and
 //!   an empty signal mask, new session (no controlling tty: TIOCSTI has nothing to inject
-//!   into), umask, CPU set, rlimits, capabilities dropped (bounding and ambient sets too),
-//!   no_new_privs, Landlock, seccomp last (it would forbid the earlier steps), every fd but
-//!   0-2 close-on-exec, exec.
+//!   into), the kernel's default scheduler slice, umask, CPU set, rlimits, capabilities
+//!   dropped (bounding and ambient sets too), no_new_privs, Landlock, seccomp last (it
+//!   would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
 use crate::sandbox::error::error_chain;
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -279,6 +279,12 @@ fn confine_and_exec(
         None,
     ))?;
     nix::unistd::setsid().map_err(step(Layer::Pins, "start a new session", "setsid", None))?;
+    crate::sys::process::set_scheduler_slice(None).map_err(step(
+        Layer::Pins,
+        "give back the default scheduler slice",
+        "sched_setattr",
+        None,
+    ))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(spec.umask));
     let mut cpus = nix::sched::CpuSet::new();
     for &cpu in &spec.cpu_set {

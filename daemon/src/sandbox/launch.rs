@@ -149,6 +149,11 @@ impl EarlyHelper {
             (raw(&provision_for_build), PROVISION_FD),
             (raw(&null), FAILED_TREE_FD),
         ];
+        // The launcher's planning and the helper's setup are the whole run's path; a short
+        // slice keeps them from waiting out a kernel worker's (the previous sandbox's
+        // teardown) on a busy CPU. A hint: a kernel without custom slices ignores it, and
+        // the build child gives its own back (init.rs).
+        let _ = crate::sys::process::set_scheduler_slice(Some(LAUNCH_SLICE));
         let split = CpuSplit::pin_here();
         let forked = fork_with_fds(&fds);
         if let Ok(Some(Forked::Child)) = forked {
@@ -179,6 +184,10 @@ impl EarlyHelper {
         }
     }
 }
+
+/// The scheduler slice of a launcher that starts its helper early, and of the helper and
+/// init (see `sys::process::set_scheduler_slice`): the shortest the kernel takes.
+const LAUNCH_SLICE: Duration = Duration::from_micros(100);
 
 /// A helper waiting for a spec that nobody will send unless [`hand_over_spec`] takes it
 /// over: killed and reaped when dropped.

@@ -193,6 +193,43 @@ fn never_started_a_thread() -> bool {
     false
 }
 
+/// Sets this thread's EEVDF slice (Linux 6.12): `Some(slice)` asks for slices that short
+/// (0.1 to 100 ms), `None` gives the kernel's default back. A task with a short slice that
+/// wakes up, or lands on a CPU, preempts one running a longer slice (a kernel worker
+/// finishing the previous sandbox's teardown) instead of waiting for that slice to end; its
+/// share of CPU time is unchanged. Children inherit it. Older kernels ignore it. Only
+/// SCHED_OTHER and SCHED_BATCH threads are changed, their nice value kept.
+pub(crate) fn set_scheduler_slice(slice: Option<std::time::Duration>) -> io::Result<()> {
+    let mut attr = libc::sched_attr {
+        size: 0,
+        sched_policy: 0,
+        sched_flags: 0,
+        sched_nice: 0,
+        sched_priority: 0,
+        sched_runtime: 0,
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
+    // SAFETY: the kernel writes at most `size` bytes, the size of `attr`, for this thread.
+    if unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if !matches!(
+        attr.sched_policy as i32,
+        libc::SCHED_OTHER | libc::SCHED_BATCH
+    ) {
+        return Ok(());
+    }
+    attr.size = size;
+    attr.sched_runtime = slice.map_or(0, |slice| slice.as_nanos() as u64);
+    // SAFETY: the kernel reads `attr.size` bytes of `attr`, for this thread.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Forks this process if it is single-threaded (`None` otherwise); the child gets `fds`
 /// at their fixed numbers and dies with the parent thread. Saves the exec, dynamic
 /// linking and start-up of a new helper image.
