@@ -59,5 +59,8 @@ fn main() {
             code
         }
     };
-    std::process::exit(code);
+    if serving {
+        std::process::exit(code);
+    }
+    hermetic::exit_code::exit(code)
 }
