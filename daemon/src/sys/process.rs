@@ -123,8 +123,9 @@ pub(crate) fn exit_leaving_memory_to_a_child(code: i32) -> ! {
     let _ = close_from(0);
 
     extern "C" fn hold_memory(parent: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: raw system calls on integers, which touch none of the memory this child
-        // shares with its exiting parent except the stack it was given.
+        // SAFETY: raw system calls on integers. Of the memory this child shares with its
+        // exiting parent they touch the stack it was given, and on failure errno, in the
+        // thread-local block of the parent's thread, which nothing reads any more.
         unsafe {
             libc::syscall(
                 libc::SYS_prctl,
