@@ -999,6 +999,15 @@ mod tests {
         outputs(&["out", "other/file.txt", "out/bin"])
     }
 
+    /// Extracts `bytes` into `dest` against `manifest`, with the default limits.
+    fn restore(
+        bytes: &[u8],
+        manifest: &crate::archive::manifest::Manifest,
+        dest: &Path,
+    ) -> Result<crate::archive::extract::ExtractReport, crate::archive::extract::ExtractError> {
+        extract_verified(bytes, manifest, dest, &ExtractLimits::default())
+    }
+
     #[test]
     fn round_trip_restores_the_same_tree() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1043,8 +1052,7 @@ mod tests {
         assert!(paths.iter().any(|path| path.len() > TAR_NAME_FIELD));
 
         let dest = tmp.path().join("restored");
-        let report =
-            extract_verified(bytes.as_slice(), manifest, &dest, &ExtractLimits::default()).unwrap();
+        let report = restore(&bytes, manifest, &dest).unwrap();
         assert_eq!(report.files, manifest.files.len() as u64);
         assert_eq!(
             report.bytes,
@@ -1183,24 +1191,12 @@ mod tests {
         let (bytes, packed) = pack(tmp.path(), &outputs(&["out"])).unwrap();
         let mut tampered = packed.manifest.clone();
         tampered.files[1].blake3 = Some("0".repeat(64));
-        let err = extract_verified(
-            bytes.as_slice(),
-            &tampered,
-            &tmp.path().join("refused"),
-            &ExtractLimits::default(),
-        )
-        .unwrap_err();
+        let err = restore(&bytes, &tampered, &tmp.path().join("refused")).unwrap_err();
         assert_eq!(err.reason(), "content_digest_mismatch", "{err}");
         assert!(!tmp.path().join("refused").exists());
 
         let dest = tmp.path().join("restored");
-        extract_verified(
-            bytes.as_slice(),
-            &packed.manifest,
-            &dest,
-            &ExtractLimits::default(),
-        )
-        .unwrap();
+        restore(&bytes, &packed.manifest, &dest).unwrap();
         assert_eq!(
             fs::read(dest.join("out/f11")).unwrap(),
             noise(IO_CHUNK + 11)
@@ -1373,13 +1369,7 @@ mod tests {
             ]
         );
         let dest = tmp.path().join("kept");
-        extract_verified(
-            bytes.as_slice(),
-            &packed.manifest,
-            &dest,
-            &ExtractLimits::default(),
-        )
-        .unwrap();
+        restore(&bytes, &packed.manifest, &dest).unwrap();
         assert_eq!(fs::read(dest.join("obj/deep/half.o")).unwrap(), b"half");
         assert_eq!(
             fs::read_link(dest.join("escape")).unwrap(),
@@ -1400,13 +1390,7 @@ mod tests {
         let (bytes, packed) = pack(tmp.path(), &[]).unwrap();
         assert!(packed.manifest.files.is_empty());
         let dest = tmp.path().join("dest");
-        extract_verified(
-            bytes.as_slice(),
-            &packed.manifest,
-            &dest,
-            &ExtractLimits::default(),
-        )
-        .unwrap();
+        restore(&bytes, &packed.manifest, &dest).unwrap();
         assert_eq!(fs::read_dir(&dest).unwrap().count(), 0);
     }
 }
