@@ -63,7 +63,11 @@ hermetic build --cache-dir ~/.cache/hermetic -- make"
     )]
     Build(BuildArgs),
     /// List, show and check sandbox profiles.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  hermetic profile list\n  hermetic profile show strict\n  \
+hermetic profile check ./ci.toml"
+    )]
     Profile(ProfileCommand),
     /// Create a key pair for signing build outputs (cosign-compatible).
     Keygen(crate::commands::KeygenArgs),
@@ -84,10 +88,17 @@ hermetic verify --manifest entry.sigstore.json --artifact archive.tar.zst --trus
     )]
     Verify(VerifyArgs),
     /// List, verify, restore and clean the signed build cache.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  hermetic cache ls --cache-dir ~/.cache/hermetic\n  \
+hermetic cache verify --cache-dir ~/.cache/hermetic\n  hermetic cache gc --cache-dir ~/.cache/hermetic"
+    )]
     Cache(CacheCommand),
     /// Show or stop the daemon that runs jobs.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  hermetic daemon status\n  hermetic daemon stop"
+    )]
     Daemon(DaemonCommand),
     /// List the daemon's jobs, newest first.
     #[command(
@@ -153,7 +164,10 @@ Example:\n  hermetic daemon stop"
     },
     /// Serve the daemon in the foreground (what autostart runs; hermeticd is the same
     /// daemon for systemd).
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_help = "Example:\n  HERMETIC_LOG=debug hermetic daemon serve"
+    )]
     Serve,
 }
 
@@ -258,7 +272,8 @@ pub struct BuildArgs {
     pub command: Vec<String>,
 }
 
-/// The cache flags of `hermetic build`.
+// The cache flags of `hermetic build` (a plain comment, for the reason given at
+// CacheKeysArgs).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Cache")]
 pub struct BuildCacheArgs {
@@ -355,7 +370,10 @@ Example:\n  hermetic cache restore --cache-dir ~/.cache/hermetic 3f2a... --dest 
         dest: PathBuf,
     },
     /// Inspect quarantined entries.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  hermetic cache quarantine ls --cache-dir ~/.cache/hermetic"
+    )]
     Quarantine(QuarantineCommand),
     /// Evict least recently used entries until the cache fits in --max-size, and with
     /// --drop-untrusted every entry no trusted key signed.
@@ -429,7 +447,8 @@ pub struct CacheTrustArgs {
     pub keys: CacheKeysArgs,
 }
 
-/// The keys `hermetic cache` trusts, besides the config file's.
+// The keys `hermetic cache` trusts, besides the config file's (a plain comment: a doc
+// comment here would become the about of every subcommand that flattens it).
 #[derive(Debug, Args)]
 pub struct CacheKeysArgs {
     /// A trusted public key (PEM); repeatable. Once one is given, the local key no longer
