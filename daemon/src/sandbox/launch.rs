@@ -130,25 +130,14 @@ impl EarlyHelper {
             return Ok(None);
         }
         let started = Instant::now();
-        let protocol = |step: &'static str| {
-            move |source: std::io::Error| SandboxError::Protocol { step, source }
-        };
-        let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
-        let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
-        let (provision, provision_for_build) =
-            Provision::socket().map_err(protocol("create the provision socket"))?;
-        let (source_read, source_write) = pipe().map_err(protocol("create the source pipe"))?;
-        let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
-        let fds = [
-            (raw(&null), 0),
-            (raw(stdout), 1),
-            (raw(stderr), 2),
-            (raw(&spec_read), SPEC_FD),
-            (raw(&message_write), MESSAGE_FD),
-            (raw(&source_read), SOURCE_FD),
-            (raw(&provision_for_build), PROVISION_FD),
-            (raw(&null), FAILED_TREE_FD),
-        ];
+        let channels = Channels::open()?;
+        let (source_read, source_write) = pipe().map_err(|source| SandboxError::Protocol {
+            step: "create the source pipe",
+            source,
+        })?;
+        let mut fds = channels.helper_fds(stdout, stderr);
+        fds.push((raw(&source_read), SOURCE_FD));
+        fds.push((raw(&channels.null), FAILED_TREE_FD));
         // The launcher's planning and the helper's setup are the whole run's path; a short
         // slice keeps them from waiting out a kernel worker's (the previous sandbox's
         // teardown) on a busy CPU. A hint: a kernel without custom slices ignores it, and
@@ -171,14 +160,17 @@ impl EarlyHelper {
             program: "/proc/self/exe".into(),
             source,
         })? {
-            Some(Forked::Parent { child }) => Ok(Some(EarlyHelper {
-                helper: WaitingHelper(child),
-                started,
-                spec_pipe: File::from(spec_write),
-                message_read,
-                provision,
-                source_pipe: File::from(source_write),
-            })),
+            Some(Forked::Parent { child }) => {
+                let (spec_pipe, message_read, provision) = channels.launcher_ends();
+                Ok(Some(EarlyHelper {
+                    helper: WaitingHelper(child),
+                    started,
+                    spec_pipe,
+                    message_read,
+                    provision,
+                    source_pipe: File::from(source_write),
+                }))
+            }
             // No fork: this process runs threads.
             _ => Ok(None),
         }
@@ -250,6 +242,62 @@ impl CpuSplit {
         let this_process = Pid::from_raw(0);
         let _ = nix::sched::sched_setaffinity(this_process, &self.elsewhere);
         let _ = nix::sched::sched_setaffinity(this_process, &self.inherited);
+    }
+}
+
+/// The pipes and socket between a launcher and its helper, with the helper's /dev/null.
+struct Channels {
+    null: File,
+    spec_read: OwnedFd,
+    spec_write: OwnedFd,
+    message_read: OwnedFd,
+    message_write: OwnedFd,
+    provision: OwnedFd,
+    provision_for_build: OwnedFd,
+}
+
+impl Channels {
+    fn open() -> Result<Channels, SandboxError> {
+        let protocol = |step: &'static str| {
+            move |source: std::io::Error| SandboxError::Protocol { step, source }
+        };
+        let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
+        let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
+        let (provision, provision_for_build) =
+            Provision::socket().map_err(protocol("create the provision socket"))?;
+        let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
+        Ok(Channels {
+            null,
+            spec_read,
+            spec_write,
+            message_read,
+            message_write,
+            provision,
+            provision_for_build,
+        })
+    }
+
+    /// The helper's descriptor table every helper gets (source → target): stdio with
+    /// `stdout` and `stderr` for the build, the spec, the reports, the provision socket.
+    fn helper_fds(&self, stdout: &OwnedFd, stderr: &OwnedFd) -> Vec<(RawFd, RawFd)> {
+        vec![
+            (raw(&self.null), 0),
+            (raw(stdout), 1),
+            (raw(stderr), 2),
+            (raw(&self.spec_read), SPEC_FD),
+            (raw(&self.message_write), MESSAGE_FD),
+            (raw(&self.provision_for_build), PROVISION_FD),
+        ]
+    }
+
+    /// Once a forked helper has its copies: the launcher's ends (spec, reports,
+    /// provision); the helper's ends are closed here.
+    fn launcher_ends(self) -> (File, OwnedFd, OwnedFd) {
+        (
+            File::from(self.spec_write),
+            self.message_read,
+            self.provision,
+        )
     }
 }
 
@@ -519,33 +567,22 @@ fn start_with_spec(
     launch: &Launch<'_>,
     failed_tree: Option<&File>,
 ) -> Result<Started, SandboxError> {
-    let protocol =
-        |step: &'static str| move |source: std::io::Error| SandboxError::Protocol { step, source };
-    let (spec_read, spec_write) = pipe().map_err(protocol("create the spec pipe"))?;
-    let (message_read, message_write) = pipe().map_err(protocol("create the message pipe"))?;
-    let (provision, provision_for_build) =
-        Provision::socket().map_err(protocol("create the provision socket"))?;
-
-    let null = File::open("/dev/null").map_err(protocol("open /dev/null for the helper"))?;
-    let mut fds = vec![
-        (raw(&null), 0),
-        (raw(&launch.stdout), 1),
-        (raw(&launch.stderr), 2),
-        (raw(&spec_read), SPEC_FD),
-        (raw(&message_write), MESSAGE_FD),
-        (raw(&provision_for_build), PROVISION_FD),
-    ];
+    let channels = Channels::open()?;
+    let mut fds = channels.helper_fds(&launch.stdout, &launch.stderr);
     if let Some(artifact) = &launch.artifact {
         fds.push((raw(artifact), ARTIFACT_FD));
     }
-    fds.push((raw(failed_tree.unwrap_or(&null)), FAILED_TREE_FD));
+    fds.push((raw(failed_tree.unwrap_or(&channels.null)), FAILED_TREE_FD));
     // The source is read here, with the caller's privileges, and sent to the sandbox's
     // init (see source.rs): all of it now when it fits the pipe, else by a thread while
     // init unpacks it.
     let mut source_to_stream = None;
     let source_read = match &spec.source {
         Some(dir) => {
-            let (read, write) = pipe().map_err(protocol("create the source pipe"))?;
+            let (read, write) = pipe().map_err(|source| SandboxError::Protocol {
+                step: "create the source pipe",
+                source,
+            })?;
             let write = File::from(write);
             if !send_if_it_fits(dir, spec.variation.reverse_source_order, &write)
                 .map_err(source_failed)?
@@ -557,14 +594,16 @@ fn start_with_spec(
         }
         None => None,
     };
+    let Channels {
+        spec_write,
+        message_read,
+        provision,
+        ..
+    } = channels;
     let helper = start_helper(&fds, spec, File::from(spec_write))?;
-    drop((
-        null,
-        spec_read,
-        message_write,
-        provision_for_build,
-        source_read,
-    ));
+    // The helper's ends, which it has copies of now.
+    drop((channels.null, channels.spec_read, channels.message_write));
+    drop((channels.provision_for_build, source_read));
     Ok(Started {
         helper,
         message_read,
