@@ -62,5 +62,5 @@ fn main() {
     if serving {
         std::process::exit(code);
     }
-    hermetic::exit_code::exit(code)
+    hermetic::exit(code)
 }

@@ -120,8 +120,8 @@ pub fn default_config_path() -> Option<PathBuf> {
     if nix::unistd::geteuid().is_root() {
         return Some(PathBuf::from("/etc/hermetic/config.toml"));
     }
-    env_dir("XDG_CONFIG_HOME")
-        .or_else(|| env_dir("HOME").map(|home| home.join(".config")))
+    hermetic::dirs::env_dir("XDG_CONFIG_HOME")
+        .or_else(|| hermetic::dirs::env_dir("HOME").map(|home| home.join(".config")))
         .map(|dir| dir.join("hermetic/config.toml"))
 }
 
@@ -132,29 +132,10 @@ pub fn default_socket_path() -> PathBuf {
     if uid.is_root() {
         return PathBuf::from("/run/hermetic/hermeticd.sock");
     }
-    match env_dir("XDG_RUNTIME_DIR") {
+    match hermetic::dirs::env_dir("XDG_RUNTIME_DIR") {
         Some(dir) => dir.join("hermetic/hermeticd.sock"),
         None => PathBuf::from(format!("/tmp/hermetic-{uid}/hermeticd.sock")),
     }
-}
-
-/// The state directory when the config does not name one: `/var/lib/hermetic` for root,
-/// `$XDG_STATE_HOME/hermetic` (or `~/.local/state/hermetic`) for other users.
-pub fn default_state_dir() -> PathBuf {
-    let uid = nix::unistd::geteuid();
-    if uid.is_root() {
-        return PathBuf::from("/var/lib/hermetic");
-    }
-    env_dir("XDG_STATE_HOME")
-        .or_else(|| env_dir("HOME").map(|home| home.join(".local/state")))
-        .map(|dir| dir.join("hermetic"))
-        .unwrap_or_else(|| PathBuf::from(format!("/tmp/hermetic-{uid}/state")))
-}
-
-fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .filter(|dir| dir.is_absolute())
 }
 
 impl Config {
@@ -235,7 +216,8 @@ impl Config {
         }
         Ok(Config {
             socket: absolute("socket", file.socket)?.unwrap_or_else(default_socket_path),
-            state_dir: absolute("state_dir", file.state_dir)?.unwrap_or_else(default_state_dir),
+            state_dir: absolute("state_dir", file.state_dir)?
+                .unwrap_or_else(hermetic::dirs::default_state_dir),
             socket_gid,
             allowed_uids: file.allowed_uids,
             allowed_gids: file.allowed_gids,

@@ -130,7 +130,7 @@ pub fn activated_listener() -> Result<Option<std::os::unix::net::UnixListener>, 
              ListenStream="
         )));
     }
-    let fd = crate::sys::activation::adopt_listen_fd()
+    let fd = hermetic::sys::activation::adopt_listen_fd()
         .map_err(|err| ServeError::Activation(format!("descriptor 3: {err}")))?;
     let is_listening_unix_stream = getsockname::<UnixAddr>(fd.as_raw_fd()).is_ok()
         && getsockopt(&fd, sockopt::SockType).is_ok_and(|kind| kind == SockType::Stream)
@@ -151,7 +151,7 @@ pub fn activated_listener() -> Result<Option<std::os::unix::net::UnixListener>, 
 pub fn run_daemon(config: Config) -> Result<(), ServeError> {
     let activated = activated_listener()?;
     // From this thread, which lives as long as the daemon: helpers die with it.
-    if let Err(err) = crate::sandbox::zygote::start() {
+    if let Err(err) = hermetic::sandbox::zygote::start() {
         tracing::warn!("no sandbox zygote, every launch execs its helper: {err}");
     }
     // One thread for all the async work (HTTP, the job records, following logs): each is

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::api::wire::{Digests, Job, JobKind, JobRequest, JobState, WIRE_SCHEMA};
+use hermetic_contract::wire::{Digests, Job, JobKind, JobRequest, JobState, WIRE_SCHEMA};
 
 /// Version of the database layout (SQLite `user_version`). Changelog:
 /// - 1: first version (`jobs`).
@@ -306,7 +306,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::wire::RunRequest;
+    use hermetic_contract::wire::RunRequest;
 
     fn request() -> JobRequest {
         JobRequest::Run(RunRequest {

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hermetic::config::{self, Config};
+use hermetic_daemon::config::{self, Config};
 
 use super::{Client, ClientError};
 

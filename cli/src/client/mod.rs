@@ -1,14 +1,14 @@
-//! The daemon's client: HTTP/1.1 + JSON over its Unix socket (`hermetic::api::wire`), one
+//! The daemon's client: HTTP/1.1 + JSON over its Unix socket (`hermetic_contract::wire`), one
 //! connection per request, on a current-thread runtime the client owns so that commands
 //! stay synchronous. `autostart` finds or starts the daemon.
 pub mod autostart;
 
 use std::path::{Path, PathBuf};
 
-use hermetic::api::wire::{
+use hermetic_contract::wire::{
     ErrorBody, Health, Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB,
 };
-use hermetic::queue::log::{Stream, INDEX_RECORD};
+use hermetic_daemon::queue::log::{Stream, INDEX_RECORD};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};

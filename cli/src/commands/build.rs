@@ -3,9 +3,9 @@
 //! same `hermetic.build/v1` JSON, from which provenance is made.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hermetic::api::wire::{JobRequest, JobState};
 use hermetic::build::{self, BuildRequest, CacheOptions};
 use hermetic::exit_code as exit;
+use hermetic_contract::wire::{JobRequest, JobState};
 use serde_json::Value;
 
 use super::remote::{self, Relay};

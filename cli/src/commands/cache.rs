@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use hermetic::cache::quarantine;
 use hermetic::cache::store::DEFAULT_SCOPE;
 use hermetic::cache::{restore, signed_by, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
-use hermetic::config::Config;
 use hermetic::exit_code as exit;
+use hermetic_daemon::config::Config;
 use serde_json::json;
 
 use crate::args::{CacheCommand, CacheDirArgs, CacheKeysArgs, CacheTrustArgs, QuarantineCommand};
@@ -38,9 +38,9 @@ fn usage(err: impl Into<anyhow::Error>) -> Failure {
     Failure::new(exit::USAGE, err)
 }
 
-/// The configuration `[cache]` defaults come from (see `hermetic::config::load_effective`).
+/// The configuration `[cache]` defaults come from (see `hermetic_daemon::config::load_effective`).
 pub(super) fn config() -> Result<Config, Failure> {
-    hermetic::config::load_effective(None).map_err(usage)
+    hermetic_daemon::config::load_effective(None).map_err(usage)
 }
 
 fn open(cache: &CacheDirArgs, config: &Config) -> Result<Store, Failure> {

@@ -2,7 +2,7 @@
 //! runs; the same library entry point as `hermeticd`).
 use std::time::{Duration, Instant};
 
-use hermetic::server::{self, ServeError};
+use hermetic_daemon::server::{self, ServeError};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -31,7 +31,7 @@ fn internal(err: impl Into<anyhow::Error>) -> Failure {
     Failure::new(exit::SANDBOX_FAILED, err)
 }
 
-fn client() -> Result<(Client, hermetic::config::Config), Failure> {
+fn client() -> Result<(Client, hermetic_daemon::config::Config), Failure> {
     let config = autostart::config().map_err(internal)?;
     let client = Client::new(&config.socket).map_err(internal)?;
     Ok((client, config))

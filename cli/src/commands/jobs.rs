@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use hermetic::api::wire::{Job, JobRequest, JobState};
 use hermetic::provenance::statement::rfc3339;
-use hermetic::queue::log::Stream;
+use hermetic_contract::wire::{Job, JobRequest, JobState};
+use hermetic_daemon::queue::log::Stream;
 
 use crate::args::{CancelArgs, JobsArgs, LogsArgs};
 use crate::client::{autostart, Client, ClientError, Followed};

@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hermetic::api::wire::{Job, JobRequest};
-use hermetic::queue::log::Stream;
+use hermetic_contract::wire::{Job, JobRequest};
+use hermetic_daemon::queue::log::Stream;
 
 use crate::client::{autostart, Followed};
 use crate::Failure;

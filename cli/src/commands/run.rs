@@ -1,6 +1,6 @@
 //! `hermetic run`: one sandboxed command, its output streamed, its status returned; in
 //! this process, or through the daemon with the same streams and exit codes.
-use hermetic::api::wire::{JobRequest, JobState, RunRequest};
+use hermetic_contract::wire::{JobRequest, JobState, RunRequest};
 
 use super::remote::{self, Relay};
 use crate::args::RunArgs;

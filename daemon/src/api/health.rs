@@ -4,7 +4,7 @@ use axum::Json;
 
 use crate::queue::Scheduler;
 
-use super::wire::{Health, API_VERSION, WIRE_SCHEMA};
+use hermetic_contract::wire::{Health, API_VERSION, WIRE_SCHEMA};
 
 pub async fn get(State(scheduler): State<Scheduler>) -> Json<Health> {
     let (queued, running) = scheduler.counts();

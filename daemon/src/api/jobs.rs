@@ -13,8 +13,10 @@ use std::io::Read;
 use crate::queue::log::{Stream, INDEX_RECORD};
 use crate::queue::{Caller, CancelError, Scheduler, SubmitError};
 
-use super::wire::{Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB, WIRE_SCHEMA};
 use super::{ApiError, Peer};
+use hermetic_contract::wire::{
+    Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB, WIRE_SCHEMA,
+};
 
 /// How often a followed log is checked for new bytes.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);

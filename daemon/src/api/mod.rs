@@ -4,7 +4,6 @@
 pub mod health;
 pub mod jobs;
 pub mod metrics;
-pub mod wire;
 
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -18,7 +17,7 @@ use tokio::net::UnixListener;
 
 use crate::queue::Scheduler;
 
-use self::wire::{ErrorBody, ErrorInfo, API_VERSION};
+use hermetic_contract::wire::{ErrorBody, ErrorInfo, API_VERSION};
 
 /// The credentials of the process at the other end of a connection, taken when it
 /// connected. `None` when the kernel would not tell (the client is then refused).

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use hermetic::config;
-use hermetic::server;
+use hermetic_daemon::config;
+use hermetic_daemon::server;
 
 /// The hermetic daemon: a job queue for sandboxed runs and builds.
 #[derive(Debug, Parser)]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::background::Background;
+use hermetic::background::Background;
 
 /// Who wrote a stretch of the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl JobLog {
             (self.tagged(Stream::Stdout), stdout),
             (self.tagged(Stream::Stderr), stderr),
         ];
-        crate::background::spawn("hermetic-log-relay", move || {
+        hermetic::background::spawn("hermetic-log-relay", move || {
             let mut buffer = [0u8; 16 * 1024];
             while !open.is_empty() {
                 let mut ready = {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::api::wire::JobState;
+use hermetic_contract::wire::JobState;
 
 const DURATION_BOUNDS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
@@ -172,7 +172,7 @@ impl Metrics {
         gauge(
             "hermeticd_cache_quarantined_total",
             "Cache entries refused on restore and moved to quarantine since start.",
-            crate::cache::quarantine::quarantined_total(),
+            hermetic::cache::quarantine::quarantined_total(),
             "counter",
         );
         inner.duration.render(

@@ -1,6 +1,6 @@
 //! The job queue: FIFO, at most `max_concurrent` jobs running, at most `queue_limit`
 //! waiting. Jobs run on blocking threads (`worker`); the scheduler records every state
-//! change in the store. States and transitions: `crate::api::wire::JobState`.
+//! change in the store. States and transitions: `hermetic_contract::wire::JobState`.
 pub mod log;
 pub mod metrics;
 pub mod worker;
@@ -13,11 +13,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::api::wire::{Job, JobRequest, JobState};
 use crate::config::Config;
-use crate::exit_code as exit;
-use crate::sandbox::cancel::Cancel;
 use crate::store::{Finish, Store, StoreError};
+use hermetic::exit_code as exit;
+use hermetic::sandbox::cancel::Cancel;
+use hermetic_contract::wire::{Job, JobRequest, JobState};
 
 use self::log::JobLog;
 use self::metrics::{Gauges, Metrics};

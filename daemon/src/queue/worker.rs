@@ -9,14 +9,14 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::api::wire::{Digests, JobRequest, RunRequest};
-use crate::build::{self, BuildRequest};
-use crate::exit_code as exit;
 use crate::queue::Caller;
-use crate::sandbox::cancel::Cancel;
-use crate::sandbox::keep_failed::FailedTrees;
 use crate::store::Finish;
-use crate::sys::creds::ActingAs;
+use hermetic::build::{self, BuildRequest};
+use hermetic::exit_code as exit;
+use hermetic::sandbox::cancel::Cancel;
+use hermetic::sandbox::keep_failed::FailedTrees;
+use hermetic::sys::creds::ActingAs;
+use hermetic_contract::wire::{Digests, JobRequest, RunRequest};
 
 use super::log::JobLog;
 
@@ -92,7 +92,7 @@ fn execute_run(
     cancel: &Cancel,
     keep_failed: Option<&FailedTrees>,
 ) -> Outcome {
-    let finished = |result: crate::run::RunResult| Outcome {
+    let finished = |result: hermetic::run::RunResult| Outcome {
         finish: Finish {
             verdict: Some(result.verdict.into()),
             exit_code: Some(result.code),
@@ -102,7 +102,7 @@ fn execute_run(
         setup: result.setup,
     };
     let not_started = |what: &str, err: std::io::Error| {
-        finished(crate::run::RunResult {
+        finished(hermetic::run::RunResult {
             verdict: "sandbox-failed",
             code: exit::RUN_SANDBOX_FAILED,
             error: Some(format!("failed to {what}: {err}")),
@@ -119,7 +119,7 @@ fn execute_run(
         Ok(relay) => relay,
         Err(err) => return not_started("start the log relay", err),
     };
-    let result = crate::run::execute(
+    let result = hermetic::run::execute(
         request,
         OwnedFd::from(stdout),
         OwnedFd::from(stderr),
@@ -179,6 +179,6 @@ fn act_as(caller: Caller) -> Result<ActingAs, String> {
         })
         .unwrap_or_else(|| vec![gid]);
     let groups: Vec<u32> = groups.into_iter().map(|gid| gid.as_raw()).collect();
-    crate::sys::creds::act_as(caller.uid, caller.gid, &groups)
+    hermetic::sys::creds::act_as(caller.uid, caller.gid, &groups)
         .map_err(|err| format!("failed to act as uid {}: {err}", caller.uid))
 }

@@ -9,8 +9,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::UnixStream;
 
-use hermetic::config::Config;
-use hermetic::server::{self, ServeError};
+use hermetic_daemon::config::Config;
+use hermetic_daemon::server::{self, ServeError};
 
 /// The test binary is also the sandbox helper: `launch::run` re-execs /proc/self/exe.
 /// This runs before `main` (after std has captured the arguments), as `hermeticd`'s

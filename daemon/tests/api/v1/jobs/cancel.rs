@@ -68,16 +68,16 @@ async fn cancelling_a_finished_job_is_a_conflict() {
 /// before its task started, and must still stop it (it used to be lost, and the job ran).
 #[test]
 fn a_cancel_right_after_the_job_left_the_queue_stops_it() {
-    use hermetic::api::wire::{JobRequest, JobState, RunRequest};
-    use hermetic::queue::{Caller, Scheduler};
+    use hermetic_contract::wire::{JobRequest, JobState, RunRequest};
+    use hermetic_daemon::queue::{Caller, Scheduler};
 
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    let mut config = hermetic::config::Config::defaults();
+    let mut config = hermetic_daemon::config::Config::defaults();
     config.state_dir = dir.path().join("state");
     std::fs::create_dir_all(&config.state_dir).unwrap();
-    let store = hermetic::store::Store::open(&config.state_dir.join("jobs.sqlite")).unwrap();
+    let store = hermetic_daemon::store::Store::open(&config.state_dir.join("jobs.sqlite")).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -110,12 +110,12 @@ async fn a_framed_log_keeps_the_streams_apart_and_a_followed_one_ends_with_the_j
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
-        hermetic::api::wire::FRAMED_LOG_CONTENT_TYPE
+        hermetic_contract::wire::FRAMED_LOG_CONTENT_TYPE
     );
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let mut frames = frames(&body);
     let (last, record) = frames.pop().expect("no frames");
-    assert_eq!(last, hermetic::api::wire::FRAME_JOB);
+    assert_eq!(last, hermetic_contract::wire::FRAME_JOB);
     let job: serde_json::Value = serde_json::from_slice(&record).unwrap();
     assert_eq!(
         (job["state"].as_str(), job["exit_code"].as_i64()),
@@ -136,7 +136,7 @@ async fn a_framed_log_keeps_the_streams_apart_and_a_followed_one_ends_with_the_j
     assert_eq!(status, 200);
     assert!(frames
         .iter()
-        .all(|(stream, _)| *stream != hermetic::api::wire::FRAME_JOB));
+        .all(|(stream, _)| *stream != hermetic_contract::wire::FRAME_JOB));
     daemon.stop().await;
 }
 
@@ -155,13 +155,13 @@ async fn a_submission_can_answer_with_the_followed_framed_log() {
     assert_eq!(response.status(), 201);
     assert_eq!(
         response.headers()["content-type"],
-        hermetic::api::wire::FRAMED_LOG_CONTENT_TYPE
+        hermetic_contract::wire::FRAMED_LOG_CONTENT_TYPE
     );
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let mut frames = frames(&body);
     let (last, record) = frames.pop().expect("no frames");
-    assert_eq!(last, hermetic::api::wire::FRAME_JOB);
+    assert_eq!(last, hermetic_contract::wire::FRAME_JOB);
     let job: serde_json::Value = serde_json::from_slice(&record).unwrap();
     assert_eq!(location, format!("/v1/jobs/{}", job["id"]));
     assert_eq!(
@@ -207,7 +207,7 @@ async fn a_queued_job_has_an_empty_log_that_a_follower_sees_grow() {
     .await;
     assert_eq!(status, 200);
     let (last, record) = frames.last().unwrap();
-    assert_eq!(*last, hermetic::api::wire::FRAME_JOB);
+    assert_eq!(*last, hermetic_contract::wire::FRAME_JOB);
     let record: serde_json::Value = serde_json::from_slice(record).unwrap();
     assert_eq!(record["state"], "succeeded", "{record}");
     assert!(frames.contains(&(1, b"out\n".to_vec())), "{frames:?}");

@@ -5,10 +5,8 @@
 //!   which probing code such as glibc's clone3 → clone fallback understands);
 //! - `denylist`: calls that must fail with EPERM, even where the allowlist allows them.
 //!
-//! seccomp/README.md describes the format and the reason for every denial.
-mod bpf;
-mod source;
-mod syscalls;
+//! seccomp/README.md describes the format and the reason for every denial; the format and
+//! its compiler are the `hermetic-seccomp` crate beside the policies.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::sys;
 
-pub use bpf::BpfInstruction;
-use source::ProgramError;
+pub use hermetic_seccomp::BpfInstruction;
+use hermetic_seccomp::{source, ProgramError};
 
 /// The policies shipped with hermetic, by name.
 pub const BUILTIN_POLICIES: &[(&str, &str)] =
@@ -313,8 +311,9 @@ mod tests {
     use std::collections::BTreeMap;
     use std::process::{Command, Output, Stdio};
 
-    use super::source::{ALLOWLIST, DENYLIST, FILTER_NAMES};
     use super::*;
+    use hermetic_seccomp::source::{ALLOWLIST, DENYLIST, FILTER_NAMES};
+    use hermetic_seccomp::{bpf, reference, syscalls};
 
     fn default_policy() -> CompiledPolicy {
         load_policy("default").expect("the default policy compiles")
@@ -409,7 +408,7 @@ mod tests {
         let program = &policy.program;
         let mut longest = 0;
         for number in (0..600).chain([1000, 0x3fff_ffff]) {
-            let (action, steps) = bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, number, [0; 6]);
+            let (action, steps) = reference::run(program, bpf::AUDIT_ARCH_X86_64, number, [0; 6]);
             longest = longest.max(steps);
             if !listed.contains(&number) {
                 assert_eq!(action, unlisted, "{number} is in no list");
@@ -529,11 +528,11 @@ mod tests {
         let write = syscalls::number("write").unwrap();
         let read = syscalls::number("read").unwrap();
         assert_eq!(
-            bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, write, [0; 6]).0,
+            reference::run(program, bpf::AUDIT_ARCH_X86_64, write, [0; 6]).0,
             libc::SECCOMP_RET_ALLOW
         );
         assert_ne!(
-            bpf::tests::run(program, bpf::AUDIT_ARCH_X86_64, read, [0; 6]).0,
+            reference::run(program, bpf::AUDIT_ARCH_X86_64, read, [0; 6]).0,
             libc::SECCOMP_RET_ALLOW
         );
     }

@@ -4,7 +4,6 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use crate::api::wire::RunRequest;
 use crate::exit_code as exit;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::error::error_chain;
@@ -12,6 +11,7 @@ use crate::sandbox::keep_failed::{FailedTrees, KEPT_TREE_NAME};
 use crate::sandbox::launch::{self, BuildStatus, EarlyHelper, Launch};
 use crate::sandbox::plan::{self, Request};
 use crate::sandbox::profile;
+use hermetic_contract::wire::RunRequest;
 
 /// How a run ended.
 #[derive(Debug)]

@@ -32,7 +32,7 @@ pub struct BpfInstruction {
 const SYSCALL_NR_OFFSET: u32 = 0;
 const ARCH_OFFSET: u32 = 4;
 /// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
-pub(super) const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+pub const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
 /// x32 processes enter with AUDIT_ARCH_X86_64 and mark their syscall numbers with this bit.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const DENY_OTHER_ABI: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
@@ -55,7 +55,7 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> BpfInstruction {
 /// nothing in a policy can return KILL. x32 calls arrive as x86_64 with a marked number;
 /// without this check they would reach the "unlisted" default with another errno. Leaves
 /// the syscall number in the accumulator.
-pub(super) const ABI_CHECK: [BpfInstruction; 6] = [
+pub const ABI_CHECK: [BpfInstruction; 6] = [
     statement(LOAD_WORD, ARCH_OFFSET),
     jump(JEQ, AUDIT_ARCH_X86_64, 1, 0),
     statement(RETURN, DENY_OTHER_ABI),
@@ -67,7 +67,7 @@ pub(super) const ABI_CHECK: [BpfInstruction; 6] = [
 /// Which argument word a condition compares, how, and with what. Values already split
 /// into what one 32-bit compare needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Condition {
+pub struct Condition {
     pub index: u8,
     pub qword: bool,
     pub op: Op,
@@ -77,7 +77,7 @@ pub(super) struct Condition {
 /// As a policy file spells it (`"eq"`, ..., `{"masked_eq": MASK}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(super) enum Op {
+pub enum Op {
     Eq,
     Ne,
     Lt,
@@ -90,34 +90,34 @@ pub(super) enum Op {
 /// The rules of one syscall: alternatives (each an and-ed list of conditions; an empty
 /// list matches every call) that deny, and that allow.
 #[derive(Default)]
-pub(super) struct SyscallRules {
+pub struct SyscallRules {
     pub deny: Vec<Vec<Condition>>,
     pub allow: Vec<Vec<Condition>>,
 }
 
 /// What the program returns.
 #[derive(Clone, Copy)]
-pub(super) struct Actions {
+pub struct Actions {
     /// A call the denylist matches.
     pub denied: u32,
     /// A call neither list matches.
     pub unlisted: u32,
 }
 
-const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const AND: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
-const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
-const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
-const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-pub(super) const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+pub(crate) const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+pub(crate) const AND: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+pub(crate) const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+pub(crate) const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+pub(crate) const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+pub(crate) const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+pub const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 /// offsetof(struct seccomp_data, args): six u64, little-endian.
-const ARGS_OFFSET: u32 = 16;
+pub(crate) const ARGS_OFFSET: u32 = 16;
 /// A search-tree leaf tells apart at most this many runs, one compare each.
 const LEAF_SIZE: usize = 8;
 
 /// The program for `rules` (syscall number → rules), starting with [`ABI_CHECK`].
-pub(super) fn compile(
+pub fn compile(
     rules: &BTreeMap<u32, SyscallRules>,
     actions: Actions,
 ) -> Result<Vec<BpfInstruction>, String> {
@@ -445,52 +445,9 @@ impl Assembler {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-
-    /// Runs `program` on a syscall the way the kernel's classic BPF interpreter would;
-    /// returns the action and how many instructions ran.
-    pub(in crate::sandbox::seccomp) fn run(
-        program: &[BpfInstruction],
-        arch: u32,
-        number: u32,
-        args: [u64; 6],
-    ) -> (u32, usize) {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&number.to_le_bytes());
-        data[4..8].copy_from_slice(&arch.to_le_bytes());
-        for (index, arg) in args.iter().enumerate() {
-            let at = ARGS_OFFSET as usize + 8 * index;
-            data[at..at + 8].copy_from_slice(&arg.to_le_bytes());
-        }
-        let (mut accumulator, mut pc, mut steps) = (0u32, 0usize, 0usize);
-        loop {
-            let instruction = program[pc];
-            steps += 1;
-            pc += 1;
-            let k = instruction.k;
-            let jump = |taken: bool| {
-                usize::from(if taken {
-                    instruction.jt
-                } else {
-                    instruction.jf
-                })
-            };
-            match instruction.code {
-                LOAD_WORD => {
-                    let at = k as usize;
-                    accumulator = u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
-                }
-                AND => accumulator &= k,
-                JA => pc += k as usize,
-                JEQ => pc += jump(accumulator == k),
-                JGT => pc += jump(accumulator > k),
-                JGE => pc += jump(accumulator >= k),
-                RETURN => return (k, steps),
-                other => panic!("unexpected instruction {other:#x}"),
-            }
-        }
-    }
+    use crate::reference::run;
 
     const X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
     const DENIED: u32 = libc::SECCOMP_RET_ERRNO | 1;

@@ -2,23 +2,12 @@
 //! - the variation shim (shim/vary.c), compiled into a shared object that the second run of
 //!   a dual build preloads. It is built with the system C compiler because it must be a
 //!   small, dependency-free object loaded into every build process;
-//! - the built-in seccomp policies (../seccomp/*.json), compiled to BPF by the library's
-//!   own compiler (the modules below are the library's files), so that no sandbox started
-//!   on the defaults pays for parsing and compiling them (about half a millisecond).
+//! - the built-in seccomp policies (../seccomp/*.json), compiled to BPF by the same
+//!   compiler the library uses at run time (the `hermetic-seccomp` crate), so that no
+//!   sandbox started on the defaults pays for parsing and compiling them (about half a
+//!   millisecond).
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-// The library's seccomp compiler, which uses only these three files and its dependencies;
-// the build uses part of what they offer.
-#[allow(dead_code)]
-#[path = "src/sandbox/seccomp/bpf.rs"]
-mod bpf;
-#[allow(dead_code)]
-#[path = "src/sandbox/seccomp/source.rs"]
-mod source;
-#[allow(dead_code)]
-#[path = "src/sandbox/seccomp/syscalls.rs"]
-mod syscalls;
 
 fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -56,14 +45,8 @@ fn compile_shim(out_dir: &Path) {
 /// every policy in ../seccomp. Empty when the target is not x86_64, whose numbers the
 /// policies use (loading one then fails as it would at run time).
 fn precompile_policies(out_dir: &Path) {
-    for file in [
-        "../seccomp",
-        "src/sandbox/seccomp/bpf.rs",
-        "src/sandbox/seccomp/source.rs",
-        "src/sandbox/seccomp/syscalls.rs",
-    ] {
-        println!("cargo:rerun-if-changed={file}");
-    }
+    // The compiler's own changes rebuild this script, as a build dependency.
+    println!("cargo:rerun-if-changed=../seccomp");
     let mut policies: Vec<PathBuf> = std::fs::read_dir("../seccomp")
         .expect("read ../seccomp")
         .map(|entry| entry.expect("list ../seccomp").path())
@@ -73,13 +56,13 @@ fn precompile_policies(out_dir: &Path) {
     let x86_64 = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|arch| arch == "x86_64");
     let mut generated = String::from(
         "/// (name, SHA-256 of the policy file, program) of every built-in policy, compiled when\n\
-         /// hermetic was built (daemon/build.rs).\n\
+         /// hermetic was built (engine/build.rs).\n\
          const PRECOMPILED: &[(&str, &str, &[BpfInstruction])] = &[\n",
     );
     for path in policies.iter().filter(|_| x86_64) {
         let name = path.file_stem().expect("a file name").to_string_lossy();
         let text = std::fs::read(path).expect("read a policy");
-        let program = source::program(&text).unwrap_or_else(|err| {
+        let program = hermetic_seccomp::program(&text).unwrap_or_else(|err| {
             panic!("the built-in policy {} is broken: {err:?}", path.display())
         });
         let sha256: String = <sha2::Sha256 as sha2::Digest>::digest(&text)
@@ -87,7 +70,7 @@ fn precompile_policies(out_dir: &Path) {
             .map(|byte| format!("{byte:02x}"))
             .collect();
         generated.push_str(&format!("    (\"{name}\", \"{sha256}\", &[\n"));
-        for bpf::BpfInstruction { code, jt, jf, k } in program {
+        for hermetic_seccomp::BpfInstruction { code, jt, jf, k } in program {
             generated.push_str(&format!(
                 "        BpfInstruction {{ code: {code}, jt: {jt}, jf: {jf}, k: {k} }},\n"
             ));

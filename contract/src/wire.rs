@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::build::BuildRequest;
+pub use crate::build::BuildRequest;
 
 /// Version of the HTTP API (the route prefix). Changelog (additions within a version
 /// keep old clients working):
@@ -154,7 +154,7 @@ pub struct Job {
     /// "not-found", "cannot-execute" or "sandbox-failed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
-    /// The documented exit code (`hermetic::exit_code`), as `hermetic run` or
+    /// The documented exit code (`crate::exit_code`), as `hermetic run` or
     /// `hermetic build` would have exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,

@@ -8,7 +8,7 @@ const LISTEN_FDS_START: RawFd = 3;
 /// Takes ownership of descriptor 3, marked close-on-exec so no sandbox helper inherits it.
 /// Only for a process that `LISTEN_PID` names, once: systemd put the socket there for this
 /// process, and nothing else in it has claimed fd 3 (the caller clears the variables).
-pub(crate) fn adopt_listen_fd() -> io::Result<OwnedFd> {
+pub fn adopt_listen_fd() -> io::Result<OwnedFd> {
     // SAFETY: fcntl on a plain descriptor number reads and sets flags of the descriptor
     // table only; it touches no memory of ours.
     let flags = unsafe { libc::fcntl(LISTEN_FDS_START, libc::F_GETFD) };

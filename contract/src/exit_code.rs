@@ -22,10 +22,3 @@ pub const RUN_SANDBOX_FAILED: i32 = 125;
 pub const RUN_CANNOT_EXECUTE: i32 = 126;
 /// `hermetic run`: the command was not found.
 pub const RUN_NOT_FOUND: i32 = 127;
-
-/// Ends the process with `code`, as `std::process::exit` does (stdout and stderr flushed,
-/// other threads ended), except that whoever waits for it does not also wait for its memory
-/// to be freed (see `sys::process::exit_leaving_memory_to_a_child`).
-pub fn exit(code: i32) -> ! {
-    crate::sys::process::exit_leaving_memory_to_a_child(code)
-}

@@ -2,10 +2,10 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-const TABLE: &str = include_str!("../../../../seccomp/syscalls-x86_64.txt");
+const TABLE: &str = include_str!("../syscalls-x86_64.txt");
 
 /// The number of the x86_64 system call `name`, if it has one.
-pub(super) fn number(name: &str) -> Option<u32> {
+pub fn number(name: &str) -> Option<u32> {
     static BY_NAME: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
     BY_NAME
         .get_or_init(|| {

@@ -12,13 +12,13 @@ thread_local! {
 }
 
 /// The filesystem identity of this thread until dropped; then the daemon's own.
-pub(crate) struct ActingAs {
+pub struct ActingAs {
     own_groups: Vec<libc::gid_t>,
 }
 
 /// Makes this thread act as `uid`/`gid` with supplementary `groups` for every file
 /// access, until the returned guard is dropped.
-pub(crate) fn act_as(uid: u32, gid: u32, groups: &[u32]) -> io::Result<ActingAs> {
+pub fn act_as(uid: u32, gid: u32, groups: &[u32]) -> io::Result<ActingAs> {
     let own_groups = nix::unistd::getgroups()
         .map_err(io::Error::from)?
         .into_iter()

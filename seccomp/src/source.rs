@@ -1,29 +1,32 @@
 //! The policy file format (seccompiler's JSON): what parses, what a policy must not be,
 //! and the program it compiles to. Free of the rest of the library, so that the build
-//! script compiles the built-in policies with this same code (see daemon/build.rs).
+//! script compiles the built-in policies with this same code (see engine/build.rs).
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::bpf::{self, BpfInstruction};
-use super::syscalls;
+use crate::bpf::{self, BpfInstruction};
+use crate::syscalls;
 
-pub(super) const ALLOWLIST: &str = "allowlist";
-pub(super) const DENYLIST: &str = "denylist";
+pub const ALLOWLIST: &str = "allowlist";
+pub const DENYLIST: &str = "denylist";
 /// The filters of every policy, in install order.
-pub(super) const FILTER_NAMES: [&str; 2] = [ALLOWLIST, DENYLIST];
+pub const FILTER_NAMES: [&str; 2] = [ALLOWLIST, DENYLIST];
 
 /// Why a policy file gives no program.
-#[derive(Debug)]
-pub(super) enum ProgramError {
-    Parse(serde_json::Error),
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("not a policy")]
+    Parse(#[source] serde_json::Error),
+    #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
     Compile(String),
 }
 
 /// Validates a policy (see [`validate`]) and compiles it for x86_64 into one program that
 /// starts with [`bpf::ABI_CHECK`].
-pub(super) fn program(source_json: &[u8]) -> Result<Vec<BpfInstruction>, ProgramError> {
+pub fn program(source_json: &[u8]) -> Result<Vec<BpfInstruction>, ProgramError> {
     if std::env::consts::ARCH != "x86_64" {
         return Err(ProgramError::Invalid(format!(
             "policies use x86_64 syscall numbers and this build targets {}",

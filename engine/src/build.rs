@@ -38,59 +38,14 @@ use crate::sandbox::profile::{self, Profile, ProfileError};
 use crate::sandbox::SandboxError;
 use crate::signing::Password;
 
+pub use hermetic_contract::build::{BuildRequest, CacheOptions};
+
 /// Version of the build report. Changelog:
 /// - hermetic.build/v1: first version (single and dual runs).
 pub const BUILD_REPORT_SCHEMA: &str = "hermetic.build/v1";
 
 /// How much of a non-canonical run's output is kept to show when it fails.
 const CAPTURED_LOG_BYTES: usize = 64 * 1024;
-
-/// What to build and how.
-#[derive(Clone, Debug, serde::Deserialize, Serialize)]
-pub struct BuildRequest {
-    /// Profile name or path.
-    pub profile: String,
-    pub src: PathBuf,
-    /// Output paths relative to the build dir; empty means `out`.
-    pub outputs: Vec<String>,
-    pub artifact: PathBuf,
-    pub extract: Option<PathBuf>,
-    pub single: bool,
-    pub explain: bool,
-    pub source_date_epoch: Option<u64>,
-    pub command: Vec<String>,
-    /// Use the signed cache; absent: no cache. Boxed: most requests have none.
-    #[serde(default)]
-    pub cache: Option<Box<CacheOptions>>,
-}
-
-/// How a build uses the cache (docs/cache-format.md).
-#[derive(Clone, Debug, Default, serde::Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheOptions {
-    /// The cache directory.
-    pub dir: PathBuf,
-    /// The scope read and written; `local` when absent.
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Public keys trusted for restores (besides the embedded local key, see
-    /// [`crate::cache::trust`]).
-    #[serde(default)]
-    pub trust_keys: Vec<PathBuf>,
-    /// Private key that signs new entries (password from HERMETIC_PASSWORD or
-    /// COSIGN_PASSWORD); the embedded local key when absent.
-    #[serde(default)]
-    pub sign_key: Option<PathBuf>,
-    /// Where the embedded local key lives; [`crate::config::default_state_dir`] when absent.
-    #[serde(default)]
-    pub state_dir: Option<PathBuf>,
-    /// A miss fails the build (exit 4) instead of building.
-    #[serde(default)]
-    pub require: bool,
-    /// Store single-run results too (marked `singleRun`); only `--single` builds use them.
-    #[serde(default)]
-    pub single_run: bool,
-}
 
 /// A request that cannot be built as asked (a usage or configuration error, exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -357,7 +312,7 @@ impl<'o> CacheSession<'o> {
         let state_dir = options
             .state_dir
             .clone()
-            .unwrap_or_else(crate::config::default_state_dir);
+            .unwrap_or_else(crate::dirs::default_state_dir);
         let trust = Trust::load(&state_dir, &options.trust_keys)?;
         let inputs = KeyInputs::of_plan(profile, plan, &request.outputs, plan::ARCHIVE_ZSTD_LEVEL)?;
         Ok(Self {
