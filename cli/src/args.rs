@@ -70,7 +70,7 @@ hermetic profile check ./ci.toml"
     )]
     Profile(ProfileCommand),
     /// Create a key pair for signing build outputs (cosign-compatible).
-    Keygen(crate::commands::KeygenArgs),
+    Keygen(KeygenArgs),
     /// Verify a provenance bundle (or a cache entry's manifest) against an artifact,
     /// offline, with trusted keys only.
     #[command(
@@ -576,4 +576,23 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// Create a key pair for signing build outputs (cosign-compatible).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The private key is ECDSA P-256, encrypted as `cosign generate-key-pair` does \
+(scrypt and NaCl secretbox, PEM `ENCRYPTED SIGSTORE PRIVATE KEY`), so cosign can use it and \
+hermetic can use cosign's keys. The password comes from HERMETIC_PASSWORD, else \
+COSIGN_PASSWORD, else it is empty (allowed, as in cosign; a warning is printed).\n\n\
+PREFIX.key is created with mode 0600 and PREFIX.pub with mode 0644. Existing files are never \
+overwritten.\n\n\
+Exit status: 0 written, 2 a key file already exists or the directory can't be written, \
+5 internal error.\n\n\
+Examples:\n  hermetic keygen\n  hermetic keygen --output-key-prefix keys/release"
+)]
+pub struct KeygenArgs {
+    /// Write the private key to PREFIX.key and the public key to PREFIX.pub.
+    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+    pub output_key_prefix: PathBuf,
 }

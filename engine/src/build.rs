@@ -469,7 +469,7 @@ impl<'o> CacheSession<'o> {
             },
             archive,
             manifest,
-            created_at: crate::provenance::statement::rfc3339(std::time::SystemTime::now()),
+            created_at: crate::timestamp::rfc3339(std::time::SystemTime::now()),
         };
         let bundle = entry.sign(&key);
         // A single-run entry gives way to a reproducible one for the same key.

@@ -8,12 +8,14 @@ pub mod build;
 pub mod cache;
 pub mod digest;
 pub mod dirs;
+pub mod errors;
 pub mod provenance;
 pub mod repro;
 pub mod run;
 pub mod sandbox;
 pub mod signing;
 pub mod sys;
+pub mod timestamp;
 
 pub use hermetic_contract::exit_code;
 

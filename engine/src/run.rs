@@ -4,9 +4,9 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use crate::errors::error_chain;
 use crate::exit_code as exit;
 use crate::sandbox::cancel::Cancel;
-use crate::sandbox::error::error_chain;
 use crate::sandbox::keep_failed::{FailedTrees, KEPT_TREE_NAME};
 use crate::sandbox::launch::{self, BuildStatus, EarlyHelper, Launch};
 use crate::sandbox::plan::{self, Request};

@@ -19,6 +19,8 @@
 //! instructions; anything farther goes through `ja`, whose offset is 32 bits.
 use std::collections::BTreeMap;
 
+pub mod reference;
+
 /// One classic BPF instruction (struct sock_filter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BpfInstruction {
@@ -446,8 +448,8 @@ impl Assembler {
 
 #[cfg(test)]
 mod tests {
+    use super::reference::run;
     use super::*;
-    use crate::reference::run;
 
     const X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
     const DENIED: u32 = libc::SECCOMP_RET_ERRNO | 1;

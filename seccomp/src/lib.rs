@@ -7,7 +7,6 @@
 //! binary search (the module doc has the figures). Nothing here installs a program;
 //! the engine does that (its `sys::seccomp`).
 pub mod bpf;
-pub mod reference;
 pub mod source;
 pub mod syscalls;
 

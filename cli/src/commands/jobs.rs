@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use hermetic::provenance::statement::rfc3339;
+use hermetic::timestamp::rfc3339;
 use hermetic_contract::wire::{Job, JobRequest, JobState};
 use hermetic_daemon::queue::log::Stream;
 

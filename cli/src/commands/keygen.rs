@@ -1,29 +1,9 @@
 //! `hermetic keygen`: create a cosign-compatible key pair for signing build outputs.
-use std::path::PathBuf;
-
 use hermetic::signing::{write_key_pair, KeyError, Password};
 
+use crate::args::KeygenArgs;
 use crate::exit;
 use crate::Failure;
-
-/// Create a key pair for signing build outputs (cosign-compatible).
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "The private key is ECDSA P-256, encrypted as `cosign generate-key-pair` does \
-(scrypt and NaCl secretbox, PEM `ENCRYPTED SIGSTORE PRIVATE KEY`), so cosign can use it and \
-hermetic can use cosign's keys. The password comes from HERMETIC_PASSWORD, else \
-COSIGN_PASSWORD, else it is empty (allowed, as in cosign; a warning is printed).\n\n\
-PREFIX.key is created with mode 0600 and PREFIX.pub with mode 0644. Existing files are never \
-overwritten.\n\n\
-Exit status: 0 written, 2 a key file already exists or the directory can't be written, \
-5 internal error.\n\n\
-Examples:\n  hermetic keygen\n  hermetic keygen --output-key-prefix keys/release"
-)]
-pub struct KeygenArgs {
-    /// Write the private key to PREFIX.key and the public key to PREFIX.pub.
-    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
-    pub output_key_prefix: PathBuf,
-}
 
 /// Writes a new key pair and prints where, with its key id.
 pub fn keygen(args: KeygenArgs) -> Result<i32, Failure> {

@@ -12,8 +12,6 @@ mod verify;
 use crate::args::{Cli, Command};
 use crate::Failure;
 
-pub use keygen::KeygenArgs;
-
 pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
     let in_process = crate::client::autostart::in_process(cli.no_daemon);
     match cli.command {

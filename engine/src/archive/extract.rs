@@ -315,7 +315,7 @@ impl ExtractError {
 
     /// The failure as a serialisable record.
     pub fn record(&self) -> ExtractFailure {
-        let message = crate::sandbox::error::error_chain(self);
+        let message = crate::errors::error_chain(self);
         ExtractFailure {
             reason: self.reason(),
             archive_fault: self.is_archive_fault(),

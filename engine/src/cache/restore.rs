@@ -34,9 +34,9 @@ use crate::archive::extract::{
     extract_verified_checked, verify_stream, ExtractError, ExtractLimits,
 };
 use crate::archive::manifest::Manifest;
-use crate::provenance::statement::rfc3339;
 use crate::signing::{Bundle, BundleError, VerifyingKey};
 use crate::sys::archive as sys;
+use crate::timestamp::rfc3339;
 
 const IO_CHUNK: usize = 1 << 20;
 /// Largest signed manifest read. It lists every file (about 200 bytes each once base64
@@ -266,7 +266,7 @@ impl RestoreError {
 
     /// The error and its sources, joined with `: `.
     pub fn message(&self) -> String {
-        crate::sandbox::error::error_chain(self)
+        crate::errors::error_chain(self)
     }
 
     fn record(&self, scope: &Scope, key: &CacheKey) -> QuarantineRecord {

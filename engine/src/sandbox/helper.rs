@@ -32,8 +32,7 @@ pub const PROCESS_NAME: &str = "hermetic-helper";
 /// daemon's `keep_failed`) before the helper kills the sandbox anyway.
 const FAILED_TREE_GRACE_MS: u64 = 120_000;
 
-/// Exit status of the helper when setup failed before the build started.
-pub(crate) const SETUP_FAILED: i32 = 125;
+pub(crate) use crate::sys::process::SETUP_FAILED;
 
 /// Called first thing in `main` of every binary that launches sandboxes. When the process
 /// was started as the helper or the zygote it never returns.

@@ -20,7 +20,7 @@
 //!   into), the kernel's default scheduler slice, umask, CPU set, rlimits, capabilities
 //!   dropped (bounding and ambient sets too), no_new_privs, Landlock, seccomp last (it
 //!   would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
-use crate::sandbox::error::error_chain;
+use crate::errors::error_chain;
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;

@@ -5,6 +5,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
+/// Exit status of a sandbox process (the helper, or a child placing its descriptors) whose
+/// setup failed before the build started: docker's and podman's 125.
+pub(crate) const SETUP_FAILED: i32 = 125;
+
 /// Result of [`fork`].
 pub(crate) enum Forked {
     Parent { child: nix::unistd::Pid },
@@ -413,7 +417,7 @@ pub(crate) fn fork_sibling_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Forked
 /// then sees a helper that died without a report).
 fn placed_in_child(forked: Forked, fds: &[(RawFd, RawFd)], parked: &mut [RawFd]) -> Forked {
     if matches!(forked, Forked::Child) && place_fds(fds, parked).is_err() {
-        exit_now(crate::sandbox::helper::SETUP_FAILED);
+        exit_now(SETUP_FAILED);
     }
     forked
 }

@@ -312,8 +312,9 @@ mod tests {
     use std::process::{Command, Output, Stdio};
 
     use super::*;
+    use hermetic_seccomp::bpf::{self, reference};
     use hermetic_seccomp::source::{ALLOWLIST, DENYLIST, FILTER_NAMES};
-    use hermetic_seccomp::{bpf, reference, syscalls};
+    use hermetic_seccomp::syscalls;
 
     fn default_policy() -> CompiledPolicy {
         load_policy("default").expect("the default policy compiles")

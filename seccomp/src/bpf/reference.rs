@@ -1,7 +1,7 @@
-//! A reference interpreter for the programs [`crate::bpf`] emits: it runs a program on one
+//! A reference interpreter for the programs [`super`] emits: it runs a program on one
 //! syscall the way the kernel's classic BPF interpreter would, so that tests can hold the
 //! compiled program against the policy it came from without installing it.
-use crate::bpf::{BpfInstruction, AND, ARGS_OFFSET, JA, JEQ, JGE, JGT, LOAD_WORD, RETURN};
+use super::{BpfInstruction, AND, ARGS_OFFSET, JA, JEQ, JGE, JGT, LOAD_WORD, RETURN};
 
 /// Runs `program` on a syscall the way the kernel's classic BPF interpreter would;
 /// returns the action and how many instructions ran.
