@@ -4,4 +4,5 @@
 //! depends on this one, and it depends on nothing of theirs.
 pub mod build;
 pub mod exit_code;
+pub mod report;
 pub mod wire;

@@ -75,13 +75,13 @@ pub struct Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("failed to read the config file {path}: {source}")]
+    #[error("failed to read the config file {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to parse the config file {path}: {source}")]
+    #[error("failed to parse the config file {path}")]
     Parse {
         path: PathBuf,
         #[source]

@@ -23,7 +23,7 @@ pub const SOCKET_MODE: u32 = 0o660;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("failed to create the directory {path}: {source}")]
+    #[error("failed to create the directory {path}")]
     CreateDir {
         path: PathBuf,
         #[source]
@@ -31,25 +31,25 @@ pub enum ServeError {
     },
     #[error("another daemon is already listening on {0}")]
     SocketInUse(PathBuf),
-    #[error("failed to remove the stale socket {path}: {source}")]
+    #[error("failed to remove the stale socket {path}")]
     RemoveStale {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to listen on {path}: {source}")]
+    #[error("failed to listen on {path}")]
     Bind {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to set the owner and mode of the socket {path}: {source}")]
+    #[error("failed to set the owner and mode of the socket {path}")]
     SocketPermissions {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to lock {path}: {source}")]
+    #[error("failed to lock {path}")]
     Lock {
         path: PathBuf,
         #[source]
@@ -57,15 +57,15 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("failed to start the async runtime: {0}")]
+    #[error("failed to start the async runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("failed to handle {signal}: {source}")]
+    #[error("failed to handle {signal}")]
     Signal {
         signal: &'static str,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to serve: {0}")]
+    #[error("failed to serve")]
     Serve(#[source] std::io::Error),
     #[error("socket activation: {0}")]
     Activation(String),
@@ -152,7 +152,10 @@ pub fn run_daemon(config: Config) -> Result<(), ServeError> {
     let activated = activated_listener()?;
     // From this thread, which lives as long as the daemon: helpers die with it.
     if let Err(err) = hermetic::sandbox::zygote::start() {
-        tracing::warn!("no sandbox zygote, every launch execs its helper: {err}");
+        tracing::warn!(
+            "no sandbox zygote, every launch execs its helper: {}",
+            hermetic::errors::Chain(&err)
+        );
     }
     // One thread for all the async work (HTTP, the job records, following logs): each is
     // short, and a job's own work runs on the blocking pool. With worker threads, every

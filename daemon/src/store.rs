@@ -12,27 +12,27 @@ pub const STORE_VERSION: i64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("failed to open the job database {path}: {source}")]
+    #[error("failed to open the job database {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("failed to create the job database's tables: {0}")]
+    #[error("failed to create the job database's tables")]
     Schema(#[source] rusqlite::Error),
     #[error("job database version {found} is not supported (expected {STORE_VERSION})")]
     Version { found: i64 },
-    #[error("failed to record a job: {0}")]
+    #[error("failed to record a job")]
     Insert(#[source] rusqlite::Error),
-    #[error("failed to update job {id}: {source}")]
+    #[error("failed to update job {id}")]
     Update {
         id: u64,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("failed to read the job records: {0}")]
+    #[error("failed to read the job records")]
     Read(#[source] rusqlite::Error),
-    #[error("failed to encode a job request: {0}")]
+    #[error("failed to encode a job request")]
     Encode(#[source] serde_json::Error),
 }
 

@@ -25,6 +25,7 @@ use crate::cache::{
     restore, CacheKey, KeyError, KeyInputs, Lookup, RestoreTargets, Scope, Store, StoreError,
     Trust, TrustError,
 };
+use crate::errors::{error_chain, Chain};
 use crate::exit_code as exit;
 use crate::repro::compare::{Difference, DifferenceKind};
 use crate::repro::dual::{self, DualOptions, RunIo, RunName, RunRecord, SuspectedCause, Verdict};
@@ -50,7 +51,7 @@ const CAPTURED_LOG_BYTES: usize = 64 * 1024;
 /// A request that cannot be built as asked (a usage or configuration error, exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("--output {path}: {source}")]
+    #[error("--output {path}")]
     OutputPath {
         path: String,
         #[source]
@@ -64,13 +65,13 @@ pub enum BuildError {
     Plan(#[from] PlanError),
     #[error("--artifact {path}: {message}")]
     Artifact { path: PathBuf, message: String },
-    #[error("failed to set up the build's output streams: {0}")]
+    #[error("failed to set up the build's output streams")]
     Streams(#[source] std::io::Error),
-    #[error("--cache-dir: {0}")]
+    #[error("--cache-dir")]
     CacheStore(#[from] StoreError),
-    #[error("cache keys: {0}")]
+    #[error("cache keys")]
     CacheTrust(#[from] TrustError),
-    #[error("cache key: {0}")]
+    #[error("cache key")]
     CacheKey(#[from] KeyError),
 }
 
@@ -438,7 +439,7 @@ impl<'o> CacheSession<'o> {
         let key = match key {
             Ok(key) => key,
             Err(err) => {
-                report.cache.reason = Some(format!("not stored: {err}"));
+                report.cache.reason = Some(format!("not stored: {}", Chain(&err)));
                 return;
             }
         };
@@ -481,8 +482,8 @@ impl<'o> CacheSession<'o> {
                 report.cache.signer = Some(signer.key_id());
             }
             Err(err) => {
-                tracing::warn!("could not store the cache entry: {err}");
-                report.cache.reason = Some(format!("not stored: {err}"));
+                tracing::warn!("could not store the cache entry: {}", Chain(&err));
+                report.cache.reason = Some(format!("not stored: {}", Chain(&err)));
             }
         }
     }
@@ -515,7 +516,7 @@ fn build_single(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
-            report.error = Some(err.to_string());
+            report.error = Some(error_chain(&err));
             return Ok(report);
         }
     };
@@ -669,7 +670,7 @@ fn build_dual(
             if request.explain {
                 match explain_differences(request, &outcome.differences, &outcome.runs) {
                     Ok(path) => report.explain_report = Some(path),
-                    Err(err) => tracing::warn!("could not write the explanation: {err}"),
+                    Err(err) => tracing::warn!("could not write the explanation: {}", Chain(&err)),
                 }
             }
             report.differences = Some(outcome.differences.clone());
@@ -703,7 +704,7 @@ fn keep_archive(
         Ok(archive) => archive,
         Err(err) => {
             report.exit_code = exit::SANDBOX_FAILED;
-            report.error = Some(err.to_string());
+            report.error = Some(error_chain(&err));
             return;
         }
     };
@@ -740,7 +741,7 @@ fn failure_of(runs: &[RunRecord]) -> (i32, String) {
         let part = match &record.result {
             Err(err) => {
                 code = exit::SANDBOX_FAILED;
-                format!("run {:?}: {err}", record.name)
+                format!("run {:?}: {}", record.name, Chain(err))
             }
             Ok(outcome) => match judge(outcome) {
                 Ok(_) => format!("run {:?}: succeeded", record.name),
@@ -929,7 +930,7 @@ fn run_report(name: RunName, outcome: Result<&RunOutcome, &SandboxError>) -> Run
             timed_out: false,
             duration_ms: 0,
             setup_ms: None,
-            error: Some(err.to_string()),
+            error: Some(error_chain(&err)),
             output_digest: None,
         },
         Ok(outcome) => RunReport {
@@ -960,8 +961,9 @@ fn extract(archive: &Path, packed: &PackedOutputs, dest: &Path) -> Result<(), St
     .map(|_| ())
     .map_err(|err| {
         format!(
-            "failed to extract the outputs into {}: {err}",
-            dest.display()
+            "failed to extract the outputs into {}: {}",
+            dest.display(),
+            Chain(&err)
         )
     })
 }

@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no daemon answers on {socket}: {source}")]
+    #[error("no daemon answers on {socket}")]
     Connect {
         socket: PathBuf,
         #[source]
@@ -34,7 +34,7 @@ pub enum ClientError {
         code: String,
         message: String,
     },
-    #[error("failed to start the async runtime: {0}")]
+    #[error("failed to start the async runtime")]
     Runtime(#[source] std::io::Error),
 }
 

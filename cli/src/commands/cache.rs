@@ -88,8 +88,8 @@ fn trusted_signer(
     scope: &str,
     dir: &Path,
 ) -> Result<(hermetic::cache::EntryManifest, String), serde_json::Value> {
-    let scope =
-        Scope::parse(scope).map_err(|err| json!({ "trusted": false, "error": err.to_string() }))?;
+    let scope = Scope::parse(scope)
+        .map_err(|err| json!({ "trusted": false, "error": hermetic::errors::error_chain(&err) }))?;
     signed_by(store, dir, &trust.keys_for(&scope))
         .map_err(|err| json!({ "trusted": false, "reason": err.reason(), "error": err.message() }))
 }

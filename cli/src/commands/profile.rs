@@ -13,7 +13,7 @@ pub fn profile(command: ProfileCommand) -> Result<i32, Failure> {
             for (name, origin) in profile::list() {
                 let description = profile::load(&name)
                     .map(|p| p.description)
-                    .unwrap_or_else(|e| format!("(invalid: {e})"));
+                    .unwrap_or_else(|e| format!("(invalid: {})", hermetic::errors::Chain(&e)));
                 println!("{name:<12} {origin:<32} {description}");
             }
         }

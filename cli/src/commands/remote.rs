@@ -62,7 +62,7 @@ pub fn execute(request: &JobRequest, relay: Relay, setup_code: i32) -> Result<Jo
         Followed::Signal(signal) => {
             let outcome = match client.cancel(id) {
                 Ok(_) => "cancelled it".to_owned(),
-                Err(err) => format!("could not cancel it: {err}"),
+                Err(err) => format!("could not cancel it: {}", hermetic::errors::Chain(&err)),
             };
             Err(Failure::new(
                 128 + signal,

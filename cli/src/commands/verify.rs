@@ -1,5 +1,6 @@
 //! `hermetic verify --bundle`: offline verification of provenance; `--manifest`: of a
 //! cache entry's signed manifest and its archive.
+use hermetic::errors::{error_chain, Chain};
 use hermetic::provenance::verify_provenance;
 use hermetic::signing::VerifyingKey;
 use serde_json::json;
@@ -65,14 +66,13 @@ pub fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         }
         Err(err) => {
             if args.json {
-                let report =
-                    json!({ "verified": false, "reason": err.reason(), "error": err.to_string() });
+                let report = json!({ "verified": false, "reason": err.reason(), "error": error_chain(&err) });
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             } else {
-                eprintln!("hermetic: not verified ({}): {err}", err.reason());
+                eprintln!("hermetic: not verified ({}): {}", err.reason(), Chain(&err));
             }
             Ok(exit::NOT_VERIFIED)
         }

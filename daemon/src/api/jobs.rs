@@ -14,6 +14,7 @@ use crate::queue::log::{Stream, INDEX_RECORD};
 use crate::queue::{Caller, CancelError, Scheduler, SubmitError};
 
 use super::{ApiError, Peer};
+use hermetic::errors::Chain;
 use hermetic_contract::wire::{
     Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB, WIRE_SCHEMA,
 };
@@ -101,7 +102,7 @@ pub async fn submit(
             "forbidden",
             err.to_string(),
         )),
-        Err(err @ SubmitError::Store(_)) => Err(ApiError::internal(err)),
+        Err(err @ SubmitError::Store(_)) => Err(ApiError::internal(Chain(&err))),
     }
 }
 

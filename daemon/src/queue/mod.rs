@@ -428,7 +428,7 @@ impl Inner {
             handle.cancel.cancel();
             let _ = thread.await;
             let finish = Finish {
-                error: Some(err.to_string()),
+                error: Some(hermetic::errors::error_chain(&err)),
                 ..Finish::default()
             };
             return (JobState::Failed, finish, None);
@@ -468,7 +468,7 @@ impl Inner {
         setup: Option<Duration>,
     ) {
         if let Err(err) = self.store.finish(id, state, now_ms(), finish) {
-            tracing::error!(job = id, "{err}");
+            tracing::error!(job = id, "{}", hermetic::errors::Chain(&err));
         }
         self.metrics
             .finished(state, finish.verdict.as_deref(), duration, setup);

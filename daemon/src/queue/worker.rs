@@ -159,7 +159,7 @@ fn execute_build(
             finish: Finish {
                 verdict: Some("failed".into()),
                 exit_code: Some(exit::USAGE),
-                error: Some(err.to_string()),
+                error: Some(hermetic::errors::error_chain(&err)),
                 ..Finish::default()
             },
             setup: None,

@@ -89,9 +89,9 @@ struct SubjectDigest {
 /// Why a bundle is not an acceptable entry manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
-    #[error("the entry's signature is not accepted: {0}")]
+    #[error("the entry's signature is not accepted")]
     Signature(#[from] VerifyError),
-    #[error("the signed payload is not a cache entry statement: {0}")]
+    #[error("the signed payload is not a cache entry statement")]
     Malformed(#[source] serde_json::Error),
     #[error("the statement type is {found:?}, not {STATEMENT_TYPE:?}")]
     StatementType { found: String },

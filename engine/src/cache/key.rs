@@ -114,7 +114,7 @@ pub enum KeyError {
         path: std::path::PathBuf,
         message: String,
     },
-    #[error("failed to read toolchain identity file {path}: {source}")]
+    #[error("failed to read toolchain identity file {path}")]
     Toolchain {
         path: String,
         #[source]

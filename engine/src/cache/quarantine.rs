@@ -73,13 +73,13 @@ pub struct QuarantineEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
-    #[error("failed to move {from} into quarantine: {source}")]
+    #[error("failed to move {from} into quarantine")]
     Move {
         from: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("failed to write {path}: {source}")]
+    #[error("failed to write {path}")]
     Write {
         path: PathBuf,
         #[source]

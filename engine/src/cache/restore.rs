@@ -86,25 +86,25 @@ pub enum Lookup {
 pub enum RestoreError {
     #[error("step entry: {path} is not a directory (a symlink or another file was put there)")]
     EntryNotDirectory { path: PathBuf },
-    #[error("step entry: failed to open {path}: {source}")]
+    #[error("step entry: failed to open {path}")]
     OpenEntry {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("step signature: {path} is missing, not a regular file, or unreadable: {source}")]
+    #[error("step signature: {path} is missing, not a regular file, or unreadable")]
     ReadBundle {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("step signature: {path} is not an acceptable bundle: {source}")]
+    #[error("step signature: {path} is not an acceptable bundle")]
     Bundle {
         path: PathBuf,
         #[source]
         source: BundleError,
     },
-    #[error("step {}: {path}: {source}", entry_step(.source))]
+    #[error("step {}: {path}", entry_step(.source))]
     Entry {
         path: PathBuf,
         #[source]
@@ -114,7 +114,7 @@ pub enum RestoreError {
     KeyMismatch { expected: String, found: String },
     #[error("step key: the entry was signed for scope {found:?}, not {expected:?} (an entry moved between scopes)")]
     ScopeMismatch { expected: String, found: String },
-    #[error("step archive: failed to open {path}: {source}")]
+    #[error("step archive: failed to open {path}")]
     OpenArchive {
         path: PathBuf,
         #[source]
@@ -128,7 +128,7 @@ pub enum RestoreError {
         expected: u64,
         found: u64,
     },
-    #[error("step {}: {path}: {source}", extract_step(.source))]
+    #[error("step {}: {path}", extract_step(.source))]
     Archive {
         path: PathBuf,
         #[source]
@@ -136,7 +136,7 @@ pub enum RestoreError {
     },
     #[error("step entries: symlink `{path}` points outside the restored tree (to `{target}`)")]
     SymlinkEscapes { path: String, target: String },
-    #[error("failed to write the restored archive to {path}: {source}")]
+    #[error("failed to write the restored archive to {path}")]
     Artifact {
         path: PathBuf,
         #[source]

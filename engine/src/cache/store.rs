@@ -43,7 +43,7 @@ const MAX_SCOPE_BYTES: usize = 64;
 pub enum StoreError {
     #[error("cache scope {found:?} is invalid: use 1-64 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit")]
     InvalidScope { found: String },
-    #[error("cache directory {path}: {source}")]
+    #[error("cache directory {path}")]
     Io {
         path: PathBuf,
         #[source]

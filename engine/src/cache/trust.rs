@@ -18,19 +18,19 @@ const LOCAL_KEY_PREFIX: &str = "keys/cache-local";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("failed to read key {path}: {source}")]
+    #[error("failed to read key {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("key {path}: {source}")]
+    #[error("key {path}")]
     Key {
         path: PathBuf,
         #[source]
         source: KeyError,
     },
-    #[error("failed to create the key directory {path}: {source}")]
+    #[error("failed to create the key directory {path}")]
     KeyDir {
         path: PathBuf,
         #[source]

@@ -216,7 +216,6 @@ fn getrandom_fill(bytes: &mut [u8]) -> Result<(), rand_core::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn invocation_ids_differ() {

@@ -16,13 +16,13 @@ use crate::signing::{verify_dsse, Bundle, VerifyError, VerifyingKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceVerifyError {
-    #[error("failed to read {path}: {source}")]
+    #[error("failed to read {path}")]
     Read {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the signature is not accepted: {0}")]
+    #[error("the signature is not accepted")]
     Signature(#[from] VerifyError),
     #[error("the signed payload is not an in-toto statement: {0}")]
     Statement(String),

@@ -16,21 +16,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::sandbox::error::{Layer, StepError};
 
 const CONTROLLERS: [&str; 3] = ["pids", "memory", "cpu"];
 const CPU_PERIOD_US: u64 = 100_000;
 
-/// What each controller ended up on, for the build report and docs.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct CgroupReport {
-    pub pids: Option<String>,
-    pub memory: Option<String>,
-    pub cpu: Option<String>,
-    pub swap_limited: bool,
-}
+pub use hermetic_contract::report::CgroupReport;
 
 #[derive(Clone, Copy, Debug)]
 pub struct CgroupLimits {

@@ -61,7 +61,7 @@ impl fmt::Display for StepError {
         if let Some(path) = &self.path {
             write!(f, " on {}", path.display())?;
         }
-        write!(f, ": {}", self.source)
+        Ok(())
     }
 }
 
@@ -111,13 +111,13 @@ pub enum SandboxError {
     /// A layer could not be applied; nothing of the build ran.
     #[error("sandbox setup failed at the {layer} layer: {message}")]
     Setup { layer: Layer, message: String },
-    #[error("failed to start the sandbox helper {program}: {source}")]
+    #[error("failed to start the sandbox helper {program}")]
     SpawnHelper {
         program: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to talk to the sandbox helper: {step}: {source}")]
+    #[error("failed to talk to the sandbox helper: {step}")]
     Protocol {
         step: &'static str,
         #[source]
@@ -133,7 +133,7 @@ impl SandboxError {
     pub fn setup(err: &StepError) -> Self {
         SandboxError::Setup {
             layer: err.layer,
-            message: err.to_string(),
+            message: crate::errors::error_chain(err),
         }
     }
 }

@@ -339,7 +339,7 @@ fn confine_and_exec(
             "install the filters",
             "seccomp",
             None,
-            std::io::Error::other(err.to_string()),
+            std::io::Error::other(crate::errors::error_chain(&err)),
         )
     })?;
     crate::sys::process::set_cloexec_from(3).map_err(step(
@@ -473,7 +473,7 @@ fn drop_capabilities() -> Result<(), StepError> {
                 what,
                 "capset",
                 None,
-                std::io::Error::other(err.to_string()),
+                std::io::Error::other(crate::errors::error_chain(&err)),
             )
         }
     };

@@ -38,15 +38,15 @@ enum KeepError {
     /// Init could not archive it (its message).
     #[error("{0}")]
     Archive(String),
-    #[error("failed to create {path}: {source}")]
+    #[error("failed to create {path}")]
     CreateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to read its archive back: {0}")]
+    #[error("failed to read its archive back")]
     Rewind(#[source] std::io::Error),
-    #[error("failed to extract it into {dest}: {source}")]
+    #[error("failed to extract it into {dest}")]
     Extract {
         dest: PathBuf,
         #[source]

@@ -30,7 +30,7 @@ pub(crate) fn restrict(spec: &SandboxSpec) -> Result<RestrictionStatus, StepErro
                 what,
                 "landlock",
                 None,
-                std::io::Error::other(err.to_string()),
+                std::io::Error::other(crate::errors::error_chain(&err)),
             )
         }
     };

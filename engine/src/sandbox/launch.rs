@@ -15,8 +15,9 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::archive::manifest::Manifest;
+use crate::errors::Chain;
 use crate::sandbox::cancel::Cancel;
-use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits, CgroupReport};
+use crate::sandbox::cgroup::{BuildCgroup, CgroupLimits};
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::helper::HELPER_ARG;
 use crate::sandbox::keep_failed::{FailedTrees, PackedTree};
@@ -75,20 +76,7 @@ pub struct RunOutcome {
     pub outputs: Option<Result<PackedOutputs, String>>,
 }
 
-/// The layers actually in force, for reports and provenance.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct AppliedLayers {
-    pub namespaces: Vec<&'static str>,
-    /// The Landlock ABI the enforced rules were written for.
-    pub landlock_abi: u8,
-    /// The newest Landlock ABI the kernel offers.
-    pub kernel_landlock_abi: u8,
-    pub seccomp_policy: String,
-    pub seccomp_sha256: String,
-    pub cgroup: Option<CgroupReport>,
-    pub no_new_privs: bool,
-    pub capabilities: &'static str,
-}
+pub use hermetic_contract::report::AppliedLayers;
 
 /// One sandboxed run.
 pub struct Launch<'a> {
@@ -345,11 +333,11 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     };
     let spec = asks_for_failed_tree.as_ref().unwrap_or(launch.spec);
     let mut layers = AppliedLayers {
-        namespaces: NAMESPACES.to_vec(),
+        namespaces: NAMESPACES.iter().map(|name| name.to_string()).collect(),
         seccomp_policy: spec.seccomp.name.clone(),
         seccomp_sha256: spec.seccomp.sha256.clone(),
         no_new_privs: true,
-        capabilities: "none",
+        capabilities: "none".into(),
         ..AppliedLayers::default()
     };
 
@@ -557,7 +545,7 @@ impl Reported {
 fn source_failed(err: SourceError) -> SandboxError {
     SandboxError::Setup {
         layer: Layer::Filesystem,
-        message: format!("filesystem: copy the source: {err}"),
+        message: format!("filesystem: copy the source: {}", Chain(&err)),
     }
 }
 
@@ -677,7 +665,10 @@ fn start_helper(
                 return Err(spawn_failed(err))
             }
             Err(err) => {
-                tracing::warn!("the sandbox zygote failed, exec'ing helpers from now on: {err}")
+                tracing::warn!(
+                    "the sandbox zygote failed, exec'ing helpers from now on: {}",
+                    Chain(&err)
+                )
             }
         }
     }
@@ -746,7 +737,7 @@ fn build_cgroup(
     match BuildCgroup::create(&name, limits) {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(err) if policy == CgroupPolicy::Optional => {
-            tracing::warn!("running without cgroup limits: {err}");
+            tracing::warn!("running without cgroup limits: {}", Chain(&err));
             Ok(None)
         }
         Err(err) => Err(SandboxError::setup(&err)),

@@ -96,7 +96,7 @@ impl MessageSink {
     pub(crate) fn setup_failed(&mut self, err: &StepError) {
         self.send(&HelperMessage::SetupFailed {
             layer: err.layer,
-            message: err.to_string(),
+            message: crate::errors::error_chain(err),
         });
     }
 }

@@ -16,7 +16,7 @@ pub const ARCHIVE_ZSTD_LEVEL: i32 = 3;
 pub enum PlanError {
     #[error("no command given")]
     NoCommand,
-    #[error("source directory {path} is not usable: {source}")]
+    #[error("source directory {path} is not usable")]
     Source {
         path: PathBuf,
         #[source]
@@ -224,7 +224,7 @@ pub fn tree_digest(dir: &Path, skip: &[&str]) -> Result<String, String> {
 fn load_seccomp(policy: &str) -> Result<CompiledPolicy, PlanError> {
     crate::sandbox::seccomp::load_policy(policy).map_err(|err| PlanError::Seccomp {
         policy: policy.to_string(),
-        message: err.to_string(),
+        message: crate::errors::error_chain(&err),
     })
 }
 

@@ -26,7 +26,7 @@ pub const SYSTEM_PROFILE_DIR: &str = "/etc/hermetic/profiles";
 pub enum ProfileError {
     #[error("unknown profile `{name}` (known: {known}); pass a path to use a profile file")]
     Unknown { name: String, known: String },
-    #[error("failed to read profile {path}: {source}")]
+    #[error("failed to read profile {path}")]
     Read {
         path: PathBuf,
         #[source]

@@ -15,7 +15,7 @@ use crate::sandbox::error::{Layer, StepError};
 /// Why the source could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("failed to read the source at {path}: {source}")]
+    #[error("failed to read the source at {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -23,7 +23,7 @@ pub enum SourceError {
     },
     #[error("the source contains {path}, which is not a regular file, directory or symlink")]
     Unsupported { path: PathBuf },
-    #[error("failed to send the source into the sandbox: {0}")]
+    #[error("failed to send the source into the sandbox")]
     Send(#[source] io::Error),
 }
 

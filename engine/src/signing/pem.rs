@@ -26,7 +26,7 @@ pub enum PemError {
     Unterminated { label: String },
     #[error("PEM block `{label}` has headers (legacy OpenSSL encryption is not supported)")]
     Headers { label: String },
-    #[error("PEM block `{label}` is not valid base64: {source}")]
+    #[error("PEM block `{label}` is not valid base64")]
     Base64 {
         label: String,
         #[source]

@@ -27,13 +27,13 @@ pub const BUILTIN_POLICIES: &[(&str, &str)] =
 pub enum SeccompError {
     #[error("unknown seccomp policy `{name}` (built in: {builtin}); a path needs a '/' or a .json suffix")]
     UnknownPolicy { name: String, builtin: String },
-    #[error("failed to read seccomp policy {}: {source}", path.display())]
+    #[error("failed to read seccomp policy {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("failed to parse seccomp policy {name}: {source}")]
+    #[error("failed to parse seccomp policy {name}")]
     Parse {
         name: String,
         #[source]
@@ -45,7 +45,7 @@ pub enum SeccompError {
     Compile { name: String, reason: String },
     #[error("refusing to install seccomp policy {name}: no_new_privs is not set on this thread (set PR_SET_NO_NEW_PRIVS first)")]
     NoNewPrivs { name: String },
-    #[error("failed to install seccomp policy {name}: {step}: {source}")]
+    #[error("failed to install seccomp policy {name}: {step}")]
     Install {
         name: String,
         step: String,
@@ -545,7 +545,7 @@ mod tests {
         std::fs::write(&path, "{\"allowlist\": {").unwrap();
         let err = load_policy(path.to_str().unwrap()).unwrap_err();
         assert!(matches!(err, SeccompError::Parse { .. }), "{err:?}");
-        let message = err.to_string();
+        let message = crate::errors::error_chain(&err);
         assert!(
             message.contains(path.to_str().unwrap()) && message.contains("line 1"),
             "{message}"
