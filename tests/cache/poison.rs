@@ -1,4 +1,4 @@
-//! The poisoning suite: each row of the restore attack catalog (restore-threats.md) that
+//! The poisoning suite: each row of the restore attack catalog (docs/restore-threats.md §7) that
 //! applies, as an attack on a real entry. Every refusal is checked by `assert_refused`:
 //! right reason and step, quarantined with reason.json, event logged, entry gone (the
 //! next lookup misses, so the build runs fresh), work dir untouched.

@@ -4,7 +4,7 @@
 Written from the format's description (docs/formats.md §1.1, go-securesystemslib
 `encrypted`), not from hermetic's code, to check hermetic's keys against it. It uses only
 hashlib.scrypt (standard library), PyNaCl (secretbox) and cryptography (PKCS#8); on Debian:
-python3-nacl and python3-cryptography. Used by daemon/src/signing/interop_tests.rs.
+python3-nacl and python3-cryptography. Used by engine/src/signing/interop_tests.rs.
 
 The password is read from COSIGN_PASSWORD (empty when unset), as cosign does.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes a key-signed DSSE bundle with node's own crypto, independently of hermetic, as in
 // docs/formats.md Appendix A: an in-toto statement about ARTIFACT, signed over the PAE.
-// Used by daemon/src/signing/interop_tests.rs to check that hermetic verifies it.
+// Used by engine/src/signing/interop_tests.rs to check that hermetic verifies it.
 //
 // usage: node make-bundle.js PRIVATE_KEY.pem ARTIFACT > bundle.json
 'use strict';

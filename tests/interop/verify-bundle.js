@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Independent offline verifier for key-signed Sigstore bundles (v0.3), built on sigstore-js
-// as in docs/formats.md Appendix A. Used by daemon/src/signing/interop_tests.rs.
+// as in docs/formats.md Appendix A. Used by engine/src/signing/interop_tests.rs.
 //
 // usage: node verify-bundle.js BUNDLE.json PUBLIC_KEY.pem ARTIFACT [PREDICATE_TYPE]
 // Prints one JSON verdict on stdout: {"verified":true,...} (exit 0) or

@@ -11,7 +11,7 @@ use super::dsse::Envelope;
 
 /// The only media type read and written.
 pub const MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-/// Larger bundles are refused before parsing (restore-threats.md §8 step 1).
+/// Larger bundles are refused before parsing (docs/restore-threats.md §8 step 1).
 pub const MAX_BUNDLE_BYTES: usize = 1 << 20;
 /// The protobuf enum name of SHA-256, the only digest P-256 signatures use here.
 const SHA2_256: &str = "SHA2_256";
