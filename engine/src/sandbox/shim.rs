@@ -1,4 +1,4 @@
-//! The variation shim (daemon/shim/vary.c, compiled by build.rs): preloaded into every
+//! The variation shim (engine/shim/vary.c, compiled by build.rs): preloaded into every
 //! host-toolchain sandbox through that sandbox's own /etc/ld.so.preload. It is a
 //! pass-through except in the second run of a dual build, where it shifts the wall clock
 //! and the file times the build reads by [`SHIFT_DAYS`] days and reverses every directory

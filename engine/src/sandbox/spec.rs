@@ -72,7 +72,7 @@ pub struct Variation {
     /// build's processes get other pids than in the canonical run.
     pub pid_offset: Option<u32>,
     /// Switch the preloaded shim from pass-through to varying (clock, file times and
-    /// directory listings; see daemon/shim/vary.c).
+    /// directory listings; see engine/shim/vary.c).
     pub vary_shim: bool,
     /// How many inode numbers to use up on the build dir's and /tmp's file systems before
     /// the source is copied in, so every file the build sees or creates there gets another
