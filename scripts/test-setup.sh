@@ -12,10 +12,14 @@ export DEBIAN_FRONTEND=noninteractive
 # openssl, python3-nacl, python3-cryptography: the signing interop tests
 # (engine/src/signing/interop_tests.rs), with sigstore-js below (npm comes with the
 # machine's Node.js).
+# docker-registry (distribution 2.8.2) and apache2-utils (htpasswd): the OCI registry
+# client's tests (registry/tests/registry/), which start their own registry on a loopback
+# port (their HTTPS test makes its CA with the openssl above).
 packages=(
   ca-certificates gcc libc6-dev make python3 tar gzip zip unzip git zstd
   util-linux iproute2 procps busybox-static sudo fuse3 strace
   openssl python3-nacl python3-cryptography
+  docker-registry apache2-utils
 )
 missing=()
 for package in "${packages[@]}"; do

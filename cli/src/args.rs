@@ -128,6 +128,41 @@ reached or did not confirm in time.\n\n\
 Example:\n  hermetic cancel 12"
     )]
     Cancel(CancelArgs),
+    /// Print a shell completion script for hermetic's commands and flags.
+    #[command(
+        after_help = "The script is made from this hermetic's command definitions: generate \
+it again after an upgrade. Install it where your shell loads completions from, e.g. \
+/etc/bash_completion.d/hermetic for every bash user, a directory in $fpath (as _hermetic) for \
+zsh, ~/.config/fish/completions/hermetic.fish for fish.\n\n\
+Examples:\n  hermetic completions bash > ~/.local/share/bash-completion/completions/hermetic\n  \
+hermetic completions zsh > ~/.zfunc/_hermetic\n  \
+hermetic completions fish > ~/.config/fish/completions/hermetic.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages of hermetic and of each of its commands.
+    #[command(
+        after_help = "The pages are made from the same definitions as --help. Without --dir, \
+hermetic.1 is printed on stdout. With --dir, DIR (created if missing) gets hermetic.1 and one \
+page per command: hermetic-build.1, hermetic-cache.1, hermetic-cache-gc.1 and so on; pages \
+already there are replaced.\n\n\
+Exit status: 0 written, 2 DIR can't be written, 5 stdout can't be written.\n\n\
+Examples:\n  hermetic man | man -l -\n  sudo hermetic man --dir /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write every page into DIR instead of printing hermetic.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,11 +427,12 @@ hermetic cache gc --cache-dir ~/.cache/hermetic --trust-key ci.pub --drop-untrus
         cache: CacheDirArgs,
         #[command(flatten)]
         keys: CacheKeysArgs,
-        /// Size cap: bytes, or with a K, M, G or T suffix (powers of 1024).
+        /// Size cap: bytes, or with a unit as in profiles: K, M, G or T, also spelled
+        /// KiB or KB and so on; every unit is a power of 1024 (10G = 10GiB = 10GB).
         #[arg(
             long,
             value_name = "SIZE",
-            value_parser = parse_size,
+            value_parser = hermetic::size::parse_size,
             required_unless_present = "drop_untrusted"
         )]
         max_size: Option<u64>,
@@ -460,22 +496,6 @@ pub struct CacheKeysArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// `123`, `10K`, `500M`, `10G`, `1T` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let (digits, shift) = match text.char_indices().last() {
-        Some((at, 'K' | 'k')) => (&text[..at], 10),
-        Some((at, 'M' | 'm')) => (&text[..at], 20),
-        Some((at, 'G' | 'g')) => (&text[..at], 30),
-        Some((at, 'T' | 't')) => (&text[..at], 40),
-        _ => (text, 0),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size (e.g. 1048576, 500M, 10G)"))
-}
-
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The provenance bundle (Sigstore bundle v0.3 with a DSSE envelope).
@@ -521,9 +541,11 @@ pub enum ProfileCommand {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use clap::{CommandFactory, Parser};
 
-    use super::{parse_size, Cli};
+    use super::Cli;
 
     #[test]
     fn the_command_tree_is_consistent_with_deferred_subcommands() {
@@ -565,16 +587,47 @@ mod tests {
         }
     }
 
+    /// Every command, one added later included, says what it does in its own words and
+    /// shows an example (tests/builds/exit_codes.rs checks the printed help of the
+    /// commands it lists).
     #[test]
-    fn sizes_take_binary_suffixes() {
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        assert_eq!(parse_size("500M"), Ok(500 << 20));
-        assert_eq!(parse_size("10g"), Ok(10 << 30));
-        assert_eq!(parse_size("1T"), Ok(1 << 40));
-        for bad in ["", "G", "1.5G", "-1", "10X", "99999999999T"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
+    fn every_command_has_its_own_summary_and_an_example() {
+        fn check(command: &clap::Command, path: &str, summaries: &mut BTreeMap<String, String>) {
+            // `help` is clap's own.
+            for subcommand in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", subcommand.get_name());
+                let example = subcommand
+                    .get_after_help()
+                    .is_some_and(|text| text.to_string().contains("Example"));
+                assert!(example, "`{path} --help` has no example");
+                let summary = subcommand.get_about().map(|about| about.to_string());
+                let summary = summary.unwrap_or_else(|| panic!("`{path}` has no summary"));
+                if let Some(other) = summaries.insert(summary.clone(), path.clone()) {
+                    panic!("`{path}` and `{other}` both sum themselves up as {summary:?}");
+                }
+                check(subcommand, &path, summaries);
+            }
         }
+        let mut command = Cli::command();
+        command.build();
+        check(&command, "hermetic", &mut BTreeMap::new());
+    }
+
+    #[test]
+    fn max_size_takes_the_sizes_profiles_take_and_refuses_others_as_usage_errors() {
+        let max_size = |size: &str| -> Result<Option<u64>, clap::Error> {
+            let cli = Cli::try_parse_from(["hermetic", "cache", "gc", "--max-size", size])?;
+            match cli.command {
+                super::Command::Cache(super::CacheCommand::Gc { max_size, .. }) => Ok(max_size),
+                _ => unreachable!("parsed `cache gc`"),
+            }
+        };
+        assert_eq!(max_size("10G").unwrap(), Some(10 << 30));
+        assert_eq!(max_size("10GiB").unwrap(), Some(10 << 30));
+        assert_eq!(max_size("0").unwrap(), Some(0));
+        let err = max_size("10 parsecs").unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        assert!(err.to_string().contains("unknown unit `parsecs`"), "{err}");
     }
 }
 

@@ -4,5 +4,7 @@
 //! depends on this one, and it depends on nothing of theirs.
 pub mod build;
 pub mod exit_code;
+pub mod manifest;
+mod names;
 pub mod report;
 pub mod wire;

@@ -3,9 +3,11 @@
 //! Every route lives under `/v{API_VERSION}/` (except `/metrics`); bodies are JSON.
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::build::BuildRequest;
+pub use crate::report::Digests;
+use crate::report::{BuildReport, BuildVerdict, RunVerdict};
 
 /// Version of the HTTP API (the route prefix). Changelog (additions within a version
 /// keep old clients working):
@@ -129,11 +131,34 @@ impl JobState {
     }
 }
 
-/// Digests of a build's archive.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Digests {
-    pub sha256: String,
-    pub blake3: String,
+/// How a job ended: its build's verdict, or its run's. Written as the bare verdict (the
+/// two sets of names do not overlap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum JobVerdict {
+    Build(BuildVerdict),
+    Run(RunVerdict),
+}
+
+impl JobVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobVerdict::Build(verdict) => verdict.as_str(),
+            JobVerdict::Run(verdict) => verdict.as_str(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobVerdict> {
+        BuildVerdict::parse(text)
+            .map(JobVerdict::Build)
+            .or_else(|| RunVerdict::parse(text).map(JobVerdict::Run))
+    }
+}
+
+impl std::fmt::Display for JobVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// A job as the daemon reports it (`GET /v1/jobs/{id}`, and the answer to a submission).
@@ -150,10 +175,8 @@ pub struct Job {
     pub started_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<u64>,
-    /// Build: the report's verdict. Run: "exited", "signaled", "timed-out",
-    /// "not-found", "cannot-execute" or "sandbox-failed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<String>,
+    pub verdict: Option<JobVerdict>,
     /// The documented exit code (`crate::exit_code`), as `hermetic run` or
     /// `hermetic build` would have exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,8 +188,25 @@ pub struct Job {
     /// Where the daemon keeps the job's log.
     pub log_path: PathBuf,
     /// The full `hermetic.build/v1` report of a build job (only in `GET /v1/jobs/{id}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<serde_json::Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "published_report"
+    )]
+    pub report: Option<Box<BuildReport>>,
+}
+
+/// A job's report as `hermetic build --json` prints it (`BuildReport::to_published_json`).
+fn published_report<S: Serializer>(
+    report: &Option<Box<BuildReport>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let published = report
+        .as_deref()
+        .map(BuildReport::to_published_json)
+        .transpose()
+        .map_err(serde::ser::Error::custom)?;
+    published.serialize(serializer)
 }
 
 /// `GET /v1/jobs`: newest first.
@@ -203,4 +243,61 @@ pub struct ErrorInfo {
     /// "shutting-down", "internal".
     pub code: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample_report;
+
+    #[test]
+    fn a_job_verdict_is_written_as_the_bare_verdict_and_reads_back() {
+        let build = BuildVerdict::ALL.iter().copied().map(JobVerdict::Build);
+        let run = RunVerdict::ALL.iter().copied().map(JobVerdict::Run);
+        for verdict in build.chain(run) {
+            let json = serde_json::to_string(&verdict).unwrap();
+            assert_eq!(json, format!("\"{verdict}\""));
+            assert_eq!(serde_json::from_str::<JobVerdict>(&json).unwrap(), verdict);
+            assert_eq!(JobVerdict::parse(verdict.as_str()), Some(verdict));
+        }
+        assert_eq!(JobVerdict::parse("succeeded"), None);
+    }
+
+    #[test]
+    fn a_job_carries_its_report_as_published_and_reads_it_back() {
+        let report = sample_report();
+        let job = Job {
+            schema: WIRE_SCHEMA.into(),
+            id: 7,
+            kind: JobKind::Build,
+            state: JobState::Failed,
+            request: JobRequest::Run(RunRequest {
+                profile: "default".into(),
+                src: "/src".into(),
+                source_date_epoch: None,
+                command: vec!["make".into()],
+            }),
+            submitted_at_ms: 1,
+            started_at_ms: Some(2),
+            finished_at_ms: Some(3),
+            verdict: Some(JobVerdict::Build(report.verdict)),
+            exit_code: Some(report.exit_code),
+            error: report.error.clone(),
+            digests: report.output.as_ref().map(|output| output.digest.clone()),
+            log_path: "/logs/7.log".into(),
+            report: Some(Box::new(report.clone())),
+        };
+        let json = serde_json::to_string(&job).unwrap();
+        let published = report.to_published_json().unwrap().to_string();
+        assert!(
+            json.ends_with(&format!(r#","report":{published}}}"#)),
+            "{json}"
+        );
+        let read: Job = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.report.as_deref(), Some(&report));
+        assert_eq!(
+            read.verdict,
+            Some(JobVerdict::Build(BuildVerdict::Nondeterministic))
+        );
+    }
 }

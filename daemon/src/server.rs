@@ -130,7 +130,10 @@ pub fn activated_listener() -> Result<Option<std::os::unix::net::UnixListener>, 
              ListenStream="
         )));
     }
-    let fd = hermetic::sys::activation::adopt_listen_fd()
+    // SAFETY: LISTEN_PID is this process (checked above), so systemd put the socket at
+    // fd 3 for it, and nothing else here owns fd 3. The variables are gone (removed
+    // above), so no later call of this function adopts it a second time.
+    let fd = unsafe { hermetic::sys::activation::adopt_listen_fd() }
         .map_err(|err| ServeError::Activation(format!("descriptor 3: {err}")))?;
     let is_listening_unix_stream = getsockname::<UnixAddr>(fd.as_raw_fd()).is_ok()
         && getsockopt(&fd, sockopt::SockType).is_ok_and(|kind| kind == SockType::Stream)

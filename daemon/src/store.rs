@@ -4,7 +4,10 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use hermetic_contract::wire::{Digests, Job, JobKind, JobRequest, JobState, WIRE_SCHEMA};
+use hermetic_contract::report::BuildReport;
+use hermetic_contract::wire::{
+    Digests, Job, JobKind, JobRequest, JobState, JobVerdict, WIRE_SCHEMA,
+};
 
 /// Version of the database layout (SQLite `user_version`). Changelog:
 /// - 1: first version (`jobs`).
@@ -39,11 +42,11 @@ pub enum StoreError {
 /// How a job ended, as recorded.
 #[derive(Clone, Debug, Default)]
 pub struct Finish {
-    pub verdict: Option<String>,
+    pub verdict: Option<JobVerdict>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub digests: Option<Digests>,
-    pub report: Option<serde_json::Value>,
+    pub report: Option<Box<BuildReport>>,
 }
 
 pub struct Store {
@@ -168,7 +171,10 @@ impl Store {
         now_ms: u64,
         finish: &Finish,
     ) -> Result<(), StoreError> {
-        let report = finish.report.as_ref().map(|report| report.to_string());
+        let report = finish
+            .report
+            .as_deref()
+            .and_then(|report| report_text(id, report));
         execute_cached(
             &self.conn(),
             "UPDATE jobs SET state = ?1, finished_at_ms = ?2, verdict = ?3, exit_code = ?4,
@@ -176,7 +182,7 @@ impl Store {
             params![
                 state.as_str(),
                 now_ms as i64,
-                finish.verdict,
+                finish.verdict.map(JobVerdict::as_str),
                 finish.exit_code,
                 finish.error,
                 finish.digests.as_ref().map(|d| d.sha256.clone()),
@@ -199,7 +205,16 @@ impl Store {
             .query_row(params![id as i64], |row| {
                 let mut job = job_from_row(row)?;
                 let report: Option<String> = row.get(13)?;
-                job.report = report.and_then(|text| serde_json::from_str(&text).ok());
+                job.report = report.and_then(|text| {
+                    serde_json::from_str(&text)
+                        .inspect_err(|err| {
+                            tracing::warn!(
+                                job = id,
+                                "the recorded build report is unreadable: {err}"
+                            )
+                        })
+                        .ok()
+                });
                 Ok(job)
             })
             .optional()
@@ -261,6 +276,14 @@ fn execute_cached(
     conn.prepare_cached(sql)?.execute(params)
 }
 
+/// A build report as recorded. One that cannot be written as JSON (a path that is not
+/// UTF-8) is left out rather than losing the job's end.
+fn report_text(id: u64, report: &BuildReport) -> Option<String> {
+    serde_json::to_string(report)
+        .inspect_err(|err| tracing::warn!(job = id, "the build report is not recorded: {err}"))
+        .ok()
+}
+
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     let decode = |index: usize, message: String| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -272,6 +295,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     let kind: String = row.get(1)?;
     let state: String = row.get(2)?;
     let request: String = row.get(3)?;
+    let verdict: Option<String> = row.get(7)?;
     let sha256: Option<String> = row.get(10)?;
     let blake3: Option<String> = row.get(11)?;
     let log_path: String = row.get(12)?;
@@ -292,7 +316,12 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         submitted_at_ms: row.get::<_, i64>(4)? as u64,
         started_at_ms: optional_ms(5)?,
         finished_at_ms: optional_ms(6)?,
-        verdict: row.get(7)?,
+        verdict: verdict
+            .map(|verdict| {
+                JobVerdict::parse(&verdict)
+                    .ok_or_else(|| decode(7, format!("unknown verdict {verdict:?}")))
+            })
+            .transpose()?,
         exit_code: row.get(8)?,
         error: row.get(9)?,
         digests: sha256
@@ -306,6 +335,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hermetic_contract::report::RunVerdict;
     use hermetic_contract::wire::RunRequest;
 
     fn request() -> JobRequest {
@@ -348,7 +378,7 @@ mod tests {
         store.mark_running(id, 11).unwrap();
         assert_eq!(store.get(id).unwrap().unwrap().state, JobState::Running);
         let finish = Finish {
-            verdict: Some("exited".into()),
+            verdict: Some(JobVerdict::Run(RunVerdict::Exited)),
             exit_code: Some(0),
             ..Finish::default()
         };
@@ -360,6 +390,7 @@ mod tests {
             (Some(11), Some(12))
         );
         assert_eq!(job.exit_code, Some(0));
+        assert_eq!(job.verdict, Some(JobVerdict::Run(RunVerdict::Exited)));
         assert!(store.get(id + 1).unwrap().is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod repro;
 pub mod run;
 pub mod sandbox;
 pub mod signing;
+pub mod size;
 pub mod sys;
 pub mod timestamp;
 

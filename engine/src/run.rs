@@ -13,12 +13,12 @@ use crate::sandbox::plan::{self, Request};
 use crate::sandbox::profile;
 use hermetic_contract::wire::RunRequest;
 
+pub use hermetic_contract::report::RunVerdict;
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunResult {
-    /// `exited`, `signaled`, `timed-out`, or, when the command never ran,
-    /// `sandbox-failed`, `not-found` or `cannot-execute`.
-    pub verdict: &'static str,
+    pub verdict: RunVerdict,
     /// The command's status (128 + signal when killed), or 125, 126 or 127.
     pub code: i32,
     /// Why, when it did not simply exit or die of a signal.
@@ -39,7 +39,7 @@ pub fn execute(
     // Anything that stops the sandbox from being set up, configuration included, is 125:
     // any other code could be mistaken for the command's own status.
     let sandbox_failed = |error: String| RunResult {
-        verdict: "sandbox-failed",
+        verdict: RunVerdict::SandboxFailed,
         code: exit::RUN_SANDBOX_FAILED,
         error: Some(error),
         setup: None,
@@ -85,9 +85,9 @@ pub fn execute(
     };
     if let Some((program, errno)) = &outcome.exec_failure {
         let (verdict, code) = if *errno == libc::ENOENT {
-            ("not-found", exit::RUN_NOT_FOUND)
+            (RunVerdict::NotFound, exit::RUN_NOT_FOUND)
         } else {
-            ("cannot-execute", exit::RUN_CANNOT_EXECUTE)
+            (RunVerdict::CannotExecute, exit::RUN_CANNOT_EXECUTE)
         };
         let error = std::io::Error::from_raw_os_error(*errno);
         return RunResult {
@@ -100,10 +100,10 @@ pub fn execute(
         };
     }
     let (verdict, error) = match outcome.status {
-        BuildStatus::Exited(_) => ("exited", None),
-        BuildStatus::Signaled(_) => ("signaled", None),
+        BuildStatus::Exited(_) => (RunVerdict::Exited, None),
+        BuildStatus::Signaled(_) => (RunVerdict::Signaled, None),
         BuildStatus::TimedOut => (
-            "timed-out",
+            RunVerdict::TimedOut,
             Some("the command exceeded the profile's timeout and was killed".to_owned()),
         ),
     };

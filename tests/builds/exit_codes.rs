@@ -106,6 +106,8 @@ fn every_command_has_help_with_an_example_and_its_own_summary() {
         &["jobs"],
         &["logs"],
         &["cancel"],
+        &["completions"],
+        &["man"],
     ] {
         let output = hermetic().args(command).arg("--help").output().unwrap();
         assert_status(&output, 0);

@@ -354,7 +354,7 @@ pub fn assert_refused(fx: &Fixture, reason: &str, step: &str) -> serde_json::Val
         other => panic!("expected a refusal ({reason}), got {other:?}"),
     };
     assert_eq!(error.reason(), reason, "{}", error.message());
-    assert_eq!(error.step(), step, "{}", error.message());
+    assert_eq!(error.step().as_str(), step, "{}", error.message());
     let quarantined = quarantined.expect("the entry is quarantined");
     assert!(quarantined.starts_with(fx.store.quarantine_dir()));
     let record: serde_json::Value =

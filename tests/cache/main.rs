@@ -8,5 +8,7 @@ mod support;
 mod builds;
 /// A real entry and the tools to attack it.
 mod fixture;
+/// `cache gc --max-size` takes sizes as profiles write them.
+mod gc_size;
 /// Attacks on entries: each refused, quarantined, logged, and nothing touched.
 mod poison;

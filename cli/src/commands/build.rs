@@ -1,12 +1,13 @@
 //! `hermetic build`: runs `hermetic::build::execute` (in this process, or as a daemon
-//! job) and prints its report, as JSON (`--json`) or for a human. Both paths print the
-//! same `hermetic.build/v1` JSON, from which provenance is made.
+//! job) and prints its report, as JSON (`--json`) or for a human. Both paths have the
+//! same `hermetic.build/v1` report, from which provenance is made.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hermetic::build::{self, BuildRequest, CacheOptions};
+use hermetic::build::{
+    self, BuildReport, BuildRequest, BuildVerdict, CacheOptions, CacheReport, CacheStatus,
+};
 use hermetic::exit_code as exit;
 use hermetic_contract::wire::{JobRequest, JobState};
-use serde_json::Value;
 
 use super::remote::{self, Relay};
 use crate::args::BuildArgs;
@@ -14,7 +15,7 @@ use crate::Failure;
 
 /// The build's report, and when it ran (for provenance).
 struct Finished {
-    report: Value,
+    report: BuildReport,
     started_on: SystemTime,
     finished_on: SystemTime,
 }
@@ -40,24 +41,24 @@ pub fn build(args: BuildArgs, in_process: bool) -> Result<i32, Failure> {
         build_via_daemon(&request)?
     };
     let report = &finished.report;
-    print_cache(&report["cache"]);
+    print_cache(&report.cache);
     if args.json {
+        let json = report
+            .to_published_json()
+            .map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;
         println!(
             "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
+            serde_json::to_string_pretty(&json).unwrap_or_default()
         );
     } else {
         print_human(report);
     }
     if let Some(path) = &args.provenance {
-        if report["output"].is_object() {
+        if report.output.is_some() {
             write_provenance(&args, &request, &finished, path)?;
         }
     }
-    Ok(report["exit_code"]
-        .as_i64()
-        .and_then(|code| i32::try_from(code).ok())
-        .unwrap_or(exit::SANDBOX_FAILED))
+    Ok(report.exit_code)
 }
 
 fn build_in_process(request: &BuildRequest) -> Result<Finished, Failure> {
@@ -69,8 +70,6 @@ fn build_in_process(request: &BuildRequest) -> Result<Finished, Failure> {
     let report =
         build::execute(request, &log, None, None).map_err(|err| Failure::new(exit::USAGE, err))?;
     let finished_on = SystemTime::now();
-    let report =
-        serde_json::to_value(&report).map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;
     Ok(Finished {
         report,
         started_on,
@@ -161,7 +160,7 @@ fn build_via_daemon(request: &BuildRequest) -> Result<Finished, Failure> {
         (JobState::Succeeded | JobState::Failed, Some(report)) => {
             let at = |ms: Option<u64>| UNIX_EPOCH + Duration::from_millis(ms.unwrap_or_default());
             Ok(Finished {
-                report,
+                report: *report,
                 started_on: at(job.started_at_ms),
                 finished_on: at(job.finished_at_ms),
             })
@@ -185,64 +184,58 @@ fn build_via_daemon(request: &BuildRequest) -> Result<Finished, Failure> {
     }
 }
 
-fn print_human(json: &Value) {
-    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
-    if let Some(error) = json["error"].as_str() {
+fn print_human(report: &BuildReport) {
+    if let Some(error) = &report.error {
         eprintln!("hermetic: build failed: {error}");
         return;
     }
-    let output = &json["output"];
-    if !output.is_object() {
+    let Some(output) = &report.output else {
         return;
-    }
-    let verdict = text(&json["verdict"]);
-    let archive = text(&output["archive"]);
-    if verdict != "nondeterministic" {
+    };
+    let verdict = report.verdict;
+    let archive = output.archive.display();
+    if verdict != BuildVerdict::Nondeterministic {
         println!(
             "{verdict}: {archive} ({} entries, {} bytes)",
-            output["files"].as_array().map_or(0, Vec::len),
-            output["size"].as_u64().unwrap_or_default()
+            output.files.len(),
+            output.size
         );
-        println!("  sha256 {}", text(&output["digest"]["sha256"]));
-        println!("  blake3 {}", text(&output["digest"]["blake3"]));
-        if let Some(dest) = output["extracted_to"].as_str() {
-            println!("  extracted to {dest}");
+        println!("  sha256 {}", output.digest.sha256);
+        println!("  blake3 {}", output.digest.blake3);
+        if let Some(dest) = &output.extracted_to {
+            println!("  extracted to {}", dest.display());
         }
         return;
     }
-    let empty = Vec::new();
-    let differences = json["differences"].as_array().unwrap_or(&empty);
-    let causes = json["suspected_causes"].as_array().unwrap_or(&empty);
+    let differences = report.differences.as_deref().unwrap_or_default();
+    let causes = report.suspected_causes.as_deref().unwrap_or_default();
     println!(
         "nondeterministic: {} path(s) differ between the canonical and the varied run",
         differences.len()
     );
     for difference in differences {
-        let path = difference["path"].as_str().unwrap_or_default();
+        let path = &difference.path;
         let suspected: Vec<&str> = causes
             .iter()
-            .filter(|c| c["path"] == path)
-            .filter_map(|c| c["cause"].as_str())
+            .filter(|cause| cause.path == *path)
+            .map(|cause| cause.suspect.cause())
             .collect();
         let suspected = if suspected.is_empty() {
             String::new()
         } else {
             format!("  (suspected: {})", suspected.join(", "))
         };
-        println!(
-            "  {:<8} {path}{suspected}",
-            difference["kind"].as_str().unwrap_or_default()
-        );
+        println!("  {:<8} {path}{suspected}", difference.kind);
     }
-    let varied: Vec<&str> = json["varied"]
-        .as_array()
-        .unwrap_or(&empty)
+    let varied: Vec<&str> = report
+        .varied
         .iter()
-        .filter_map(|v| v["what"].as_str())
+        .flatten()
+        .map(|varied| varied.what.as_str())
         .collect();
     println!("varied: {}", varied.join(", "));
-    match json["explain_report"].as_str() {
-        Some(path) => println!("report: {path}"),
+    match &report.explain_report {
+        Some(path) => println!("report: {}", path.display()),
         None => {
             println!("report: rerun with --explain for a per-file explanation (--json for digests)")
         }
@@ -251,22 +244,24 @@ fn print_human(json: &Value) {
 }
 
 /// One line on stderr about what the cache did (nothing when it was not used).
-fn print_cache(cache: &Value) {
-    let status = cache["status"].as_str().unwrap_or("disabled");
-    if status == "disabled" {
+fn print_cache(cache: &CacheReport) {
+    if cache.status == CacheStatus::Disabled {
         return;
     }
-    let key = cache["key"].as_str().unwrap_or_default();
+    let key = cache.key.as_deref().unwrap_or_default();
     let short = &key[..key.len().min(16)];
-    let scope = cache["scope"].as_str().unwrap_or_default();
-    let mut line = format!("hermetic: cache {status} (key {short}…, scope {scope})");
-    if let Some(path) = cache["quarantine"].as_str() {
-        line.push_str(&format!("; entry quarantined in {path}"));
+    let scope = cache.scope.as_deref().unwrap_or_default();
+    let mut line = format!(
+        "hermetic: cache {} (key {short}…, scope {scope})",
+        cache.status
+    );
+    if let Some(path) = &cache.quarantine {
+        line.push_str(&format!("; entry quarantined in {}", path.display()));
     }
-    if cache["stored"] == true {
+    if cache.stored {
         line.push_str("; result stored");
     }
-    if let Some(reason) = cache["reason"].as_str() {
+    if let Some(reason) = &cache.reason {
         line.push_str(&format!(": {reason}"));
     }
     eprintln!("{line}");
@@ -284,7 +279,7 @@ fn write_provenance(
     use hermetic::provenance::{statement_for, ProvenanceInputs, BUILDER_ID_PREFIX};
     use hermetic::signing::{dsse::IN_TOTO_PAYLOAD_TYPE, sign_dsse, Password, SigningKey};
     let fail = |code: i32, err: anyhow::Error| Failure::new(code, err);
-    let reproducible = report["verdict"] == "reproducible";
+    let reproducible = report.verdict == BuildVerdict::Reproducible;
     let key = match (&args.sign_key, reproducible || !args.unsigned_provenance) {
         (Some(key_path), true) => {
             let pem = std::fs::read_to_string(key_path).map_err(|e| {
@@ -325,9 +320,9 @@ fn write_provenance(
     };
     let statement = statement_for(&inputs, args.unsigned_provenance).map_err(|e| {
         fail(
-            match report["exit_code"].as_i64() {
-                Some(0) | None => exit::SANDBOX_FAILED,
-                Some(code) => i32::try_from(code).unwrap_or(exit::SANDBOX_FAILED),
+            match report.exit_code {
+                exit::SUCCESS => exit::SANDBOX_FAILED,
+                code => code,
             },
             e.into(),
         )

@@ -2,7 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use hermetic::cache::quarantine;
-use hermetic::cache::store::DEFAULT_SCOPE;
+use hermetic::cache::store::{EntryInfo, DEFAULT_SCOPE};
 use hermetic::cache::{restore, signed_by, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
 use hermetic::exit_code as exit;
 use hermetic_daemon::config::Config;
@@ -80,46 +80,65 @@ fn load_trust(config: &Config, keys: &CacheKeysArgs) -> Result<Trust, Failure> {
     Trust::load(state_dir, &trusted).map_err(usage)
 }
 
+/// Why no key trusted for its scope vouches for an entry.
+struct Untrusted {
+    /// The stable reason, when the signature itself was refused.
+    reason: Option<&'static str>,
+    error: String,
+}
+
 /// The entry (or quarantined entry) at `dir` of `scope` and its signer's key id, when a
-/// key trusted for the scope signed it; else why not, as JSON.
+/// key trusted for the scope signed it.
 fn trusted_signer(
     store: &Store,
     trust: &Trust,
     scope: &str,
     dir: &Path,
-) -> Result<(hermetic::cache::EntryManifest, String), serde_json::Value> {
-    let scope = Scope::parse(scope)
-        .map_err(|err| json!({ "trusted": false, "error": hermetic::errors::error_chain(&err) }))?;
-    signed_by(store, dir, &trust.keys_for(&scope))
-        .map_err(|err| json!({ "trusted": false, "reason": err.reason(), "error": err.message() }))
+) -> Result<(hermetic::cache::EntryManifest, String), Untrusted> {
+    let scope = Scope::parse(scope).map_err(|err| Untrusted {
+        reason: None,
+        error: hermetic::errors::error_chain(&err),
+    })?;
+    signed_by(store, dir, &trust.keys_for(&scope)).map_err(|err| Untrusted {
+        reason: Some(err.reason()),
+        error: err.message(),
+    })
 }
 
-/// Who vouches for the entry at `dir` of `scope`, for the listings.
-fn signature(store: &Store, trust: &Trust, scope: &str, dir: &Path) -> serde_json::Value {
-    match trusted_signer(store, trust, scope, dir) {
-        Ok((entry, signer)) => json!({
-            "trusted": true, "signer": signer, "verdict": entry.verdict,
-            "created_at": entry.created_at,
-        }),
-        Err(untrusted) => untrusted,
+/// Who vouches for an entry, for the listings.
+struct Signature(Result<(hermetic::cache::EntryManifest, String), Untrusted>);
+
+impl Signature {
+    fn of(store: &Store, trust: &Trust, scope: &str, dir: &Path) -> Signature {
+        Signature(trusted_signer(store, trust, scope, dir))
     }
-}
 
-/// `trusted KEYID` or `untrusted (REASON)`, for the text listings.
-fn signature_summary(signature: &serde_json::Value) -> String {
-    if signature["trusted"] == true {
-        format!(
-            "trusted {}",
-            signature["signer"].as_str().unwrap_or_default()
-        )
-    } else {
-        format!(
-            "untrusted ({})",
-            signature["reason"]
-                .as_str()
-                .or(signature["error"].as_str())
-                .unwrap_or_default()
-        )
+    fn to_json(&self) -> serde_json::Value {
+        match &self.0 {
+            Ok((entry, signer)) => json!({
+                "trusted": true, "signer": signer, "verdict": entry.verdict,
+                "created_at": entry.created_at,
+            }),
+            Err(Untrusted {
+                reason: Some(reason),
+                error,
+            }) => json!({ "trusted": false, "reason": reason, "error": error }),
+            Err(Untrusted {
+                reason: None,
+                error,
+            }) => json!({ "trusted": false, "error": error }),
+        }
+    }
+
+    /// `trusted KEYID` or `untrusted (REASON)`, for the text listings.
+    fn summary(&self) -> String {
+        match &self.0 {
+            Ok((_, signer)) => format!("trusted {signer}"),
+            Err(untrusted) => format!(
+                "untrusted ({})",
+                untrusted.reason.unwrap_or(&untrusted.error)
+            ),
+        }
     }
 }
 
@@ -128,24 +147,34 @@ fn ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Failure> {
     let store = open(cache, &config)?;
     let trust = load_trust(&config, keys)?;
     let entries = store.list().map_err(usage)?;
-    let listed: Vec<serde_json::Value> = entries
+    let signatures: Vec<Signature> = entries
         .iter()
-        .map(|entry| {
-            let mut listed = json!(entry);
-            listed["signature"] = signature(&store, &trust, &entry.scope, &entry.path);
-            listed
-        })
+        .map(|entry| Signature::of(&store, &trust, &entry.scope, &entry.path))
         .collect();
     if cache.json {
+        #[derive(serde::Serialize)]
+        struct Listed<'a> {
+            #[serde(flatten)]
+            entry: &'a EntryInfo,
+            signature: serde_json::Value,
+        }
+        let listed: Vec<Listed> = entries
+            .iter()
+            .zip(&signatures)
+            .map(|(entry, signature)| Listed {
+                entry,
+                signature: signature.to_json(),
+            })
+            .collect();
         print_json(&json!({ "entries": listed }));
     } else {
-        for (entry, listed) in entries.iter().zip(&listed) {
+        for (entry, signature) in entries.iter().zip(&signatures) {
             println!(
                 "{:<20} {} {:>12} bytes  {}",
                 entry.scope,
                 entry.key,
                 entry.bytes,
-                signature_summary(&listed["signature"])
+                signature.summary()
             );
         }
     }
@@ -185,14 +214,14 @@ fn verify(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: Option<&str>) -> Re
     let mut results = Vec::new();
     for key in wanted {
         let lookup = restore(&store, &scope, &key, &keys, true, RestoreTargets::default());
-        let (verified, result) = describe(&key, &lookup);
-        if !verified {
+        let described = describe(&key, &lookup);
+        if !described.verified {
             code = exit::NOT_VERIFIED;
         }
         if !cache.json {
-            println!("{}", result["summary"].as_str().unwrap_or_default());
+            println!("{}", described.summary);
         }
-        results.push(result);
+        results.push(described.json);
     }
     if cache.json {
         print_json(&json!({ "scope": scope, "entries": results }));
@@ -200,34 +229,68 @@ fn verify(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: Option<&str>) -> Re
     Ok(code)
 }
 
-/// Whether the lookup verified an entry, and a JSON description with a one-line summary.
-fn describe(key: &CacheKey, lookup: &Lookup) -> (bool, serde_json::Value) {
+/// What a lookup found, for the listings.
+struct Described {
+    verified: bool,
+    /// One line.
+    summary: String,
+    /// The details, the summary among them.
+    json: serde_json::Value,
+}
+
+fn describe(key: &CacheKey, lookup: &Lookup) -> Described {
     match lookup {
-        Lookup::Hit(restored) => (
-            true,
-            json!({
-                "key": key, "verified": true, "signer": restored.signer,
-                "files": restored.files, "bytes": restored.bytes, "entry": restored.entry,
-                "summary": format!("verified: {key} ({} entries, {} bytes, signed by {})",
-                    restored.files, restored.bytes, restored.signer),
-            }),
-        ),
-        Lookup::Miss { reason } => (
-            false,
-            json!({
-                "key": key, "verified": false, "reason": "missing", "error": reason,
-                "summary": format!("missing: {key}{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
-            }),
-        ),
-        Lookup::Refused { error, quarantined } => (
-            false,
-            json!({
-                "key": key, "verified": false, "step": error.step(), "reason": error.reason(),
-                "error": error.message(), "quarantine": quarantined,
-                "summary": format!("refused: {key}: {}{}", error.message(),
-                    quarantined.as_ref().map(|q| format!(" (quarantined in {})", q.display())).unwrap_or_default()),
-            }),
-        ),
+        Lookup::Hit(restored) => {
+            let summary = format!(
+                "verified: {key} ({} entries, {} bytes, signed by {})",
+                restored.files, restored.bytes, restored.signer
+            );
+            Described {
+                verified: true,
+                json: json!({
+                    "key": key, "verified": true, "signer": restored.signer,
+                    "files": restored.files, "bytes": restored.bytes, "entry": restored.entry,
+                    "summary": summary,
+                }),
+                summary,
+            }
+        }
+        Lookup::Miss { reason } => {
+            let summary = format!(
+                "missing: {key}{}",
+                reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+            Described {
+                verified: false,
+                json: json!({
+                    "key": key, "verified": false, "reason": "missing", "error": reason,
+                    "summary": summary,
+                }),
+                summary,
+            }
+        }
+        Lookup::Refused { error, quarantined } => {
+            let summary = format!(
+                "refused: {key}: {}{}",
+                error.message(),
+                quarantined
+                    .as_ref()
+                    .map(|q| format!(" (quarantined in {})", q.display()))
+                    .unwrap_or_default()
+            );
+            Described {
+                verified: false,
+                json: json!({
+                    "key": key, "verified": false, "step": error.step(), "reason": error.reason(),
+                    "error": error.message(), "quarantine": quarantined,
+                    "summary": summary,
+                }),
+                summary,
+            }
+        }
     }
 }
 
@@ -236,11 +299,7 @@ fn show(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: &str) -> Result<i32, 
     let key = CacheKey::parse(key).map_err(usage)?;
     let lookup = restore(&store, &scope, &key, &keys, true, RestoreTargets::default());
     let Lookup::Hit(restored) = &lookup else {
-        let (_, result) = describe(&key, &lookup);
-        eprintln!(
-            "hermetic: {}",
-            result["summary"].as_str().unwrap_or_default()
-        );
+        eprintln!("hermetic: {}", describe(&key, &lookup).summary);
         return Ok(exit::NOT_VERIFIED);
     };
     let entry = &restored.entry;
@@ -289,20 +348,17 @@ fn restore_to(
         extract: Some(dest),
     };
     let lookup = restore(&store, &scope, &key, &keys, true, targets);
-    let (verified, result) = describe(&key, &lookup);
+    let Described {
+        verified,
+        summary,
+        json,
+    } = describe(&key, &lookup);
     if cache.json {
-        print_json(&result);
+        print_json(&json);
     } else if verified {
-        println!(
-            "restored: {} -> {}",
-            result["summary"].as_str().unwrap_or_default(),
-            dest.display()
-        );
+        println!("restored: {summary} -> {}", dest.display());
     } else {
-        eprintln!(
-            "hermetic: {}",
-            result["summary"].as_str().unwrap_or_default()
-        );
+        eprintln!("hermetic: {summary}");
     }
     Ok(if verified {
         exit::SUCCESS
@@ -317,12 +373,12 @@ fn quarantine_ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Fail
     let trust = load_trust(&config, keys)?;
     let entries = quarantine::list(&store).map_err(usage)?;
     // The scope comes from reason.json; without it nothing says which keys apply.
-    let signatures: Vec<Option<serde_json::Value>> = entries
+    let signatures: Vec<Option<Signature>> = entries
         .iter()
         .map(|(path, record)| {
             record
                 .as_ref()
-                .map(|record| signature(&store, &trust, &record.scope, path))
+                .map(|record| Signature::of(&store, &trust, &record.scope, path))
         })
         .collect();
     if cache.json {
@@ -330,6 +386,7 @@ fn quarantine_ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Fail
             .iter()
             .zip(&signatures)
             .map(|((path, record), signature)| {
+                let signature = signature.as_ref().map(Signature::to_json);
                 json!({ "path": path, "record": record, "signature": signature })
             })
             .collect();
@@ -345,7 +402,7 @@ fn quarantine_ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Fail
                     record.step,
                     record.reason,
                     record.message,
-                    signature_summary(signature)
+                    signature.summary()
                 ),
                 _ => println!("{} (no readable reason.json)", path.display()),
             }

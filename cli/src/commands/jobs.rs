@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use hermetic::timestamp::rfc3339;
-use hermetic_contract::wire::{Job, JobRequest, JobState};
+use hermetic_contract::wire::{Job, JobRequest, JobState, JobVerdict};
 use hermetic_daemon::queue::log::Stream;
 
 use crate::args::{CancelArgs, JobsArgs, LogsArgs};
@@ -53,7 +53,7 @@ pub fn jobs(args: JobsArgs) -> Result<i32, Failure> {
             job.id,
             job.state.as_str(),
             job.kind.as_str(),
-            job.verdict.as_deref().unwrap_or("-"),
+            job.verdict.map_or("-", JobVerdict::as_str),
             job.exit_code
                 .map_or_else(|| "-".to_owned(), |code| code.to_string()),
             rfc3339(submitted),

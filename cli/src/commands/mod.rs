@@ -1,9 +1,11 @@
 //! One module per command; `dispatch` maps the parsed arguments to them.
 mod build;
 mod cache;
+mod completions;
 mod daemon;
 mod jobs;
 mod keygen;
+mod man;
 mod profile;
 mod remote;
 mod run;
@@ -25,5 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Keygen(args) => keygen::keygen(args),
         Command::Verify(args) => verify::verify(args),
         Command::Cache(command) => cache::cache(command),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }

@@ -1,6 +1,7 @@
 //! `hermetic run`: one sandboxed command, its output streamed, its status returned; in
 //! this process, or through the daemon with the same streams and exit codes.
-use hermetic_contract::wire::{JobRequest, JobState, RunRequest};
+use hermetic::run::RunVerdict;
+use hermetic_contract::wire::{JobRequest, JobState, JobVerdict, RunRequest};
 
 use super::remote::{self, Relay};
 use crate::args::RunArgs;
@@ -44,7 +45,11 @@ fn run_via_daemon(args: RunArgs) -> Result<i32, Failure> {
         _ => {}
     }
     let code = job.exit_code.unwrap_or(exit::RUN_SANDBOX_FAILED);
-    finish(job.verdict.as_deref().unwrap_or_default(), code, job.error)
+    let verdict = match job.verdict {
+        Some(JobVerdict::Run(verdict)) => Some(verdict),
+        _ => None,
+    };
+    finish(verdict, code, job.error)
 }
 
 fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
@@ -61,22 +66,21 @@ fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
     for relay in [stdout_relay, stderr_relay].into_iter().flatten() {
         let _ = relay.join();
     }
-    finish(result.verdict, result.code, result.error)
+    finish(Some(result.verdict), result.code, result.error)
 }
 
 /// Ends `hermetic run` the same way in both modes: a command that never ran is an error
 /// with its code (125, 126 or 127); a timeout is said on stderr; otherwise the command's
 /// own status.
-fn finish(verdict: &str, code: i32, error: Option<String>) -> Result<i32, Failure> {
+fn finish(verdict: Option<RunVerdict>, code: i32, error: Option<String>) -> Result<i32, Failure> {
     match verdict {
-        "sandbox-failed" | "not-found" | "cannot-execute" => Err(Failure::new(
-            code,
-            anyhow::anyhow!(error.unwrap_or_default()),
-        )),
-        "timed-out" => {
+        Some(RunVerdict::SandboxFailed | RunVerdict::NotFound | RunVerdict::CannotExecute) => Err(
+            Failure::new(code, anyhow::anyhow!(error.unwrap_or_default())),
+        ),
+        Some(RunVerdict::TimedOut) => {
             eprintln!("hermetic: the command exceeded the profile's timeout and was killed");
             Ok(code)
         }
-        _ => Ok(code),
+        Some(RunVerdict::Exited | RunVerdict::Signaled) | None => Ok(code),
     }
 }

@@ -45,7 +45,7 @@ pub fn verify(args: VerifyArgs) -> Result<i32, Failure> {
                     "builder_id": verified.builder_id,
                     "subject": verified.subject,
                     "digest": { "sha256": verified.sha256, "blake3": verified.blake3 },
-                    "verdict": verdict_of(&verified.statement),
+                    "verdict": verified.verdict,
                 });
                 println!(
                     "{}",
@@ -140,12 +140,4 @@ fn verify_manifest(
             Ok(exit::NOT_VERIFIED)
         }
     }
-}
-
-fn verdict_of(statement: &serde_json::Value) -> serde_json::Value {
-    statement["predicate"]["runDetails"]["byproducts"]
-        .as_array()
-        .and_then(|items| items.iter().find(|b| b["name"] == "hermetic-verdict"))
-        .map(|b| b["annotations"]["verdict"].clone())
-        .unwrap_or(serde_json::Value::Null)
 }

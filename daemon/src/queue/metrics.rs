@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hermetic_contract::wire::JobState;
+use hermetic_contract::wire::{JobState, JobVerdict};
 
 const DURATION_BOUNDS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
@@ -21,7 +21,7 @@ struct Inner {
     submitted: u64,
     rejected_busy: u64,
     /// Finished jobs by (state, verdict).
-    finished: BTreeMap<(&'static str, String), u64>,
+    finished: BTreeMap<(&'static str, &'static str), u64>,
     duration: Histogram,
     queue_wait: Histogram,
     setup: Histogram,
@@ -90,14 +90,14 @@ impl Metrics {
     pub fn finished(
         &self,
         state: JobState,
-        verdict: Option<&str>,
+        verdict: Option<JobVerdict>,
         duration: Option<Duration>,
         setup: Option<Duration>,
     ) {
         let mut inner = self.lock();
         *inner
             .finished
-            .entry((state.as_str(), verdict.unwrap_or("none").to_owned()))
+            .entry((state.as_str(), verdict.map_or("none", JobVerdict::as_str)))
             .or_default() += 1;
         if let Some(duration) = duration {
             inner
@@ -126,11 +126,11 @@ impl Metrics {
             "hermeticd_jobs{{state=\"running\",verdict=\"none\"}} {}",
             gauges.running
         );
+        // Both labels are fixed names: nothing in them needs escaping.
         for ((state, verdict), count) in &inner.finished {
             let _ = writeln!(
                 out,
-                "hermeticd_jobs{{state=\"{state}\",verdict=\"{}\"}} {count}",
-                escape(verdict)
+                "hermeticd_jobs{{state=\"{state}\",verdict=\"{verdict}\"}} {count}"
             );
         }
         let mut gauge = |name: &str, help: &str, value: u64, kind: &str| {
@@ -195,11 +195,4 @@ impl Metrics {
         );
         out
     }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -471,7 +471,7 @@ impl Inner {
             tracing::error!(job = id, "{}", hermetic::errors::Chain(&err));
         }
         self.metrics
-            .finished(state, finish.verdict.as_deref(), duration, setup);
+            .finished(state, finish.verdict, duration, setup);
         // Wakes clients following the job's log as well as shutdown.
         self.ended.notify_waiters();
     }

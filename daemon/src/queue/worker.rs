@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use crate::queue::Caller;
 use crate::store::Finish;
-use hermetic::build::{self, BuildRequest};
+use hermetic::build::{self, BuildRequest, BuildVerdict};
 use hermetic::exit_code as exit;
+use hermetic::run::{RunResult, RunVerdict};
 use hermetic::sandbox::cancel::Cancel;
 use hermetic::sandbox::keep_failed::FailedTrees;
 use hermetic::sys::creds::ActingAs;
-use hermetic_contract::wire::{Digests, JobRequest, RunRequest};
+use hermetic_contract::wire::{JobRequest, JobVerdict, RunRequest};
 
 use super::log::JobLog;
 
@@ -49,7 +50,7 @@ pub fn execute(
     let mut outcome = match acting_for.map(act_as).transpose() {
         Err(error) => Outcome {
             finish: Finish {
-                verdict: Some("failed".into()),
+                verdict: Some(JobVerdict::Build(BuildVerdict::Failed)),
                 exit_code: Some(exit::SANDBOX_FAILED),
                 error: Some(error),
                 ..Finish::default()
@@ -72,10 +73,16 @@ pub fn execute(
     if let Some(error) = log.failure() {
         // The command ran but its output is lost: the job cannot stand as done.
         let (verdict, code) = match request {
-            JobRequest::Run(_) => ("sandbox-failed", exit::RUN_SANDBOX_FAILED),
-            JobRequest::Build(_) => ("failed", exit::SANDBOX_FAILED),
+            JobRequest::Run(_) => (
+                JobVerdict::Run(RunVerdict::SandboxFailed),
+                exit::RUN_SANDBOX_FAILED,
+            ),
+            JobRequest::Build(_) => (
+                JobVerdict::Build(BuildVerdict::Failed),
+                exit::SANDBOX_FAILED,
+            ),
         };
-        outcome.finish.verdict = Some(verdict.into());
+        outcome.finish.verdict = Some(verdict);
         outcome.finish.exit_code = Some(code);
         outcome.finish.error = Some(error);
         return outcome;
@@ -92,9 +99,9 @@ fn execute_run(
     cancel: &Cancel,
     keep_failed: Option<&FailedTrees>,
 ) -> Outcome {
-    let finished = |result: hermetic::run::RunResult| Outcome {
+    let finished = |result: RunResult| Outcome {
         finish: Finish {
-            verdict: Some(result.verdict.into()),
+            verdict: Some(JobVerdict::Run(result.verdict)),
             exit_code: Some(result.code),
             error: result.error,
             ..Finish::default()
@@ -102,8 +109,8 @@ fn execute_run(
         setup: result.setup,
     };
     let not_started = |what: &str, err: std::io::Error| {
-        finished(hermetic::run::RunResult {
-            verdict: "sandbox-failed",
+        finished(RunResult {
+            verdict: RunVerdict::SandboxFailed,
             code: exit::RUN_SANDBOX_FAILED,
             error: Some(format!("failed to {what}: {err}")),
             setup: None,
@@ -145,19 +152,16 @@ fn execute_build(
                 .and_then(|run| run.setup_ms)
                 .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             finish: Finish {
-                verdict: Some(report.verdict.into()),
+                verdict: Some(JobVerdict::Build(report.verdict)),
                 exit_code: Some(report.exit_code),
                 error: report.error.clone(),
-                digests: report.output.as_ref().map(|output| Digests {
-                    sha256: output.digest.sha256.clone(),
-                    blake3: output.digest.blake3.clone(),
-                }),
-                report: serde_json::to_value(&report).ok(),
+                digests: report.output.as_ref().map(|output| output.digest.clone()),
+                report: Some(Box::new(report)),
             },
         },
         Err(err) => Outcome {
             finish: Finish {
-                verdict: Some("failed".into()),
+                verdict: Some(JobVerdict::Build(BuildVerdict::Failed)),
                 exit_code: Some(exit::USAGE),
                 error: Some(hermetic::errors::error_chain(&err)),
                 ..Finish::default()

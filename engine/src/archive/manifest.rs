@@ -21,13 +21,6 @@ use super::outpath::{OutputPath, OutputPathError, MAX_PATH_BYTES};
 ///   with absent optional fields omitted.
 pub const MANIFEST_SCHEMA: &str = "hermetic.manifest/v1";
 
-/// Mode of directories and executable files.
-pub const MODE_EXECUTABLE: u32 = 0o755;
-/// Mode of non-executable files.
-pub const MODE_REGULAR: u32 = 0o644;
-/// Mode of symlinks.
-pub const MODE_SYMLINK: u32 = 0o777;
-
 /// The list of entries of an output archive, in archive order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -38,35 +31,9 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-/// One manifest entry: a file, directory or symlink.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FileEntry {
-    /// Path relative to the build dir, e.g. `out/bin/tool`; no trailing slash.
-    pub path: String,
-    /// Entry type.
-    #[serde(rename = "type")]
-    pub kind: FileKind,
-    /// Normalised permission bits (see [`MANIFEST_SCHEMA`]).
-    pub mode: u32,
-    /// Content length in bytes; 0 for directories and symlinks.
-    pub size: u64,
-    /// BLAKE3 of the content as lowercase hex; files only.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub blake3: Option<String>,
-    /// Symlink target, verbatim; symlinks only.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub target: Option<String>,
-}
-
-/// Type of a manifest entry.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum FileKind {
-    File,
-    Dir,
-    Symlink,
-}
+pub use hermetic_contract::manifest::{
+    FileEntry, FileKind, MODE_EXECUTABLE, MODE_REGULAR, MODE_SYMLINK,
+};
 
 /// Why manifest bytes or a manifest value are not acceptable.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +98,7 @@ impl Manifest {
                     return Err(invalid("its parent is not listed before it as a directory"));
                 }
             }
-            entry.validate_fields().map_err(invalid)?;
+            validate_fields(entry).map_err(invalid)?;
             if entry.kind == FileKind::Dir {
                 dirs.insert(&entry.path);
             }
@@ -156,67 +123,42 @@ impl Manifest {
     }
 }
 
-impl FileEntry {
-    /// A directory's entry (mode 0755).
-    pub fn dir(path: &str) -> FileEntry {
-        FileEntry {
-            path: path.to_owned(),
-            kind: FileKind::Dir,
-            mode: MODE_EXECUTABLE,
-            size: 0,
-            blake3: None,
-            target: None,
-        }
-    }
-
-    /// A symlink's entry (mode 0777) pointing at `target`.
-    pub fn symlink(path: &str, target: &str) -> FileEntry {
-        FileEntry {
-            path: path.to_owned(),
-            kind: FileKind::Symlink,
-            mode: MODE_SYMLINK,
-            size: 0,
-            blake3: None,
-            target: Some(target.to_owned()),
-        }
-    }
-
-    fn validate_fields(&self) -> Result<(), &'static str> {
-        match self.kind {
-            FileKind::File => {
-                if self.mode != MODE_REGULAR && self.mode != MODE_EXECUTABLE {
-                    return Err("file mode must be 0644 or 0755");
-                }
-                if !self.blake3.as_deref().is_some_and(is_blake3_hex) {
-                    return Err("file needs a blake3 digest of 64 lowercase hex digits");
-                }
-                if self.target.is_some() {
-                    return Err("only symlinks have a target");
-                }
+/// Whether one entry's fields fit its kind.
+fn validate_fields(entry: &FileEntry) -> Result<(), &'static str> {
+    match entry.kind {
+        FileKind::File => {
+            if entry.mode != MODE_REGULAR && entry.mode != MODE_EXECUTABLE {
+                return Err("file mode must be 0644 or 0755");
             }
-            FileKind::Dir => {
-                if self.mode != MODE_EXECUTABLE {
-                    return Err("directory mode must be 0755");
-                }
-                if self.size != 0 || self.blake3.is_some() || self.target.is_some() {
-                    return Err("directory must have size 0 and no digest or target");
-                }
+            if !entry.blake3.as_deref().is_some_and(is_blake3_hex) {
+                return Err("file needs a blake3 digest of 64 lowercase hex digits");
             }
-            FileKind::Symlink => {
-                if self.mode != MODE_SYMLINK {
-                    return Err("symlink mode must be 0777");
-                }
-                if self.size != 0 || self.blake3.is_some() {
-                    return Err("symlink must have size 0 and no digest");
-                }
-                let target = self.target.as_deref().unwrap_or_default();
-                if target.is_empty() || target.contains('\0') || target.len() > MAX_PATH_BYTES {
-                    return Err("symlink target must be 1 to 4096 bytes without NUL");
-                }
+            if entry.target.is_some() {
+                return Err("only symlinks have a target");
             }
         }
-        Ok(())
+        FileKind::Dir => {
+            if entry.mode != MODE_EXECUTABLE {
+                return Err("directory mode must be 0755");
+            }
+            if entry.size != 0 || entry.blake3.is_some() || entry.target.is_some() {
+                return Err("directory must have size 0 and no digest or target");
+            }
+        }
+        FileKind::Symlink => {
+            if entry.mode != MODE_SYMLINK {
+                return Err("symlink mode must be 0777");
+            }
+            if entry.size != 0 || entry.blake3.is_some() {
+                return Err("symlink must have size 0 and no digest");
+            }
+            let target = entry.target.as_deref().unwrap_or_default();
+            if target.is_empty() || target.contains('\0') || target.len() > MAX_PATH_BYTES {
+                return Err("symlink target must be 1 to 4096 bytes without NUL");
+            }
+        }
     }
+    Ok(())
 }
 
 fn is_blake3_hex(s: &str) -> bool {

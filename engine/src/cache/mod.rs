@@ -23,7 +23,8 @@ pub use entry::{EntryError, EntryManifest};
 pub use key::{CacheKey, KeyError, KeyInputs};
 pub use quarantine::{QuarantineError, QuarantineRecord};
 pub use restore::{
-    restore, signed_by, verify_detached, Lookup, RestoreError, RestoreTargets, Restored,
+    restore, signed_by, verify_detached, Lookup, RestoreError, RestoreStep, RestoreTargets,
+    Restored,
 };
 pub use store::{Scope, Store, StoreError};
 pub use trust::{Trust, TrustError};

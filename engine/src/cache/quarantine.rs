@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use hermetic_contract::report::RestoreStep;
 use serde::{Deserialize, Serialize};
 
 use super::store::Store;
@@ -43,9 +44,8 @@ pub struct QuarantineRecord {
     pub time: String,
     pub scope: String,
     pub key: String,
-    /// The restore step that refused the entry: `signature`, `statement`, `key`,
-    /// `archive` or `entries` (see docs/cache-format.md §Restore).
-    pub step: String,
+    /// The restore step that refused the entry (see docs/cache-format.md §Restore).
+    pub step: RestoreStep,
     /// Stable machine-readable reason, e.g. `archive_digest_mismatch`.
     pub reason: String,
     /// The file of the entry, or the archive member, the failure is about.
@@ -65,7 +65,7 @@ pub struct QuarantineEvent {
     pub time: String,
     pub scope: String,
     pub key: String,
-    pub step: String,
+    pub step: RestoreStep,
     pub reason: String,
     /// The quarantine directory.
     pub path: PathBuf,
@@ -117,7 +117,7 @@ pub fn quarantine(
         time: record.time.clone(),
         scope: record.scope.clone(),
         key: record.key.clone(),
-        step: record.step.clone(),
+        step: record.step,
         reason: record.reason.clone(),
         path: dest.clone(),
     };

@@ -25,6 +25,8 @@ use std::time::SystemTime;
 
 use sha2::Digest;
 
+pub use hermetic_contract::report::RestoreStep;
+
 use super::entry::{escaping_symlink, ArchiveDigests, EntryError, EntryManifest};
 use super::key::CacheKey;
 use super::quarantine::{self, QuarantineRecord, QUARANTINE_SCHEMA};
@@ -144,20 +146,20 @@ pub enum RestoreError {
     },
 }
 
-fn entry_step(err: &EntryError) -> &'static str {
+fn entry_step(err: &EntryError) -> RestoreStep {
     match err {
-        EntryError::Signature(_) => "signature",
-        EntryError::Version { .. } => "key",
-        _ => "statement",
+        EntryError::Signature(_) => RestoreStep::Signature,
+        EntryError::Version { .. } => RestoreStep::Key,
+        _ => RestoreStep::Statement,
     }
 }
 
-fn extract_step(err: &ExtractError) -> &'static str {
+fn extract_step(err: &ExtractError) -> RestoreStep {
     match err {
         ExtractError::ArchiveDigestMismatch { .. }
         | ExtractError::Decompress { .. }
-        | ExtractError::ReadArchive { .. } => "archive",
-        _ => "entries",
+        | ExtractError::ReadArchive { .. } => RestoreStep::Archive,
+        _ => RestoreStep::Entries,
     }
 }
 
@@ -167,18 +169,18 @@ fn is_not_found(err: &io::Error) -> bool {
 
 impl RestoreError {
     /// The restore step that refused the entry.
-    pub fn step(&self) -> &'static str {
+    pub fn step(&self) -> RestoreStep {
         match self {
-            Self::EntryNotDirectory { .. } | Self::OpenEntry { .. } => "entry",
-            Self::ReadBundle { .. } | Self::Bundle { .. } => "signature",
+            Self::EntryNotDirectory { .. } | Self::OpenEntry { .. } => RestoreStep::Entry,
+            Self::ReadBundle { .. } | Self::Bundle { .. } => RestoreStep::Signature,
             Self::Entry { source, .. } => entry_step(source),
-            Self::KeyMismatch { .. } | Self::ScopeMismatch { .. } => "key",
+            Self::KeyMismatch { .. } | Self::ScopeMismatch { .. } => RestoreStep::Key,
             Self::OpenArchive { .. }
             | Self::ArchiveNotRegular { .. }
-            | Self::ArchiveSize { .. } => "archive",
+            | Self::ArchiveSize { .. } => RestoreStep::Archive,
             Self::Archive { source, .. } => extract_step(source),
-            Self::SymlinkEscapes { .. } => "entries",
-            Self::Artifact { .. } => "publish",
+            Self::SymlinkEscapes { .. } => RestoreStep::Entries,
+            Self::Artifact { .. } => RestoreStep::Publish,
         }
     }
 
@@ -275,7 +277,7 @@ impl RestoreError {
             time: rfc3339(SystemTime::now()),
             scope: scope.as_str().to_owned(),
             key: key.as_str().to_owned(),
-            step: self.step().to_owned(),
+            step: self.step(),
             reason: self.reason().to_owned(),
             file: self.file(),
             expected: self.expected(),

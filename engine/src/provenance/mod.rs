@@ -29,5 +29,7 @@ pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// Our build type. Version 1: a dual run (canonical run a, varied run b) in the hermetic
 /// sandbox; `externalParameters` and `internalParameters` as in docs/provenance.md.
 pub const BUILD_TYPE: &str = "urn:hermetic:buildtype:dual-run:v1";
+/// The byproduct whose annotations carry the verdict, the mode and what was varied.
+const VERDICT_BYPRODUCT: &str = "hermetic-verdict";
 /// The builder id when the caller names none: derived from the signing key.
 pub const BUILDER_ID_PREFIX: &str = "urn:hermetic:builder:key:";

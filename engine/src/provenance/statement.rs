@@ -5,15 +5,15 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use hermetic_contract::build::BuildRequest;
+use hermetic_contract::report::{AppliedLayers, BuildReport, BuildVerdict, RunName};
 
 use crate::timestamp::rfc3339;
 
-/// What the statement is made from. The report is the published `hermetic.build/v1`
-/// JSON, so a report that came back from the daemon serves as well as one made
-/// in-process.
+/// What the statement is made from. A report that came back from the daemon serves as well
+/// as one made in-process: it reads back as the same value.
 pub struct ProvenanceInputs<'a> {
     pub request: &'a BuildRequest,
-    pub report: &'a Value,
+    pub report: &'a BuildReport,
     pub builder_id: String,
     pub started_on: SystemTime,
     pub finished_on: SystemTime,
@@ -22,7 +22,7 @@ pub struct ProvenanceInputs<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceError {
     #[error("provenance is only issued for reproducible builds; this build is {verdict} (pass --unsigned-provenance to get an unsigned report)")]
-    NotReproducible { verdict: String },
+    NotReproducible { verdict: BuildVerdict },
     #[error("the build report has no archive to attest")]
     NoOutput,
     #[error("failed to compute the digest of the source {path}: {message}")]
@@ -36,16 +36,12 @@ pub fn statement_for(
     allow_unreproducible: bool,
 ) -> Result<Value, ProvenanceError> {
     let report = inputs.report;
-    let verdict = report["verdict"].as_str().unwrap_or_default();
-    if verdict != "reproducible" && !allow_unreproducible {
+    if report.verdict != BuildVerdict::Reproducible && !allow_unreproducible {
         return Err(ProvenanceError::NotReproducible {
-            verdict: verdict.to_string(),
+            verdict: report.verdict,
         });
     }
-    let output = report
-        .get("output")
-        .filter(|output| output.is_object())
-        .ok_or(ProvenanceError::NoOutput)?;
+    let output = report.output.as_ref().ok_or(ProvenanceError::NoOutput)?;
     let source = inputs
         .request
         .src
@@ -53,7 +49,8 @@ pub fn statement_for(
         .unwrap_or_else(|_| inputs.request.src.clone());
     let source_blake3 = tree_blake3(&source)?;
     let git_commit = git_head(&source);
-    let name = Path::new(output["archive"].as_str().unwrap_or_default())
+    let name = output
+        .archive
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -62,11 +59,12 @@ pub fn statement_for(
     } else {
         inputs.request.outputs.iter().map(String::as_str).collect()
     };
+    let profile = &report.profile;
 
     let mut external = json!({
         "command": inputs.request.command,
         "outputs": outputs,
-        "profile": report["profile"]["name"],
+        "profile": profile.name,
         "source": { "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } },
     });
     if let Some(commit) = &git_commit {
@@ -74,17 +72,16 @@ pub fn statement_for(
     }
     let mut dependencies = vec![
         json!({ "name": "source", "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } }),
-        json!({ "name": "profile", "uri": report["profile"]["origin"], "digest": { "sha256": report["profile"]["sha256"] } }),
+        json!({ "name": "profile", "uri": profile.origin, "digest": { "sha256": profile.sha256 } }),
     ];
-    let sandbox = &report["sandbox"];
-    if sandbox.is_object() {
+    if let Some(sandbox) = &report.sandbox {
         dependencies.push(json!({
             "name": "seccomp-policy",
-            "uri": format!("hermetic:seccomp/{}", sandbox["seccomp_policy"].as_str().unwrap_or_default()),
-            "digest": { "sha256": sandbox["seccomp_sha256"] },
+            "uri": format!("hermetic:seccomp/{}", sandbox.seccomp_policy),
+            "digest": { "sha256": sandbox.seccomp_sha256 },
         }));
     }
-    match report["profile"]["rootfs_blake3"].as_str() {
+    match &profile.rootfs_blake3 {
         Some(rootfs) => {
             dependencies.push(json!({ "name": "rootfs", "digest": { "blake3": rootfs } }))
         }
@@ -95,41 +92,39 @@ pub fn statement_for(
         }
     }
 
-    let run_b = report["runs"]
-        .as_array()
-        .and_then(|runs| runs.iter().find(|run| run["name"] == "b"));
     let mut byproducts = vec![json!({
-        "name": "hermetic-verdict",
+        "name": super::VERDICT_BYPRODUCT,
         "annotations": {
-            "verdict": verdict,
-            "mode": report["mode"],
-            "varied": report["varied"],
-            "differences": report["differences"].as_array().map_or(0, Vec::len),
+            "verdict": report.verdict,
+            "mode": report.mode,
+            "varied": report.varied,
+            "differences": report.differences.as_ref().map_or(0, Vec::len),
         },
     })];
-    if let Some(digest) = run_b
-        .map(|run| &run["output_digest"])
-        .filter(|digest| digest.is_object())
-    {
-        byproducts.push(json!({ "name": "run-b-output", "digest": { "sha256": digest["sha256"], "blake3": digest["blake3"] } }));
+    let run_b_digest = report
+        .runs
+        .iter()
+        .find(|run| run.name == RunName::B)
+        .and_then(|run| run.output_digest.as_ref());
+    if let Some(digest) = run_b_digest {
+        byproducts.push(json!({ "name": "run-b-output", "digest": { "sha256": digest.sha256, "blake3": digest.blake3 } }));
     }
-    byproducts
-        .push(json!({ "name": "manifest", "digest": { "blake3": output["manifest_blake3"] } }));
-    if report["log"].is_object() {
-        byproducts.push(json!({ "name": "log", "digest": { "sha256": report["log"]["sha256"] } }));
+    byproducts.push(json!({ "name": "manifest", "digest": { "blake3": output.manifest_blake3 } }));
+    if let Some(log) = &report.log {
+        byproducts.push(json!({ "name": "log", "digest": { "sha256": log.sha256 } }));
     }
 
     Ok(json!({
         "_type": super::STATEMENT_TYPE,
-        "subject": [ { "name": name, "digest": { "sha256": output["digest"]["sha256"], "blake3": output["digest"]["blake3"] } } ],
+        "subject": [ { "name": name, "digest": { "sha256": output.digest.sha256, "blake3": output.digest.blake3 } } ],
         "predicateType": super::SLSA_PROVENANCE_V1,
         "predicate": {
             "buildDefinition": {
                 "buildType": super::BUILD_TYPE,
                 "externalParameters": external,
                 "internalParameters": {
-                    "pins": report["pins"],
-                    "sandbox": sandbox_parameters(report),
+                    "pins": report.pins,
+                    "sandbox": report.sandbox.as_ref().map(sandbox_parameters),
                 },
                 "resolvedDependencies": dependencies,
             },
@@ -148,12 +143,15 @@ pub fn statement_for(
 
 /// The layers in force, without what names this particular run (the cgroup directories
 /// carry a per-run name): two builds of the same inputs must state the same parameters.
-fn sandbox_parameters(report: &Value) -> Value {
-    let mut sandbox = report["sandbox"].clone();
-    if let Some(cgroup) = sandbox.get_mut("cgroup").and_then(Value::as_object_mut) {
-        for value in cgroup.values_mut() {
-            if let Some(version) = value.as_str().and_then(|placed| placed.split(':').next()) {
-                *value = json!(version);
+fn sandbox_parameters(sandbox: &AppliedLayers) -> AppliedLayers {
+    let mut sandbox = sandbox.clone();
+    if let Some(cgroup) = &mut sandbox.cgroup {
+        for placed in [&mut cgroup.pids, &mut cgroup.memory, &mut cgroup.cpu]
+            .into_iter()
+            .flatten()
+        {
+            if let Some((version, _)) = placed.split_once(':') {
+                *placed = version.to_owned();
             }
         }
     }

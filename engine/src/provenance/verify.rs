@@ -62,11 +62,45 @@ pub struct VerifiedProvenance {
     pub subject: String,
     pub sha256: String,
     pub blake3: String,
-    pub statement: Value,
+    /// The build's verdict, as the `hermetic-verdict` byproduct states it.
+    pub verdict: Option<String>,
 }
 
-/// Any in-toto statement: the predicate is checked by type, then kept as JSON.
+/// Any in-toto statement: the predicate is read only once its type is checked.
 type Statement = super::Statement<Subject, Value>;
+
+/// What verification reads of a SLSA v1 predicate; a part it lacks reads as empty.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Predicate {
+    run_details: RunDetails,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RunDetails {
+    builder: Builder,
+    byproducts: Vec<Byproduct>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Builder {
+    id: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Byproduct {
+    name: String,
+    annotations: Annotations,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Annotations {
+    verdict: Option<String>,
+}
 
 #[derive(Deserialize)]
 struct Subject {
@@ -123,10 +157,12 @@ pub fn verify_provenance(
             });
         }
     }
-    let found = statement.predicate["runDetails"]["builder"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let predicate: Predicate = serde_json::from_value(statement.predicate)
+        .map_err(|err| ProvenanceVerifyError::Statement(err.to_string()))?;
+    let RunDetails {
+        builder: Builder { id: found },
+        byproducts,
+    } = predicate.run_details;
     if let Some(expected) = builder_id {
         if found != expected {
             return Err(ProvenanceVerifyError::BuilderId {
@@ -135,14 +171,17 @@ pub fn verify_provenance(
             });
         }
     }
-    let statement_value = serde_json::from_slice(&verified.payload).unwrap_or(Value::Null);
+    let verdict = byproducts
+        .into_iter()
+        .find(|byproduct| byproduct.name == super::VERDICT_BYPRODUCT)
+        .and_then(|byproduct| byproduct.annotations.verdict);
     Ok(VerifiedProvenance {
         key_id: verified.key.key_id(),
         builder_id: found,
         subject: subject.name.clone(),
         sha256,
         blake3,
-        statement: statement_value,
+        verdict,
     })
 }
 

@@ -1,36 +1,9 @@
 //! Per-file manifest comparison. Mtimes never count: the archive clamps them.
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::archive::manifest::{FileEntry, FileKind, Manifest};
 
-/// How one path differs between the canonical run (a) and another run (b).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DifferenceKind {
-    /// Both are regular files with different bytes.
-    Content,
-    /// Same content, different normalised mode (exec bit).
-    Mode,
-    /// A file in one run, a directory or symlink in the other.
-    Type,
-    /// Both are symlinks with different targets.
-    Symlink,
-    /// Present in a, absent in b.
-    Missing,
-    /// Absent in a, present in b.
-    Extra,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Difference {
-    pub path: String,
-    pub kind: DifferenceKind,
-    /// BLAKE3 of the file in run a (None when not a regular file there).
-    pub digest_a: Option<String>,
-    pub digest_b: Option<String>,
-}
+pub use hermetic_contract::report::{Difference, DifferenceKind};
 
 /// Every difference between two manifests, sorted by path.
 pub fn compare(a: &Manifest, b: &Manifest) -> Vec<Difference> {

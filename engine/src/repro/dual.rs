@@ -7,10 +7,8 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::repro::compare::{compare, Difference, DifferenceKind};
-use crate::repro::explain::{find_timestamps, read_archived_files, TimeWindow, TimestampEncoding};
+use crate::repro::explain::{find_timestamps, read_archived_files, TimeWindow};
 use crate::repro::vary::{canonical_run, second_run, Varied};
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::keep_failed::{FailedTrees, KEPT_TREE_NAME};
@@ -19,30 +17,18 @@ use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::spec::SandboxSpec;
 use crate::sandbox::SandboxError;
 
+pub use hermetic_contract::report::{RunName, Suspect, SuspectedCause};
+
 /// Bytes of one differing file read back for the timestamp scan.
 const SCAN_CAP: u64 = 16 << 20;
 
-/// The three runs of a dual build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunName {
-    /// The canonical run: every pin applied; its output is the one kept.
-    A,
-    /// The varied run.
-    B,
-    /// The noise pass: the canonical run again.
-    C,
-}
-
-impl RunName {
-    /// The name its build dir is kept under when its command fails (`keep_failed`): as
-    /// its artifact's suffix.
-    pub fn kept_tree_name(self) -> &'static str {
-        match self {
-            RunName::A => KEPT_TREE_NAME,
-            RunName::B => "build.run-b",
-            RunName::C => "build.run-c",
-        }
+/// The name a run's build dir is kept under when its command fails (`keep_failed`): as
+/// its artifact's suffix.
+pub fn kept_tree_name(run: RunName) -> &'static str {
+    match run {
+        RunName::A => KEPT_TREE_NAME,
+        RunName::B => "build.run-b",
+        RunName::C => "build.run-c",
     }
 }
 
@@ -54,8 +40,7 @@ pub struct RunIo {
     pub archive_path: PathBuf,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Reproducible,
     Nondeterministic,
@@ -81,29 +66,6 @@ impl RunRecord {
             _ => None,
         }
     }
-}
-
-/// Why a path is suspected to differ.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "cause", rename_all = "kebab-case")]
-pub enum Suspect {
-    /// The file holds a value from its run's time window.
-    TimestampLeak {
-        run: RunName,
-        encoding: TimestampEncoding,
-        offset: usize,
-    },
-    /// It also differs between two identical canonical runs.
-    IntrinsicRandomness,
-    /// Identical canonical runs agree, so it depends on something b varied.
-    VariationSensitive,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SuspectedCause {
-    pub path: String,
-    #[serde(flatten)]
-    pub suspect: Suspect,
 }
 
 pub struct DualOutcome {
@@ -204,7 +166,7 @@ fn run_one(name: RunName, spec: &SandboxSpec, options: &DualOptions<'_>, io: Run
         cancel: options.cancel,
         keep_failed: options
             .keep_failed
-            .map(|trees| (trees, name.kept_tree_name())),
+            .map(|trees| (trees, kept_tree_name(name))),
         early: None,
     });
     let end = now_secs();

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use hermetic_contract::report::TimestampEncoding;
+
 /// A run's wall-clock window as the build saw it (seconds since 1970, shift included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TimeWindow {
@@ -23,15 +25,6 @@ impl TimeWindow {
     fn contains(&self, value: u64) -> bool {
         value + Self::SLACK >= self.start && value <= self.end + Self::SLACK
     }
-}
-
-/// How a timestamp from the build's time window was written into a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TimestampEncoding {
-    Decimal,
-    U32LittleEndian,
-    U32BigEndian,
 }
 
 /// Where a value from `window` occurs in `bytes`: each encoding found, with its first offset.

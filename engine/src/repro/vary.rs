@@ -15,8 +15,6 @@
 //! - pids: the build's first pid is offset;
 //! - CPU placement: another set of cores where the host has enough;
 //! - ASLR: both runs randomise independently (it is never disabled).
-use serde::Serialize;
-
 use crate::sandbox::plan::choose_cpus;
 use crate::sandbox::shim::{SHIFT_DAYS, SHIM_PATH};
 use crate::sandbox::spec::{RootSpec, SandboxSpec, Variation};
@@ -26,12 +24,7 @@ use crate::sandbox::spec::{RootSpec, SandboxSpec, Variation};
 /// differ between the runs even where the shim is not loaded.
 pub const START_OFFSET_MS: u64 = 2_100;
 
-/// One thing the second run varied, for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Varied {
-    pub what: &'static str,
-    pub how: String,
-}
+pub use hermetic_contract::report::Varied;
 
 /// The second run's spec and how it differs.
 pub struct SecondRun {
@@ -83,22 +76,22 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
         )
     };
     varied.push(Varied {
-        what: "clock",
+        what: "clock".into(),
         how: clock,
     });
     varied.push(Varied {
-        what: "directory-order",
+        what: "directory-order".into(),
         how: order.into(),
     });
     varied.push(Varied {
-        what: "inode-numbers",
+        what: "inode-numbers".into(),
         how: format!(
             "{} inode numbers used up in the build dir and /tmp before the source is copied",
             spec.variation.inode_offset.unwrap_or_default()
         ),
     });
     varied.push(Varied {
-        what: "pids",
+        what: "pids".into(),
         how: format!(
             "build processes start at pid {}",
             spec.variation.pid_offset.unwrap_or_default() + 1
@@ -108,16 +101,16 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
     let count = canonical.cpu_set.len();
     match choose_cpus(count, count) {
         Ok(cpus) if cpus != canonical.cpu_set => {
-            varied.push(Varied { what: "cpu-placement", how: format!("cores {cpus:?} instead of {:?}", canonical.cpu_set) });
+            varied.push(Varied { what: "cpu-placement".into(), how: format!("cores {cpus:?} instead of {:?}", canonical.cpu_set) });
             spec.cpu_set = cpus;
         }
         _ => varied.push(Varied {
-            what: "cpu-placement",
+            what: "cpu-placement".into(),
             how: format!("not varied: the build uses {count} of the host's usable cores, none left to move to"),
         }),
     }
     varied.push(Varied {
-        what: "aslr",
+        what: "aslr".into(),
         how: "independent address-space randomisation in each run".into(),
     });
     SecondRun {

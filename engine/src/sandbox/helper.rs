@@ -10,6 +10,7 @@
 //! Process tree: launcher → helper (host pid namespace and cgroup, waits with the
 //! wall-clock limit) → init (pid 1 of the new pid namespace: builds the filesystem, reaps,
 //! archives) → build (the only one in the build cgroup, with its descendants).
+use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -18,7 +19,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 
 use crate::sandbox::error::{step, Layer, StepError};
-use crate::sandbox::message::{take_fd, HelperMessage, MessageSink, FIRST_UNUSED_FD, SPEC_FD};
+use crate::sandbox::message::{
+    take_fd, HelperMessage, MessageSink, Namespace, FIRST_UNUSED_FD, SPEC_FD,
+};
 use crate::sandbox::spec::{SandboxSpec, SPEC_VERSION};
 use crate::sys::process::{fork, Forked};
 
@@ -38,9 +41,18 @@ pub(crate) use crate::sys::process::SETUP_FAILED;
 /// was started as the helper or the zygote it never returns.
 pub fn run_helper_if_requested() {
     match std::env::args_os().nth(1) {
-        Some(arg) if arg == HELPER_ARG => std::process::exit(helper_main(Start::Fresh)),
+        Some(arg) if arg == HELPER_ARG => {
+            // SAFETY: only a launcher passes this argument, when it execs this binary with
+            // the fixed descriptors placed (`spawn_with_fds` in `launch`), and this is the
+            // first call of `main` (as documented): no thread is started and no object
+            // owns a descriptor yet; the process exits with the helper's status.
+            std::process::exit(unsafe { helper_main(Start::Fresh) })
+        }
         Some(arg) if arg == crate::sandbox::zygote::ZYGOTE_ARG => {
-            crate::sandbox::zygote::zygote_main()
+            // SAFETY: only `zygote::start` passes this argument, when it execs this binary
+            // with the control socket placed, and this is the first call of `main`: no
+            // thread is started and no object owns a descriptor yet.
+            unsafe { crate::sandbox::zygote::zygote_main() }
         }
         _ => {}
     }
@@ -59,15 +71,29 @@ pub(crate) enum Start<'a> {
 }
 
 /// Runs the helper in this process, with the launcher's descriptors in place; returns its
-/// exit status.
-pub(crate) fn helper_main(start: Start<'_>) -> i32 {
+/// exit status, with which the caller ends the process.
+///
+/// # Safety
+///
+/// The process must be single-threaded, with the fixed descriptors of `sandbox::message`
+/// (below `FIRST_UNUSED_FD`) placed by the launcher. No object that owns a descriptor may
+/// be used or dropped after this call (the caller ends the process with the status, never
+/// returning to one): the helper takes the fixed ones and closes every one from
+/// `FIRST_UNUSED_FD` up.
+pub(crate) unsafe fn helper_main(start: Start<'_>) -> i32 {
     // Before anything else can open a descriptor: drop whatever the caller leaked to us.
-    let leaked = crate::sys::process::close_from(FIRST_UNUSED_FD);
-    let mut messages = MessageSink::from_helper_fd();
+    // SAFETY: no object that owns one of these descriptors is used again (this function's
+    // contract).
+    let leaked = unsafe { crate::sys::process::close_from(FIRST_UNUSED_FD) };
+    // SAFETY: the launcher placed MESSAGE_FD and SPEC_FD, and no other object that owns
+    // them is used again (this function's contract); each is taken here only.
+    let (mut messages, spec_pipe) = unsafe { (MessageSink::from_helper_fd(), take_fd(SPEC_FD)) };
     // However it was started (exec'd, forked by the CLI or the zygote), the helper and
     // init look the same to anyone who can see them, and carry no host environment.
     let forked_by_launcher = !matches!(start, Start::Fresh);
-    if let Err(err) = crate::sys::process::disguise(PROCESS_NAME, forked_by_launcher) {
+    // SAFETY: the helper is single-threaded (this function's contract).
+    let disguised = unsafe { crate::sys::process::disguise(PROCESS_NAME, forked_by_launcher) };
+    if let Err(err) = disguised {
         messages.setup_failed(&StepError::new(
             Layer::Helper,
             "rename the helper and wipe its environment",
@@ -87,7 +113,9 @@ pub(crate) fn helper_main(start: Start<'_>) -> i32 {
         ));
         return SETUP_FAILED;
     }
-    match enter_namespaces_and_wait(start, &mut messages) {
+    // SAFETY: single-threaded, the other fixed descriptors in place and untouched, and no
+    // descriptor object used again: this function's contract.
+    match unsafe { enter_namespaces_and_wait(start, spec_pipe, &mut messages) } {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -96,9 +124,9 @@ pub(crate) fn helper_main(start: Start<'_>) -> i32 {
     }
 }
 
-fn read_spec() -> Result<SandboxSpec, StepError> {
+fn read_spec(mut pipe: File) -> Result<SandboxSpec, StepError> {
     let mut bytes = Vec::new();
-    take_fd(SPEC_FD).read_to_end(&mut bytes).map_err(step(
+    pipe.read_to_end(&mut bytes).map_err(step(
         Layer::Helper,
         "read the sandbox spec",
         "read",
@@ -120,11 +148,28 @@ fn read_spec() -> Result<SandboxSpec, StepError> {
     Ok(spec)
 }
 
+/// The namespaces the helper creates once it is in its own user namespace, which owns them
+/// whether or not its ids are mapped yet.
+const OWNED_BY_THE_USER_NAMESPACE: [Namespace; 6] = [
+    Namespace::Mount,
+    Namespace::Pid,
+    Namespace::Net,
+    Namespace::Uts,
+    Namespace::Ipc,
+    Namespace::Time,
+];
+
 /// Creates the namespaces, which needs nothing from the spec (so that a helper started
 /// early does it while its launcher plans), then takes the spec, maps the build user and
 /// starts init.
-fn enter_namespaces_and_wait(
+///
+/// # Safety
+///
+/// As for [`helper_main`], with its descriptors but MESSAGE_FD and SPEC_FD (taken)
+/// untouched.
+unsafe fn enter_namespaces_and_wait(
     start: Start<'_>,
+    spec_pipe: File,
     messages: &mut MessageSink,
 ) -> Result<i32, StepError> {
     if nix::unistd::geteuid().is_root() {
@@ -132,34 +177,34 @@ fn enter_namespaces_and_wait(
     }
     let outer_uid = nix::unistd::geteuid();
     let outer_gid = nix::unistd::getegid();
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(step(
+    unshare(Namespace::User.clone_flag()).map_err(step(
         Layer::Namespaces,
         "create the user namespace",
         "unshare(CLONE_NEWUSER)",
         None,
     ))?;
-    // Owned by the new user namespace whether or not its ids are mapped yet.
-    let namespaces = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-    unshare(namespaces).map_err(step(
+    let flags = OWNED_BY_THE_USER_NAMESPACE
+        .iter()
+        .fold(CloneFlags::empty(), |flags, namespace| {
+            flags | namespace.clone_flag()
+        });
+    unshare(flags).map_err(step(
         Layer::Namespaces,
         "create mount, pid, net, uts, ipc and time namespaces",
         "unshare",
         None,
     ))?;
+    let mut created = vec![Namespace::User];
+    created.extend(OWNED_BY_THE_USER_NAMESPACE);
     pin_uptime()?;
     let read;
     let spec = match start {
         Start::ForkedWith(spec) => {
-            drop(take_fd(SPEC_FD));
+            drop(spec_pipe);
             spec
         }
         Start::Fresh | Start::ForkedEarly => {
-            read = read_spec()?;
+            read = read_spec(spec_pipe)?;
             &read
         }
     };
@@ -194,13 +239,18 @@ fn enter_namespaces_and_wait(
     ))?;
 
     let stdio = crate::sandbox::init::StdioRelease::prepare()?;
-    let init = match fork().map_err(step(
+    // SAFETY: the helper is single-threaded (this function's contract).
+    let forked = unsafe { fork() };
+    let init = match forked.map_err(step(
         Layer::Namespaces,
         "start the sandbox init",
         "fork",
         None,
     ))? {
-        Forked::Child => crate::sandbox::init::run(spec),
+        // SAFETY: init is a copy of this single-threaded helper, whose launcher's
+        // descriptors other than MESSAGE_FD and SPEC_FD are in place and untouched, and
+        // it ends the process without returning here.
+        Forked::Child => unsafe { crate::sandbox::init::run(spec, &created, messages) },
         Forked::Parent { child } => child,
     };
     stdio.release()?;

@@ -19,7 +19,8 @@
 //!   an empty signal mask, new session (no controlling tty: TIOCSTI has nothing to inject
 //!   into), the kernel's default scheduler slice, umask, CPU set, rlimits, capabilities
 //!   dropped (bounding and ambient sets too), no_new_privs, Landlock, seccomp last (it
-//!   would forbid the earlier steps), every fd but 0-2 close-on-exec, exec.
+//!   would forbid the earlier steps), every fd but 0-2 close-on-exec, reports what is in
+//!   force (with the helper's namespaces), exec.
 use crate::errors::error_chain;
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -35,7 +36,8 @@ use nix::unistd::Pid;
 use crate::archive::pack::{pack_outputs, PackOptions};
 use crate::sandbox::error::{step, Layer, StepError};
 use crate::sandbox::message::{
-    take_fd, HelperMessage, MessageSink, ARTIFACT_FD, FAILED_TREE_FD, PROVISION_FD, SOURCE_FD,
+    take_fd, Confinement, HelperMessage, MessageSink, Namespace, ARTIFACT_FD, FAILED_TREE_FD,
+    PROVISION_FD, SOURCE_FD,
 };
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{exit_now, spawn_borrowing_memory};
@@ -44,9 +46,20 @@ use crate::sys::process::{exit_now, spawn_borrowing_memory};
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-pub(crate) fn run(spec: &SandboxSpec) -> ! {
-    let mut messages = MessageSink::from_helper_fd();
-    let code = match init_main(spec, &mut messages) {
+/// Runs init in this process, a fork of the helper, which created `helper_namespaces`.
+///
+/// # Safety
+///
+/// The process must be single-threaded, with SOURCE_FD, ARTIFACT_FD, FAILED_TREE_FD and
+/// PROVISION_FD placed by the launcher and owned by no object that is used or dropped
+/// again.
+pub(crate) unsafe fn run(
+    spec: &SandboxSpec,
+    helper_namespaces: &[Namespace],
+    messages: &mut MessageSink,
+) -> ! {
+    // SAFETY: the same contract as this function's.
+    let code = match unsafe { init_main(spec, helper_namespaces, messages) } {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -56,7 +69,14 @@ pub(crate) fn run(spec: &SandboxSpec) -> ! {
     exit_now(code)
 }
 
-fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, StepError> {
+/// # Safety
+///
+/// As for [`run`].
+unsafe fn init_main(
+    spec: &SandboxSpec,
+    helper_namespaces: &[Namespace],
+    messages: &mut MessageSink,
+) -> Result<i32, StepError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step(
         Layer::Helper,
         "die with the helper",
@@ -70,11 +90,11 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
         crate::sandbox::mount::use_up_inode_numbers(&spec.paths.tmp, count)?;
     }
     if spec.source.is_some() {
+        // SAFETY: the launcher placed SOURCE_FD, and nothing else owns it (this
+        // function's contract); it is taken here only.
+        let source = unsafe { take_fd(SOURCE_FD) };
         crate::sandbox::source::unpack_source(
-            std::io::BufReader::with_capacity(
-                crate::sandbox::source::PIPE_BUFFER_BYTES,
-                take_fd(SOURCE_FD),
-            ),
+            std::io::BufReader::with_capacity(crate::sandbox::source::PIPE_BUFFER_BYTES, source),
             &spec.paths.build_dir,
         )?;
     }
@@ -124,12 +144,17 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     }
     // The build child borrows init's memory until it execs (see spawn_borrowing_memory):
     // init is suspended meanwhile, and the child copies no page of it.
-    let build = spawn_borrowing_memory(|| build_child(spec, messages)).map_err(step(
-        Layer::Helper,
-        "start the build",
-        "clone(CLONE_VM | CLONE_VFORK)",
-        None,
-    ))?;
+    // SAFETY: init is single-threaded (this function's contract). The child has its own
+    // descriptor table, in which PROVISION_FD is open and owned by nothing: init, whose
+    // memory it runs in, never takes that descriptor.
+    let build =
+        unsafe { spawn_borrowing_memory(|| build_child(spec, helper_namespaces, messages)) }
+            .map_err(step(
+                Layer::Helper,
+                "start the build",
+                "clone(CLONE_VM | CLONE_VFORK)",
+                None,
+            ))?;
     stdio.release()?;
     let status = reap_until(build);
     nix::unistd::alarm::cancel();
@@ -152,11 +177,16 @@ fn init_main(spec: &SandboxSpec, messages: &mut MessageSink) -> Result<i32, Step
     }
     if code != Some(0) {
         if spec.keep_failed_tree {
-            messages.send(&pack_failed_tree(spec, take_fd(FAILED_TREE_FD)));
+            // SAFETY: the launcher placed FAILED_TREE_FD and nothing owns it (this
+            // function's contract); it is taken here only.
+            let file = unsafe { take_fd(FAILED_TREE_FD) };
+            messages.send(&pack_failed_tree(spec, file));
         }
     } else {
         if let Some(outputs) = &spec.outputs {
-            let artifact = take_fd(ARTIFACT_FD);
+            // SAFETY: the launcher placed ARTIFACT_FD and nothing owns it (this
+            // function's contract); it is taken here only.
+            let artifact = unsafe { take_fd(ARTIFACT_FD) };
             let options = PackOptions {
                 mtime: outputs.mtime,
                 zstd_level: outputs.zstd_level,
@@ -228,8 +258,17 @@ fn reap_until(main: Pid) -> Option<WaitStatus> {
     }
 }
 
-fn build_child(spec: &SandboxSpec, messages: &mut MessageSink) -> ! {
-    match confine_and_exec(spec, messages) {
+/// # Safety
+///
+/// Only in the build child, whose own descriptor table holds PROVISION_FD, owned by no
+/// object.
+unsafe fn build_child(
+    spec: &SandboxSpec,
+    helper_namespaces: &[Namespace],
+    messages: &mut MessageSink,
+) -> ! {
+    // SAFETY: the same contract as this function's.
+    match unsafe { confine_and_exec(spec, helper_namespaces, messages) } {
         Ok(never) => match never {},
         Err(ChildFailure::Setup(err)) => {
             messages.setup_failed(&err);
@@ -263,15 +302,23 @@ impl From<StepError> for ChildFailure {
     }
 }
 
-fn confine_and_exec(
+/// # Safety
+///
+/// As for [`build_child`].
+unsafe fn confine_and_exec(
     spec: &SandboxSpec,
+    helper_namespaces: &[Namespace],
     messages: &mut MessageSink,
 ) -> Result<Infallible, ChildFailure> {
     use nix::sys::resource::{setrlimit, Resource};
 
-    join_cgroup(crate::sandbox::message::Provision::receive(take_fd(
-        PROVISION_FD,
-    ))?)?;
+    // SAFETY: PROVISION_FD is open in this child's descriptor table and owned by nothing
+    // (this function's contract); it is taken here only.
+    let provision = unsafe { take_fd(PROVISION_FD) };
+    let mut namespaces = helper_namespaces.to_vec();
+    namespaces.push(join_cgroup(crate::sandbox::message::Provision::receive(
+        provision,
+    )?)?);
     crate::sys::process::reset_signals().map_err(step(
         Layer::Pins,
         "reset signal dispositions and the signal mask",
@@ -321,11 +368,17 @@ fn confine_and_exec(
         .map(|(name, value)| cstring(format!("{name}={value}").as_bytes()))
         .collect::<Result<_, _>>()?;
 
-    drop_capabilities()?;
+    let capabilities = drop_capabilities()?;
     nix::sys::prctl::set_no_new_privs().map_err(step(
         Layer::Capabilities,
         "set no_new_privs",
         "prctl(PR_SET_NO_NEW_PRIVS)",
+        None,
+    ))?;
+    let no_new_privs = crate::sys::seccomp::no_new_privs().map_err(step(
+        Layer::Capabilities,
+        "check no_new_privs",
+        "prctl(PR_GET_NO_NEW_PRIVS)",
         None,
     ))?;
     let landlock = crate::sandbox::landlock::restrict(spec)?;
@@ -348,10 +401,15 @@ fn confine_and_exec(
         "close_range(CLOEXEC)",
         None,
     ))?;
-    messages.send(&HelperMessage::Started {
+    messages.send(&HelperMessage::Started(Confinement {
+        namespaces,
+        capabilities,
+        no_new_privs,
         landlock_abi: spec.landlock_abi,
         kernel_landlock_abi,
-    });
+        seccomp_policy: spec.seccomp.name.clone(),
+        seccomp_sha256: spec.seccomp.sha256.clone(),
+    }));
 
     let errno = match nix::unistd::execve(&program, &argv, &envp) {
         Err(errno) => errno,
@@ -367,8 +425,8 @@ fn confine_and_exec(
 /// spares the kernel's global threadgroup lock) into the build cgroup, through the files
 /// the launcher opened (the kernel checks the opener's credentials, and this process has
 /// none to spare), then makes that cgroup the root of a new cgroup namespace, so no host
-/// cgroup path is visible.
-fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
+/// cgroup path is visible. Returns that namespace.
+fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<Namespace, StepError> {
     for (path, mut file) in files {
         file.write_all(b"0").map_err(step(
             Layer::Cgroup,
@@ -377,12 +435,13 @@ fn join_cgroup(files: Vec<(PathBuf, File)>) -> Result<(), StepError> {
             path,
         ))?;
     }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(step(
+    nix::sched::unshare(Namespace::Cgroup.clone_flag()).map_err(step(
         Layer::Namespaces,
         "create the cgroup namespace",
         "unshare(CLONE_NEWCGROUP)",
         None,
-    ))
+    ))?;
+    Ok(Namespace::Cgroup)
 }
 
 /// /dev/null, opened before starting the child that takes the build's stdio on, and put in
@@ -463,20 +522,23 @@ fn resolve_program(spec: &SandboxSpec) -> Result<CString, ChildFailure> {
 }
 
 /// Clears the bounding and ambient sets, then every other set. The bounding set is what
-/// stops a later exec of a file-capability binary from gaining anything back.
-fn drop_capabilities() -> Result<(), StepError> {
+/// stops a later exec of a file-capability binary from gaining anything back. Returns what
+/// is left, read back: the permitted and inheritable sets (the effective and ambient sets
+/// are within them), "none" when they are empty.
+fn drop_capabilities() -> Result<String, StepError> {
     use caps::{CapSet, CapsHashSet};
-    let fail = |what: &'static str| {
+    let failed = |what: &'static str, call: &'static str| {
         move |err: caps::errors::CapsError| {
             StepError::new(
                 Layer::Capabilities,
                 what,
-                "capset",
+                call,
                 None,
                 std::io::Error::other(crate::errors::error_chain(&err)),
             )
         }
     };
+    let fail = |what: &'static str| failed(what, "capset");
     let known = caps::runtime::procfs_all_supported(None)
         .map_err(fail("list the kernel's capabilities"))?;
     for cap in known {
@@ -486,5 +548,15 @@ fn drop_capabilities() -> Result<(), StepError> {
     for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
         caps::set(None, set, &CapsHashSet::new()).map_err(fail("clear the capability sets"))?;
     }
-    Ok(())
+    let mut left = Vec::new();
+    for set in [CapSet::Permitted, CapSet::Inheritable] {
+        let held = caps::read(None, set).map_err(failed("read the sets back", "capget"))?;
+        left.extend(held.iter().map(ToString::to_string));
+    }
+    if left.is_empty() {
+        return Ok("none".into());
+    }
+    left.sort();
+    left.dedup();
+    Ok(left.join(","))
 }

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::os::fd::{OwnedFd, RawFd};
 
+use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::manifest::Manifest;
@@ -33,12 +34,7 @@ pub enum HelperMessage {
     /// A layer could not be applied; the build did not start.
     SetupFailed { layer: Layer, message: String },
     /// Every layer is applied; the build child is about to exec.
-    Started {
-        /// The ABI the enforced rules were written for (the profile's).
-        landlock_abi: u8,
-        /// The newest ABI the kernel offers.
-        kernel_landlock_abi: u8,
-    },
+    Started(Confinement),
     /// execve failed in the build child (after every layer was applied).
     ExecFailed { program: String, errno: i32 },
     /// The build's main process ended; every other process of the build is dead too.
@@ -74,6 +70,72 @@ pub enum HelperMessage {
     Finished,
 }
 
+/// The layers in force for the build, which the build child reports just before it execs:
+/// the namespaces, the helper's (handed down through init's memory: a report of the
+/// helper's own could wake the launcher onto the helper's CPU while the helper's path is
+/// the one the build waits for) and its own, then what it applied to itself, read back
+/// where the kernel tells.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Confinement {
+    /// In the order they were created.
+    pub namespaces: Vec<Namespace>,
+    /// The capabilities the build holds or could inherit: "none", or their names.
+    pub capabilities: String,
+    pub no_new_privs: bool,
+    /// The Landlock ABI the enforced rules were written for (the profile's).
+    pub landlock_abi: u8,
+    /// The newest Landlock ABI the kernel offers.
+    pub kernel_landlock_abi: u8,
+    pub seccomp_policy: String,
+    pub seccomp_sha256: String,
+}
+
+/// A namespace of the sandbox. The order of the variants is the order reports list them
+/// in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    User,
+    Mount,
+    Pid,
+    Net,
+    Uts,
+    Ipc,
+    Cgroup,
+    Time,
+}
+
+impl Namespace {
+    /// Its name in reports (as on the report channel).
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Mount => "mount",
+            Namespace::Pid => "pid",
+            Namespace::Net => "net",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+
+    /// The flag that creates it, for unshare(2).
+    pub(crate) fn clone_flag(self) -> CloneFlags {
+        match self {
+            Namespace::User => CloneFlags::CLONE_NEWUSER,
+            Namespace::Mount => CloneFlags::CLONE_NEWNS,
+            Namespace::Pid => CloneFlags::CLONE_NEWPID,
+            Namespace::Net => CloneFlags::CLONE_NEWNET,
+            Namespace::Uts => CloneFlags::CLONE_NEWUTS,
+            Namespace::Ipc => CloneFlags::CLONE_NEWIPC,
+            Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            // nix has no name for it.
+            Namespace::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+        }
+    }
+}
+
 /// The writing end. Every message is written with a single write(2) call.
 pub(crate) struct MessageSink {
     pipe: File,
@@ -81,8 +143,13 @@ pub(crate) struct MessageSink {
 
 impl MessageSink {
     /// Takes ownership of the helper's message descriptor.
-    pub(crate) fn from_helper_fd() -> Self {
-        let pipe = take_fd(MESSAGE_FD);
+    ///
+    /// # Safety
+    ///
+    /// As for [`take_fd`] with `MESSAGE_FD`.
+    pub(crate) unsafe fn from_helper_fd() -> Self {
+        // SAFETY: MESSAGE_FD is open and owned by nothing else (this function's contract).
+        let pipe = unsafe { take_fd(MESSAGE_FD) };
         MessageSink { pipe }
     }
 
@@ -130,8 +197,14 @@ pub(crate) fn pipe_capacity(pipe: &File) -> Option<usize> {
         .and_then(|capacity| usize::try_from(capacity).ok())
 }
 
-pub(crate) fn take_fd(fd: RawFd) -> File {
-    crate::sys::process::file_from_inherited_fd(fd)
+/// Takes ownership of one of the fixed descriptors the launcher placed in the helper.
+///
+/// # Safety
+///
+/// `fd` must be open, owned by no other object of this process, and taken once.
+pub(crate) unsafe fn take_fd(fd: RawFd) -> File {
+    // SAFETY: the same contract as this function's.
+    unsafe { crate::sys::process::file_from_inherited_fd(fd) }
 }
 
 /// What the launcher hands the build child over the provision socket once the sandbox is
@@ -195,5 +268,32 @@ impl Provision {
             .into_iter()
             .zip(fds.into_iter().map(File::from))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Namespace;
+
+    /// The launcher reports namespaces by [`Namespace::name`]; the channel carries serde's
+    /// names. They must agree.
+    #[test]
+    fn namespaces_have_one_name() {
+        for namespace in [
+            Namespace::User,
+            Namespace::Mount,
+            Namespace::Pid,
+            Namespace::Net,
+            Namespace::Uts,
+            Namespace::Ipc,
+            Namespace::Cgroup,
+            Namespace::Time,
+        ] {
+            assert_eq!(
+                serde_json::to_value(namespace).unwrap(),
+                namespace.name(),
+                "{namespace:?}"
+            );
+        }
     }
 }

@@ -21,14 +21,7 @@ pub const SYNTHETIC_ETC: &[&str] = &[
     "resolv.conf",
 ];
 
-/// Where SOURCE_DATE_EPOCH came from, for the build report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EpochSource {
-    Flag,
-    GitHead,
-    Fallback,
-}
+pub use hermetic_contract::report::EpochSource;
 
 /// SOURCE_DATE_EPOCH: the flag, else the commit time of the source's git HEAD, else 1980.
 pub fn source_date_epoch(flag: Option<u64>, source: Option<&Path>) -> (u64, EpochSource) {

@@ -1,8 +1,6 @@
 //! Turns a profile plus a request into a validated `SandboxSpec`.
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::archive::outpath::OutputPath;
 use crate::sandbox::pins::{self, EnvPins, EpochSource};
 use crate::sandbox::profile::{Profile, RootSource};
@@ -53,20 +51,7 @@ pub struct Plan {
     pub epoch_source: EpochSource,
 }
 
-/// The pinned values as a report shows them.
-#[derive(Clone, Debug, Serialize)]
-pub struct PinReport {
-    pub source_date_epoch: u64,
-    pub source_date_epoch_from: EpochSource,
-    pub uid: u32,
-    pub gid: u32,
-    pub user: String,
-    pub hostname: String,
-    pub build_dir: PathBuf,
-    pub cpus: usize,
-    pub umask: String,
-    pub env: Vec<(String, String)>,
-}
+pub use hermetic_contract::report::PinReport;
 
 impl Plan {
     pub fn pins(&self) -> PinReport {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::sandbox::landlock;
+use crate::size::parse_size;
 
 /// The profiles shipped in `profiles/`, compiled in so a fresh install works with no files.
 pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
@@ -487,7 +488,12 @@ fn parse_with_digest(
             ),
         ));
     }
-    let size = |field: &'static str, text: &str| parse_size(text).map_err(|m| invalid(field, m));
+    // Zero is refused rather than passed on: tmpfs reads `size=0` as no limit at all.
+    let size = |field: &'static str, text: &str| match parse_size(text) {
+        Ok(0) => Err(invalid(field, "must be more than 0 bytes".into())),
+        Ok(bytes) => Ok(bytes),
+        Err(err) => Err(invalid(field, err.to_string())),
+    };
     let seccomp_policy = match (
         file.seccomp.policy.contains('/') || file.seccomp.policy.ends_with(".json"),
         base_dir,
@@ -537,34 +543,6 @@ fn require_absolute_normal(path: &Path) -> Result<(), String> {
         return Err(format!("{} contains . or ..", path.display()));
     }
     Ok(())
-}
-
-/// "4GiB", "512MiB", "64k", "1G" or a plain byte count.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 512MiB or 4GiB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        "t" | "tib" | "tb" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit (use KiB, MiB, GiB or TiB)"
-            ))
-        }
-    };
-    number
-        .checked_mul(multiplier)
-        .filter(|bytes| *bytes > 0)
-        .ok_or_else(|| format!("`{text}` is zero or too large"))
 }
 
 #[cfg(test)]
@@ -644,11 +622,18 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("12 furlongs").is_err());
+    fn sizes_are_parsed_and_zero_is_refused() {
+        let good = BUILTIN_PROFILES[0].1;
+        let spelled = good.replace("memory = \"4GiB\"", "memory = \"4G\"");
+        let profile = parse("t", "t", &spelled, None).unwrap();
+        assert_eq!(profile.memory_bytes, 4 << 30);
+        let zero = good.replace("tmp_size = \"1GiB\"", "tmp_size = \"0\"");
+        assert!(matches!(
+            parse("t", "t", &zero, None),
+            Err(ProfileError::Invalid {
+                field: "limits.tmp_size",
+                ..
+            })
+        ));
     }
 }

@@ -140,12 +140,20 @@ impl Zygote {
 
 /// Called first thing in `main` (through `run_helper_if_requested`) when the process was
 /// started as the zygote; never returns.
-pub(crate) fn zygote_main() -> ! {
+///
+/// # Safety
+///
+/// The process must be single-threaded, have its control socket at `CONTROL_FD`, placed
+/// by [`start`], and no object that owns a descriptor yet.
+pub(crate) unsafe fn zygote_main() -> ! {
     // Whatever the daemon leaked to us would otherwise reach every helper.
-    if close_from(CONTROL_FD + 1).is_err() {
+    // SAFETY: no object owns a descriptor yet (this function's contract).
+    if unsafe { close_from(CONTROL_FD + 1) }.is_err() {
         exit_now(1);
     }
-    let control = crate::sys::process::file_from_inherited_fd(CONTROL_FD);
+    // SAFETY: `start` placed the control socket there, and nothing owns it yet (this
+    // function's contract).
+    let control = unsafe { crate::sys::process::file_from_inherited_fd(CONTROL_FD) };
     let control = OwnedFd::from(control);
     let daemon = nix::unistd::getppid();
     loop {
@@ -184,7 +192,10 @@ fn placement(request: &[u8], fds: &[OwnedFd]) -> Option<Vec<(RawFd, RawFd)>> {
 
 /// Forks a helper; in the parent returns its pid or -errno, in the child never returns.
 fn fork_helper(control: &OwnedFd, placement: &[(RawFd, RawFd)], daemon: Pid) -> i32 {
-    match fork_sibling_with_fds(placement) {
+    // SAFETY: the zygote is single-threaded (it starts no thread), and the child ends in
+    // `exit_now` below without using or dropping the descriptor objects it inherited but
+    // for closing the control socket's number when no placed descriptor took it.
+    match unsafe { fork_sibling_with_fds(placement) } {
         Ok(Forked::Parent { child }) => child.as_raw(),
         Ok(Forked::Child) => {
             // The parent-death signal is set; if the daemon died before that, it never
@@ -197,9 +208,13 @@ fn fork_helper(control: &OwnedFd, placement: &[(RawFd, RawFd)], daemon: Pid) -> 
             if !placement.iter().any(|&(_, target)| target == CONTROL_FD) {
                 let _ = nix::unistd::close(control.as_raw_fd());
             }
-            exit_now(crate::sandbox::helper::helper_main(
-                crate::sandbox::helper::Start::Fresh,
-            ))
+            // SAFETY: a child of the single-threaded zygote, with the helper's
+            // descriptors placed from the request; the objects that own descriptors here
+            // (the request's, the control socket) are the zygote's, never used or dropped
+            // again in this process, which exits with the helper's status.
+            exit_now(unsafe {
+                crate::sandbox::helper::helper_main(crate::sandbox::helper::Start::Fresh)
+            })
         }
         Err(err) => -err.raw_os_error().unwrap_or(libc::EIO),
     }

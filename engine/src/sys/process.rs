@@ -15,12 +15,15 @@ pub(crate) enum Forked {
     Child,
 }
 
-/// fork(2). Only called from single-threaded processes (the helper, which starts no
-/// threads before forking, and a launcher checked by [`fork_with_fds`]), so the child may
-/// run arbitrary code afterwards.
-pub(crate) fn fork() -> io::Result<Forked> {
-    // SAFETY: callers are single-threaded, so the child gets a consistent copy of the
-    // whole address space (no lock can be held by a vanished thread).
+/// fork(2), after which the child may run arbitrary code.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded: a thread that does not exist in the child
+/// may hold a lock (the allocator's, stdout's) in the child's copy of the memory.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller is single-threaded (this function's contract), so the child gets
+    // a consistent copy of the whole address space, with no lock held by a vanished thread.
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent { child }),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -43,7 +46,14 @@ pub(crate) fn fork() -> io::Result<Forked> {
 /// credentials, cgroups, seccomp filters and Landlock domain, like any child. Signals are
 /// blocked across the clone, so no handler of the parent's runs on the child's stack
 /// before the child resets them; the child inherits the full mask and must clear it.
-pub(crate) fn spawn_borrowing_memory(
+///
+/// # Safety
+///
+/// The calling process must be single-threaded. The child runs in this memory as the
+/// calling thread (its thread-local state, its allocator cache, its identity for reentrant
+/// locks), which is sound only while that thread is suspended and no other thread can see
+/// or change the memory under the child.
+pub(crate) unsafe fn spawn_borrowing_memory(
     child: impl FnOnce() -> std::convert::Infallible,
 ) -> io::Result<nix::unistd::Pid> {
     use nix::sys::mman::{mmap_anonymous, mprotect, munmap, MapFlags, ProtFlags};
@@ -94,8 +104,9 @@ pub(crate) fn spawn_borrowing_memory(
     }
     // SAFETY: CLONE_VM | CLONE_VFORK without CLONE_THREAD: the child runs `callback` on
     // the new stack in this process's memory while this thread waits in the kernel, as
-    // documented above; the callers are single-threaded (init), so no other thread of ours
-    // can run meanwhile either. SIGCHLD makes it an ordinary child for waitpid.
+    // documented above; the caller is single-threaded (this function's contract), so no
+    // other thread of ours can run meanwhile either. SIGCHLD makes it an ordinary child for
+    // waitpid.
     let spawned = unsafe {
         nix::sched::clone(
             callback,
@@ -119,13 +130,29 @@ pub(crate) fn spawn_borrowing_memory(
 ///
 /// The child holds no descriptor (they are closed before it starts), so no pipe of the
 /// caller's stays open; it makes raw system calls only, on a stack of its own, and pauses
-/// until the signal. Without it (the clone failed), the process simply exits.
+/// until the signal. Without it (the clone failed, or the process runs other threads), the
+/// process simply exits.
 pub(crate) fn exit_leaving_memory_to_a_child(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let _ = close_from(0);
+    // Closing every descriptor under another thread could hand its number to a file that
+    // thread opens next, behind the back of the object that still owns the number.
+    if is_single_threaded() {
+        // SAFETY: this is the process's only thread (checked above), and it never returns
+        // from here: no object that owns a descriptor is used or dropped again.
+        let _ = unsafe { close_from(0) };
+        start_memory_holder();
+    }
+    // SAFETY: exit_group ends every thread of this process; it never returns.
+    unsafe { libc::syscall(libc::SYS_exit_group, code) };
+    unreachable!("exit_group returned")
+}
 
+/// Starts the child of [`exit_leaving_memory_to_a_child`], which holds this memory until
+/// the calling thread, about to end the process, is gone; every descriptor is closed by
+/// then.
+fn start_memory_holder() {
     extern "C" fn hold_memory(parent: *mut libc::c_void) -> libc::c_int {
         // SAFETY: raw system calls on integers. Of the memory this child shares with its
         // exiting parent they touch the stack it was given, and on failure errno, in the
@@ -162,23 +189,21 @@ pub(crate) fn exit_leaving_memory_to_a_child(code: i32) -> ! {
             0,
         )
     };
-    if stack != libc::MAP_FAILED {
-        let parent = std::process::id() as usize as *mut libc::c_void;
-        // SAFETY: the child runs `hold_memory` on the top of the mapping just made, in
-        // this process's memory, and touches nothing else of it (see above). SIGCHLD
-        // makes it an ordinary child, which init or a subreaper reaps once it is orphaned.
-        unsafe {
-            libc::clone(
-                hold_memory,
-                stack.cast::<u8>().add(STACK_BYTES).cast(),
-                libc::CLONE_VM | libc::SIGCHLD,
-                parent,
-            );
-        }
+    if stack == libc::MAP_FAILED {
+        return;
     }
-    // SAFETY: exit_group ends every thread of this process; it never returns.
-    unsafe { libc::syscall(libc::SYS_exit_group, code) };
-    unreachable!("exit_group returned")
+    let parent = std::process::id() as usize as *mut libc::c_void;
+    // SAFETY: the child runs `hold_memory` on the top of the mapping just made, in this
+    // process's memory, and touches nothing else of it (see above). SIGCHLD makes it an
+    // ordinary child, which init or a subreaper reaps once it is orphaned.
+    unsafe {
+        libc::clone(
+            hold_memory,
+            stack.cast::<u8>().add(STACK_BYTES).cast(),
+            libc::CLONE_VM | libc::SIGCHLD,
+            parent,
+        );
+    }
 }
 
 /// Descriptor numbers at or above this are free for parking in a freshly forked child.
@@ -309,12 +334,22 @@ pub(crate) fn set_scheduler_slice(slice: Option<std::time::Duration>) -> io::Res
 /// Forks this process if it is single-threaded (`None` otherwise); the child gets `fds`
 /// at their fixed numbers and dies with the parent thread. Saves the exec, dynamic
 /// linking and start-up of a new helper image.
-pub(crate) fn fork_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Option<Forked>> {
+///
+/// # Safety
+///
+/// In the child, every descriptor number below the highest target now holds one of `fds`
+/// or is closed, whichever object of the parent's owned it: the child must neither use nor
+/// drop any descriptor-owning object it inherited (it runs the helper and ends with
+/// [`exit_now`], never returning into the caller's frames).
+pub(crate) unsafe fn fork_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Option<Forked>> {
     if !is_single_threaded() {
         return Ok(None);
     }
     let mut parked = vec![-1; fds.len()];
-    Ok(Some(placed_in_child(fork()?, fds, &mut parked)))
+    // SAFETY: this process runs one thread (checked just above; only this thread could
+    // have started another since, and it did not).
+    let forked = unsafe { fork() }?;
+    Ok(Some(placed_in_child(forked, fds, &mut parked)))
 }
 
 /// Gives this process `name` as its comm and as its whole command line (truncated to the
@@ -324,13 +359,20 @@ pub(crate) fn fork_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Option<Forked>
 /// forked from the CLI would otherwise carry the caller's whole environment (CI tokens
 /// included) into the sandbox's init, where only init's non-dumpability keeps it from
 /// /proc/1/environ. (An exec'd helper, or one the zygote forks, starts with none.)
-pub(crate) fn disguise(name: &str, wipe_environment: bool) -> io::Result<()> {
+///
+/// # Safety
+///
+/// The calling process must be single-threaded: no other thread may read the environment
+/// or the argument strings while they are rewritten (`std::env::args` reads the latter in
+/// place).
+pub(crate) unsafe fn disguise(name: &str, wipe_environment: bool) -> io::Result<()> {
     nix::sys::prctl::set_name(&std::ffi::CString::new(name).map_err(io::Error::other)?)?;
     let ((arg_start, arg_end), (env_start, env_end)) = own_strings()?;
     let length = name.len().min(arg_end - arg_start - 1);
     // SAFETY: [arg_start, arg_end) is the block of argument strings the kernel copied to
-    // this process's main stack at exec; it is mapped and writable. std keeps its own
-    // copy of the arguments, so nothing refers to this block; /proc/PID/cmdline reads it.
+    // this process's main stack at exec; it is mapped and writable. std's argv points into
+    // it and still finds NUL-terminated strings there; no other thread reads it meanwhile
+    // (this function's contract). /proc/PID/cmdline shows it.
     unsafe {
         std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end - arg_start);
         std::ptr::copy_nonoverlapping(name.as_ptr(), arg_start as *mut u8, length);
@@ -339,7 +381,8 @@ pub(crate) fn disguise(name: &str, wipe_environment: bool) -> io::Result<()> {
         // SAFETY: [env_start, env_end) is the block of environment strings the kernel
         // copied to the top of the main stack at exec; it is mapped and writable, and no
         // Rust object refers to it (std reads the environment through libc's `environ`,
-        // which clearenv detaches right after, in this single-threaded process).
+        // which clearenv detaches right after); no other thread reads the environment
+        // meanwhile (this function's contract).
         unsafe {
             std::ptr::write_bytes(env_start as *mut u8, 0, env_end - env_start);
             libc::clearenv();
@@ -385,14 +428,19 @@ fn own_strings() -> io::Result<Ranges> {
 /// it as for any child of its own. The child gets `fds` at their fixed numbers and dies
 /// with the daemon's thread that started the zygote. Its exit signal is the zygote's own
 /// (SIGCHLD).
-pub(crate) fn fork_sibling_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Forked> {
+///
+/// # Safety
+///
+/// As for [`fork`] and [`fork_with_fds`]: the calling process must be single-threaded, and
+/// the child must neither use nor drop any descriptor-owning object it inherited.
+pub(crate) unsafe fn fork_sibling_with_fds(fds: &[(RawFd, RawFd)]) -> io::Result<Forked> {
     let mut parked = vec![-1; fds.len()];
-    // SAFETY: a raw clone without a new stack behaves as fork(2), and the zygote that
-    // calls it is single-threaded, so the child gets a consistent address space with no
-    // lock held. What glibc's fork would also do and this does not: run atfork handlers
-    // (this program registers none) and refresh the thread's cached tid, which glibc then
-    // uses only for pthread mutex owners and for signalling the thread from another one
-    // (raise(3) asks the kernel for its tid); the helper uses neither.
+    // SAFETY: a raw clone without a new stack behaves as fork(2), and the caller is
+    // single-threaded (this function's contract), so the child gets a consistent address
+    // space with no lock held. What glibc's fork would also do and this does not: run
+    // atfork handlers (this program registers none) and refresh the thread's cached tid,
+    // which glibc then uses only for pthread mutex owners and for signalling the thread
+    // from another one (raise(3) asks the kernel for its tid); the helper uses neither.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -442,9 +490,15 @@ pub(crate) fn set_cloexec_from(first: RawFd) -> io::Result<()> {
 
 /// Closes every descriptor from `first` up: the helper keeps only what the launcher placed
 /// at fixed numbers, not whatever its caller leaked without close-on-exec.
-pub(crate) fn close_from(first: RawFd) -> io::Result<()> {
-    // SAFETY: close_range only closes descriptors; the helper holds no Rust object (File,
-    // OwnedFd) for numbers at or above `first` at this point.
+///
+/// # Safety
+///
+/// No object of this process (a `File`, an `OwnedFd`) that owns a descriptor numbered
+/// `first` or above may be used or dropped afterwards: its number may then name another
+/// file.
+pub(crate) unsafe fn close_from(first: RawFd) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors, and no object that owns one of them is
+    // used again (this function's contract).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
@@ -542,10 +596,12 @@ pub(crate) fn raw(fd: &impl AsRawFd) -> RawFd {
 }
 
 /// Takes ownership of a descriptor the launcher placed at a fixed number in the helper.
-pub(crate) fn file_from_inherited_fd(fd: RawFd) -> std::fs::File {
-    // SAFETY: only called for the fixed numbers of `sandbox::message` (SPEC_FD,
-    // MESSAGE_FD, ...), which the launcher dup2'd into this process and which nothing
-    // else in the helper owns.
+///
+/// # Safety
+///
+/// `fd` must be open and owned by no other object of this process, and be taken once.
+pub(crate) unsafe fn file_from_inherited_fd(fd: RawFd) -> std::fs::File {
+    // SAFETY: `fd` is open and nothing else owns it (this function's contract).
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
 

@@ -1,6 +1,7 @@
 //! `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`
 mod cancel;
 mod log;
+mod report;
 
 use serde_json::json;
 

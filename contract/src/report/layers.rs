@@ -1,6 +1,4 @@
-//! What a build or run reports about itself: the parts of `hermetic.build/v1` that go into
-//! signed provenance. Each type reads back what it wrote (a report that crossed the
-//! daemon's socket is the same value the engine produced).
+//! The sandbox layers a run actually had, as the helper and init report them.
 use serde::{Deserialize, Serialize};
 
 /// The sandbox layers actually in force for a run, as the helper and init applied them.

@@ -1,0 +1,348 @@
+//! Blobs: existence checks, verified streaming downloads, and uploads (skip when present,
+//! cross-repository mount, or chunked PATCHes and a final PUT, restarted once).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
+use sha2::{Digest as _, Sha256};
+use ureq::http::Method;
+
+use crate::auth::Access;
+use crate::error::{ErrorKind, RegistryError, Step};
+use crate::reference::Repository;
+use crate::transport::{header, location, with_query, Exchange};
+use crate::Client;
+
+/// How much of a download is read (and hashed) at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// What [`Client::push_blob`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The repository already had it (HEAD answered 200); nothing was sent.
+    AlreadyPresent,
+    /// The registry linked it from the `from` repository; nothing was sent.
+    Mounted,
+    /// Its bytes were uploaded.
+    Uploaded,
+}
+
+impl Client {
+    /// The blob's size if the repository has it, None on 404.
+    pub fn blob_exists(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
+        let exchange = self.blob_exchange(Step::CheckBlob, Method::HEAD, repository, digest);
+        let response = self.transport.send(&exchange)?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        let response = self.transport.expect_status(&exchange, response, &[200])?;
+        let size = header(&response, "content-length")
+            .and_then(|length| length.parse().ok())
+            .ok_or_else(|| {
+                RegistryError::new(
+                    exchange.step,
+                    &exchange.url,
+                    ErrorKind::InvalidResponse("no Content-Length for an existing blob".into()),
+                )
+            })?;
+        Ok(Some(size))
+    }
+
+    /// Streams the blob into `writer` while hashing it. Refuses a body longer than the
+    /// descriptor's size as soon as the first extra byte arrives (nothing more is read),
+    /// a body that ends short, and a digest that does not match.
+    ///
+    /// On an error the writer holds unverified bytes: write to a temporary file and
+    /// discard it unless this returns Ok.
+    pub fn fetch_blob(
+        &self,
+        repository: &Repository,
+        descriptor: &Descriptor,
+        writer: &mut dyn Write,
+    ) -> Result<(), RegistryError> {
+        let expected_digest = descriptor.digest();
+        let expected_size = descriptor.size();
+        let exchange =
+            self.blob_exchange(Step::FetchBlob, Method::GET, repository, expected_digest);
+        let fail = |kind| RegistryError::new(exchange.step, &exchange.url, kind);
+        require_sha256(expected_digest).map_err(fail)?;
+        let response = self.transport.send(&exchange)?;
+        let mut response = self.transport.expect_status(&exchange, response, &[200])?;
+        let announced = header(&response, "content-length").and_then(|n| n.parse::<u64>().ok());
+        if announced.is_some_and(|announced| announced > expected_size) {
+            return Err(fail(ErrorKind::TooLong {
+                expected: expected_size,
+            }));
+        }
+        let mut body = response.body_mut().as_reader();
+        let mut hasher = Sha256::new();
+        let mut received: u64 = 0;
+        let mut buffer = vec![0; READ_BUFFER];
+        loop {
+            let read = body
+                .read(&mut buffer)
+                .map_err(|source| fail(ErrorKind::Interrupted { received, source }))?;
+            if read == 0 {
+                break;
+            }
+            if received + read as u64 > expected_size {
+                return Err(fail(ErrorKind::TooLong {
+                    expected: expected_size,
+                }));
+            }
+            received += read as u64;
+            hasher.update(&buffer[..read]);
+            writer
+                .write_all(&buffer[..read])
+                .map_err(|source| fail(ErrorKind::Write(source)))?;
+        }
+        if received < expected_size {
+            return Err(fail(ErrorKind::Truncated {
+                expected: expected_size,
+                received,
+            }));
+        }
+        let actual = sha256_digest_of(hasher);
+        if actual != *expected_digest {
+            return Err(fail(ErrorKind::DigestMismatch {
+                expected: expected_digest.clone(),
+                actual,
+            }));
+        }
+        writer
+            .flush()
+            .map_err(|source| fail(ErrorKind::Write(source)))
+    }
+
+    /// Uploads `size` bytes from `source` as the blob `digest`, unless the repository
+    /// has it already or can mount it from `mount_from` (same registry). Bytes go in
+    /// PATCH chunks of the configured size, then a PUT that names the digest; the
+    /// digest and size are checked on our side before that PUT, so a source that
+    /// changed under us is never committed. A session that fails is restarted once from
+    /// the start of `source`.
+    pub fn push_blob<R: Read + Seek>(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        size: u64,
+        source: &mut R,
+        mount_from: Option<&Repository>,
+    ) -> Result<BlobPush, RegistryError> {
+        if self.blob_exists(repository, digest)?.is_some() {
+            return Ok(BlobPush::AlreadyPresent);
+        }
+        let uploads = format!(
+            "{}blobs/uploads/",
+            self.transport.repository_url(repository)
+        );
+        let mountable = mount_from.filter(|from| from.registry() == repository.registry());
+        let session = match mountable {
+            Some(from) => {
+                let url = with_query(
+                    &with_query(&uploads, "mount", digest.as_ref()),
+                    "from",
+                    from.name(),
+                );
+                let exchange = upload_exchange(Step::MountBlob, Method::POST, url, repository);
+                let response = self.transport.send(&exchange)?;
+                let response = self
+                    .transport
+                    .expect_status(&exchange, response, &[201, 202])?;
+                if response.status().as_u16() == 201 {
+                    return Ok(BlobPush::Mounted);
+                }
+                // 202: the registry would not mount (no access to `from`, or it lacks
+                // the blob) and opened an ordinary upload session instead.
+                location(&exchange, &response)?
+            }
+            None => self.start_upload(&uploads, repository)?,
+        };
+        match self.upload_session(session, repository, digest, size, source) {
+            Ok(()) => Ok(BlobPush::Uploaded),
+            Err(error) if failed_on_our_side(&error) => Err(error),
+            Err(_) => {
+                let session = self.start_upload(&uploads, repository)?;
+                self.upload_session(session, repository, digest, size, source)?;
+                Ok(BlobPush::Uploaded)
+            }
+        }
+    }
+
+    fn start_upload(
+        &self,
+        uploads: &str,
+        repository: &Repository,
+    ) -> Result<String, RegistryError> {
+        let exchange = upload_exchange(
+            Step::StartUpload,
+            Method::POST,
+            uploads.to_owned(),
+            repository,
+        );
+        let response = self.transport.send(&exchange)?;
+        let response = self.transport.expect_status(&exchange, response, &[202])?;
+        location(&exchange, &response)
+    }
+
+    fn upload_session<R: Read + Seek>(
+        &self,
+        mut session: String,
+        repository: &Repository,
+        digest: &Digest,
+        size: u64,
+        source: &mut R,
+    ) -> Result<(), RegistryError> {
+        let source_error = |url: &str, error| {
+            RegistryError::new(Step::UploadChunk, url, ErrorKind::ReadSource(error))
+        };
+        source
+            .seek(SeekFrom::Start(0))
+            .map_err(|error| source_error(&session, error))?;
+        let mut hasher = Sha256::new();
+        let mut offset: u64 = 0;
+        let mut chunk = vec![0; self.transport.config.chunk_size.max(1)];
+        loop {
+            let filled = fill(source, &mut chunk).map_err(|error| source_error(&session, error))?;
+            if filled == 0 {
+                break;
+            }
+            let bytes = &chunk[..filled];
+            hasher.update(bytes);
+            let end = offset + filled as u64;
+            if end > size {
+                // More bytes than promised: stop before sending them.
+                let actual = sha256_digest_of(hasher);
+                return Err(source_mismatch(&session, digest, size, actual, end));
+            }
+            let mut exchange =
+                upload_exchange(Step::UploadChunk, Method::PATCH, session, repository);
+            exchange.headers = vec![
+                ("Content-Type", "application/octet-stream".into()),
+                ("Content-Range", format!("{offset}-{}", end - 1)),
+            ];
+            exchange.body = Some(bytes);
+            let response = self.transport.send(&exchange)?;
+            let response = self.transport.expect_status(&exchange, response, &[202])?;
+            session = location(&exchange, &response)?;
+            offset = end;
+        }
+        let actual = sha256_digest_of(hasher);
+        if offset != size || actual != *digest {
+            return Err(source_mismatch(&session, digest, size, actual, offset));
+        }
+        let url = with_query(&session, "digest", digest.as_ref());
+        let mut exchange = upload_exchange(Step::FinishUpload, Method::PUT, url, repository);
+        exchange.headers = vec![("Content-Type", "application/octet-stream".into())];
+        exchange.body = Some(&[]);
+        let response = self.transport.send(&exchange)?;
+        self.transport.expect_status(&exchange, response, &[201])?;
+        Ok(())
+    }
+
+    fn blob_exchange<'a>(
+        &self,
+        step: Step,
+        method: Method,
+        repository: &'a Repository,
+        digest: &Digest,
+    ) -> Exchange<'a> {
+        Exchange {
+            step,
+            method,
+            url: format!(
+                "{}blobs/{digest}",
+                self.transport.repository_url(repository)
+            ),
+            repository,
+            access: Access::Pull,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+fn upload_exchange(
+    step: Step,
+    method: Method,
+    url: String,
+    repository: &Repository,
+) -> Exchange<'_> {
+    Exchange {
+        step,
+        method,
+        url,
+        repository,
+        access: Access::Push,
+        headers: Vec::new(),
+        body: None,
+    }
+}
+
+/// A new session cannot help when our own source failed or does not match.
+fn failed_on_our_side(error: &RegistryError) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::ReadSource(_) | ErrorKind::SourceMismatch { .. }
+    )
+}
+
+fn source_mismatch(
+    url: &str,
+    digest: &Digest,
+    size: u64,
+    actual: Digest,
+    actual_size: u64,
+) -> RegistryError {
+    RegistryError::new(
+        Step::UploadChunk,
+        url,
+        ErrorKind::SourceMismatch {
+            expected: digest.clone(),
+            expected_size: size,
+            actual,
+            actual_size,
+        },
+    )
+}
+
+/// Reads until `buffer` is full or the source ends, so that every chunk but the last
+/// has the configured size.
+fn fill(source: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match source.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+pub(crate) fn require_sha256(digest: &Digest) -> Result<(), ErrorKind> {
+    if *digest.algorithm() == DigestAlgorithm::Sha256 {
+        Ok(())
+    } else {
+        Err(ErrorKind::UnsupportedDigest {
+            algorithm: digest.algorithm().to_string(),
+        })
+    }
+}
+
+/// The sha256 digest of these bytes.
+pub fn sha256_digest(bytes: &[u8]) -> Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(bytes);
+    sha256_digest_of(hasher)
+}
+
+fn sha256_digest_of(hasher: Sha256) -> Digest {
+    let hex = hex::encode(hasher.finalize());
+    crate::reference::parse_sha256_digest(&format!("sha256:{hex}"))
+        .expect("64 lowercase hex digits make a sha256 digest")
+}
