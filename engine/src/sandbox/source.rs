@@ -23,6 +23,8 @@ pub enum SourceError {
     },
     #[error("the source contains {path}, which is not a regular file, directory or symlink")]
     Unsupported { path: PathBuf },
+    #[error("{path} changed while the source was being copied (it was {expected} bytes); build from a tree nothing is writing to")]
+    Changed { path: PathBuf, expected: u64 },
     #[error("failed to send the source into the sandbox")]
     Send(#[source] io::Error),
 }
@@ -136,14 +138,71 @@ fn append_dir<W: Write>(
             } else {
                 0o644
             });
-            builder
-                .append_data(&mut header, &name, file)
-                .map_err(SourceError::Send)?;
+            let changed = || SourceError::Changed {
+                path: path.clone(),
+                expected: meta.len(),
+            };
+            let mut content = StatedLength::new(file, meta.len());
+            if let Err(err) = builder.append_data(&mut header, &name, &mut content) {
+                return Err(if content.came_up_short {
+                    changed()
+                } else {
+                    SourceError::Send(err)
+                });
+            }
+            let after = fs::symlink_metadata(&path).map_err(read_error(&path))?;
+            if (after.len(), after.mtime(), after.mtime_nsec())
+                != (meta.len(), meta.mtime(), meta.mtime_nsec())
+            {
+                return Err(changed());
+            }
         } else {
             return Err(SourceError::Unsupported { path });
         }
     }
     Ok(())
+}
+
+/// A file's content as its tar header states it: exactly the length it had when it was
+/// listed. A file written to while it is copied (a build's output tree inside the source,
+/// say) must not put more or fewer bytes into the stream than its header announced: the
+/// stream would then be read out of step, and the sandbox would fail on garbage headers
+/// instead of saying which file changed.
+struct StatedLength<R> {
+    content: R,
+    remaining: u64,
+    came_up_short: bool,
+}
+
+impl<R: Read> StatedLength<R> {
+    fn new(content: R, length: u64) -> Self {
+        StatedLength {
+            content,
+            remaining: length,
+            came_up_short: false,
+        }
+    }
+}
+
+impl<R: Read> Read for StatedLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let most = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let read = self.content.read(&mut buf[..most])?;
+        if read == 0 {
+            self.came_up_short = true;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than when it was listed",
+            ));
+        }
+        self.remaining -= read as u64;
+        Ok(read)
+    }
 }
 
 /// Unpacks the launcher's stream into `dest`. Runs inside the sandbox after the host root
@@ -303,6 +362,61 @@ mod tests {
         };
         assert_eq!(names(false), ["a", "b", "c"]);
         assert_eq!(names(true), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn a_file_gives_the_stream_exactly_the_length_it_was_listed_with() {
+        let mut longer = StatedLength::new(&b"grown since"[..], 5);
+        let mut read = Vec::new();
+        longer.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"grown", "bytes past the listed length stay out");
+
+        let mut shorter = StatedLength::new(&b"shr"[..], 5);
+        let err = shorter.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(shorter.came_up_short);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_it_is_copied_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        fs::write(&path, vec![b'x'; 4096]).unwrap();
+        // A tar sink that truncates the file after its header went out, as a writer
+        // running beside the copy could.
+        struct TruncatingSink<'a> {
+            path: &'a Path,
+            written: usize,
+        }
+        impl Write for TruncatingSink<'_> {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.written += buf.len();
+                if self.written >= 512 {
+                    fs::File::options()
+                        .write(true)
+                        .open(self.path)?
+                        .set_len(10)?;
+                }
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = TruncatingSink {
+            path: &path,
+            written: 0,
+        };
+        match stream_source(dir.path(), false, sink) {
+            Err(SourceError::Changed {
+                path: named,
+                expected,
+            }) => {
+                assert_eq!(named, path);
+                assert_eq!(expected, 4096);
+            }
+            other => panic!("expected the changed file to be named, got {other:?}"),
+        }
     }
 
     #[test]
