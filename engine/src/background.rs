@@ -39,6 +39,25 @@ pub fn spawn<T: Send + 'static>(
         .map(|thread| Background(Running::Thread(thread)))
 }
 
+/// The blocking pool of the runtime a thread runs in, to hand on to the threads it starts:
+/// a thread of its own is outside the runtime, and what it hands to the background (the
+/// second run of a dual build reaping its helper) would otherwise get a thread, or in the
+/// CLI's manner be left to the process's exit, which never comes in the daemon.
+#[derive(Clone)]
+pub struct Pool(Option<tokio::runtime::Handle>);
+
+impl Pool {
+    /// The current thread's pool, if it runs inside a runtime.
+    pub fn current() -> Pool {
+        Pool(tokio::runtime::Handle::try_current().ok())
+    }
+
+    /// Makes the calling thread use this pool until the guard is dropped.
+    pub fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref().map(tokio::runtime::Handle::enter)
+    }
+}
+
 impl<T> Background<T> {
     /// Waits for the work to end; its result, or None if it panicked.
     pub fn join(self) -> Option<T> {
@@ -77,6 +96,26 @@ mod tests {
         let first = thread_of();
         assert_ne!(first, std::thread::current().id());
         assert_eq!(thread_of(), first, "an idle pool thread is reused");
+    }
+
+    #[test]
+    fn a_thread_started_inside_a_runtime_can_use_its_pool() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let pool = Pool::current();
+        let in_runtime_on_a_new_thread = |pool: Option<Pool>| {
+            std::thread::spawn(move || {
+                let _entered = pool.as_ref().and_then(Pool::enter);
+                in_runtime()
+            })
+            .join()
+            .unwrap()
+        };
+        assert!(!in_runtime_on_a_new_thread(None));
+        assert!(in_runtime_on_a_new_thread(Some(pool)));
     }
 
     #[test]

@@ -99,8 +99,10 @@ pub fn run(
     let second = second_run(canonical, options.seed);
     let io_a = io(RunName::A)?;
     let io_b = io(RunName::B)?;
+    let pool = crate::background::Pool::current();
     let (record_a, record_b) = std::thread::scope(|scope| {
         let b = scope.spawn(|| {
+            let _pool = pool.enter();
             if second.start_delay_ms > 0 {
                 std::thread::sleep(Duration::from_millis(second.start_delay_ms));
             }
