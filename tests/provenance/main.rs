@@ -351,16 +351,19 @@ fn tampering_is_refused_with_the_right_reason() {
         "untrusted_key",
     );
 
+    // The attacker's signature, claiming to come from the trusted key: hints are never
+    // trusted, so it is still refused.
     let mut hinted = forged.clone();
     hinted["verificationMaterial"]["publicKey"]["hint"] =
-        forged["verificationMaterial"]["publicKey"]["hint"].clone();
+        bundle["verificationMaterial"]["publicKey"]["hint"].clone();
+    assert_ne!(hinted, forged, "the hint was changed");
     write_bundle(&at, "attacker-hint.json", &hinted);
     assert_refused(
         &at,
         "attacker-hint.json",
         "hermetic-out.tar.zst",
         "key.pub",
-        "untrusted_key",
+        "bad_signature",
     );
 
     let trusted_pem = std::fs::read_to_string(at.path("key.key")).unwrap();
