@@ -398,6 +398,11 @@ fn discovered() -> io::Result<&'static Hierarchies> {
 fn discover() -> io::Result<Hierarchies> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
     let own = fs::read_to_string("/proc/self/cgroup")?;
+    Ok(hierarchies(&mountinfo, &own))
+}
+
+/// Where each controller is, from the text of /proc/self/mountinfo and /proc/self/cgroup.
+fn hierarchies(mountinfo: &str, own: &str) -> Hierarchies {
     let mut found = Hierarchies::default();
     for line in mountinfo.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -439,7 +444,7 @@ fn discover() -> io::Result<Hierarchies> {
             _ => {}
         }
     }
-    Ok(found)
+    found
 }
 
 /// A cgroup path relative to the mount's own root (they differ inside containers).
@@ -471,5 +476,170 @@ mod tests {
         remove_stale(parent.path());
         assert!(!gone.exists());
         assert!(gone_busy.exists() && alive.exists() && other.exists());
+    }
+
+    // The three shapes of host, as their /proc files read. This machine is the hybrid
+    // one, so the v2 paths are only ever run against fixtures here (docs/sandbox.md).
+    const UNIFIED_MOUNTS: &str = "\
+25 30 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+30 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+";
+    const HYBRID_MOUNTS: &str = "\
+25 30 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:24 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,pids
+28 25 0:25 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,memory
+29 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,cpu,cpuacct
+";
+    const HYBRID_OWN: &str = "\
+5:cpu,cpuacct:/system.slice/runner.service
+4:memory:/system.slice/runner.service
+3:pids:/system.slice/runner.service
+0::/system.slice/runner.service
+";
+
+    #[test]
+    fn a_unified_host_puts_every_controller_on_v2_under_the_callers_cgroup() {
+        let found = hierarchies(
+            UNIFIED_MOUNTS,
+            "0::/user.slice/user-1000.slice/session-3.scope\n",
+        );
+        assert!(found.v1.is_empty());
+        assert_eq!(
+            found.v2,
+            Some((
+                PathBuf::from("/sys/fs/cgroup"),
+                "/user.slice/user-1000.slice/session-3.scope".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_hybrid_host_finds_each_v1_controller_in_its_own_hierarchy() {
+        let found = hierarchies(HYBRID_MOUNTS, HYBRID_OWN);
+        let v1: Vec<(&str, &Path)> = found
+            .v1
+            .iter()
+            .map(|(controller, dir)| (controller.as_str(), dir.as_path()))
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                (
+                    "pids",
+                    Path::new("/sys/fs/cgroup/pids/system.slice/runner.service")
+                ),
+                (
+                    "memory",
+                    Path::new("/sys/fs/cgroup/memory/system.slice/runner.service")
+                ),
+                (
+                    "cpu",
+                    Path::new("/sys/fs/cgroup/cpu,cpuacct/system.slice/runner.service")
+                ),
+            ]
+        );
+        assert_eq!(
+            found.v2,
+            Some((
+                PathBuf::from("/sys/fs/cgroup/unified"),
+                "/system.slice/runner.service".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn inside_a_container_the_cgroup_is_relative_to_the_mounts_own_root() {
+        let mounts = "\
+40 35 0:30 /docker/abc /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw,nsdelegate
+";
+        let found = hierarchies(mounts, "0::/docker/abc/build\n");
+        assert_eq!(
+            found.v2,
+            Some((PathBuf::from("/sys/fs/cgroup"), "/build".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_v2_controller_is_available_when_the_cgroup_or_the_root_lists_it() {
+        let mount = tempfile::tempdir().unwrap();
+        let own = mount.path().join("runner.service");
+        fs::create_dir(&own).unwrap();
+        fs::write(
+            mount.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        fs::write(own.join("cgroup.controllers"), "memory\n").unwrap();
+        assert!(v2_has(mount.path(), "/runner.service", "memory"));
+        assert!(v2_has(mount.path(), "/runner.service", "pids"));
+        assert!(!v2_has(mount.path(), "/runner.service", "hugetlb"));
+        // A v2 hierarchy with no controllers at all (the unified mount of a hybrid host).
+        let empty = tempfile::tempdir().unwrap();
+        fs::write(empty.path().join("cgroup.controllers"), "").unwrap();
+        assert!(!v2_has(empty.path(), "/", "pids"));
+    }
+
+    #[test]
+    fn only_the_v2_controllers_not_yet_enabled_are_asked_for() {
+        let parent = tempfile::tempdir().unwrap();
+        fs::write(parent.path().join("cgroup.subtree_control"), "memory\n").unwrap();
+        enable_v2_controllers(parent.path(), &["pids", "memory", "cpu"]).unwrap();
+        assert_eq!(
+            fs::read_to_string(parent.path().join("cgroup.subtree_control")).unwrap(),
+            "+pids +cpu"
+        );
+        fs::write(
+            parent.path().join("cgroup.subtree_control"),
+            "cpu memory pids\n",
+        )
+        .unwrap();
+        enable_v2_controllers(parent.path(), &["pids", "memory", "cpu"]).unwrap();
+        assert_eq!(
+            fs::read_to_string(parent.path().join("cgroup.subtree_control")).unwrap(),
+            "cpu memory pids\n",
+            "nothing is written when every controller is on"
+        );
+    }
+
+    #[test]
+    fn a_v2_cgroup_is_killed_through_cgroup_kill_and_without_it_process_by_process() {
+        let with_kill = tempfile::tempdir().unwrap();
+        fs::write(with_kill.path().join("cgroup.kill"), "").unwrap();
+        let cgroup = BuildCgroup {
+            dirs: vec![with_kill.path().to_owned()],
+            v2: true,
+            report: CgroupReport::default(),
+        };
+        cgroup.kill_all();
+        assert_eq!(
+            fs::read_to_string(with_kill.path().join("cgroup.kill")).unwrap(),
+            "1"
+        );
+        std::mem::forget(cgroup);
+
+        // Kernels before 5.14 have no cgroup.kill: every listed process is killed.
+        let without_kill = tempfile::tempdir().unwrap();
+        let mut member = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        fs::write(
+            without_kill.path().join("cgroup.procs"),
+            format!("{}\n", member.id()),
+        )
+        .unwrap();
+        let cgroup = BuildCgroup {
+            dirs: vec![without_kill.path().to_owned()],
+            v2: true,
+            report: CgroupReport::default(),
+        };
+        cgroup.kill_all();
+        std::mem::forget(cgroup);
+        let status = member.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
     }
 }
