@@ -317,8 +317,89 @@ fn n9_pathname_unix_socket_on_the_host_is_not_visible() {
     assert_unix_untouched(&listener);
 }
 
+/// The sockets a runner's host commonly has: docker's, the system bus, postgres, nix's
+/// daemon, root's session bus, X11, systemd's own.
+const WELL_KNOWN_HOST_SOCKETS: [&str; 7] = [
+    "/run/docker.sock",
+    "/run/dbus/system_bus_socket",
+    "/run/postgresql/.s.PGSQL.5432",
+    "/nix/var/nix/daemon-socket/socket",
+    "/run/user/0/bus",
+    "/tmp/.X11-unix/X0",
+    "/run/systemd/private",
+];
+
+/// A listening socket at a well-known host path for the length of a test: the host's own
+/// when it has one, else one made here (with the directories it needed), removed after.
+struct HostSocket {
+    path: &'static str,
+    listener: Option<UnixListener>,
+    made_dirs: Vec<std::path::PathBuf>,
+}
+
+impl HostSocket {
+    fn listen(path: &'static str) -> HostSocket {
+        if UnixStream::connect(path).is_ok() {
+            return HostSocket {
+                path,
+                listener: None,
+                made_dirs: Vec::new(),
+            };
+        }
+        let mut made_dirs = Vec::new();
+        let mut missing: Vec<&std::path::Path> = std::path::Path::new(path)
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| !dir.exists())
+            .collect();
+        missing.reverse();
+        for dir in missing {
+            std::fs::create_dir(dir).unwrap_or_else(|err| panic!("mkdir {}: {err}", dir.display()));
+            made_dirs.push(dir.to_owned());
+        }
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).unwrap_or_else(|err| panic!("bind {path}: {err}"));
+        HostSocket {
+            path,
+            listener: Some(listener),
+            made_dirs,
+        }
+    }
+}
+
+impl Drop for HostSocket {
+    fn drop(&mut self) {
+        if self.listener.take().is_some() {
+            let _ = std::fs::remove_file(self.path);
+        }
+        for dir in self.made_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 #[test]
 fn n9_well_known_host_sockets_are_not_visible() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: it puts sockets at the host's well-known paths (/run, /nix)"
+    );
+    let sockets: Vec<HostSocket> = WELL_KNOWN_HOST_SOCKETS
+        .iter()
+        .map(|path| HostSocket::listen(path))
+        .collect();
+    for socket in &sockets {
+        assert!(
+            UnixStream::connect(socket.path).is_ok(),
+            "{} answers on the host, so the sandbox's ENOENT means something",
+            socket.path
+        );
+    }
+    // The host's connections above are accepted and dropped, so that only the sandbox's
+    // would be left to find.
+    for listener in sockets.iter().filter_map(|socket| socket.listener.as_ref()) {
+        listener.accept().unwrap();
+    }
     let output = probe(
         r#"
 from lib import *
@@ -346,6 +427,9 @@ say("proc_net_unix", len(open("/proc/net/unix").read().splitlines()))
             ("proc_net_unix", "1"),
         ],
     );
+    for listener in sockets.iter().filter_map(|socket| socket.listener.as_ref()) {
+        assert_unix_untouched(listener);
+    }
 }
 
 #[test]
