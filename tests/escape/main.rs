@@ -10,6 +10,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// Attacks the kernel's defaults would stop too, shown stopped by the named control alone.
+mod controls;
 /// F1-F15: writes outside the build dir, host secrets, /proc of others, outputs with
 /// symlinks, hardlinks, renames, mounts, chroot, handles, devices, sysctls, setuid, FUSE,
 /// memfd.
