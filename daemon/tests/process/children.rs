@@ -1,13 +1,7 @@
-//! After any mix of jobs, the daemon has no zombie or leftover children. Alone in its test
-//! binary: it counts every child of the process, which other tests' sandboxes would be.
-// The API suite's daemon harness; this binary uses part of it.
-#[allow(dead_code)]
-#[path = "../api/support.rs"]
-mod support;
-
+//! After any mix of jobs, the daemon has no zombie or leftover children.
 use serde_json::json;
 
-use support::{eventually, marker, processes_with, Daemon};
+use crate::support::{eventually, marker, processes_with, Daemon};
 
 /// The children of this process that have exited and were not reaped.
 fn zombie_children() -> Vec<String> {
@@ -33,6 +27,7 @@ fn zombie_children() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_zombie_or_leftover_child_outlives_a_mix_of_jobs() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let daemon = Daemon::start(|config| config.queue_limit = 100).await;
     let survivor = marker("survivor");
     let orphan = format!("setsid sleep {survivor} & exit 0");
