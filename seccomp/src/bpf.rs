@@ -614,4 +614,120 @@ mod tests {
             "i386"
         );
     }
+
+    /// Any policy, any call: the compiled program answers what the rules say, read
+    /// directly (a denial wins, then any allowing alternative whose conditions all hold,
+    /// else the unlisted answer).
+    mod agrees_with_the_rules {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn condition() -> impl Strategy<Value = Condition> {
+            let op = prop_oneof![
+                Just(Op::Eq),
+                Just(Op::Ne),
+                Just(Op::Lt),
+                Just(Op::Le),
+                Just(Op::Gt),
+                Just(Op::Ge),
+                any::<u32>().prop_map(|mask| Op::MaskedEq(u64::from(mask))),
+                any::<u64>().prop_map(Op::MaskedEq),
+            ];
+            (0u8..6, any::<bool>(), op, any::<u64>()).prop_map(|(index, qword, op, value)| {
+                let fit = |v: u64| if qword { v } else { v & 0xffff_ffff };
+                let op = match op {
+                    Op::MaskedEq(mask) => Op::MaskedEq(fit(mask)),
+                    other => other,
+                };
+                let value = match op {
+                    Op::MaskedEq(mask) => fit(value) & mask,
+                    _ => fit(value),
+                };
+                Condition {
+                    index,
+                    qword,
+                    op,
+                    value,
+                }
+            })
+        }
+
+        /// Per syscall: the denying alternatives, then the allowing ones.
+        type Policy = BTreeMap<u32, (Vec<Vec<Condition>>, Vec<Vec<Condition>>)>;
+
+        fn alternatives() -> impl Strategy<Value = Vec<Vec<Condition>>> {
+            proptest::collection::vec(proptest::collection::vec(condition(), 0..3), 0..3)
+        }
+
+        /// Syscall numbers in clusters, as real policies have them, and a few far ones.
+        fn number() -> impl Strategy<Value = u32> {
+            prop_oneof![0u32..40, 200u32..240, 420u32..460, Just(0x3fff_ffff)]
+        }
+
+        fn policy() -> impl Strategy<Value = Policy> {
+            proptest::collection::btree_map(number(), (alternatives(), alternatives()), 0..24)
+        }
+
+        fn holds_all(conditions: &[Condition], args: &[u64; 6]) -> bool {
+            conditions
+                .iter()
+                .all(|condition| holds(condition, args[usize::from(condition.index)]))
+        }
+
+        /// Arguments that sit on and beside the values the policy compares with, and
+        /// arbitrary ones.
+        fn arguments(policy: &Policy, seeds: &[u64]) -> [u64; 6] {
+            let values: Vec<u64> = policy
+                .values()
+                .flat_map(|(deny, allow)| deny.iter().chain(allow))
+                .flatten()
+                .map(|condition| condition.value)
+                .collect();
+            let mut args = [0; 6];
+            for (index, seed) in seeds.iter().enumerate().take(6) {
+                args[index] = match (seed % 4, values.is_empty()) {
+                    (0, false) => values[(seed / 4) as usize % values.len()],
+                    (1, false) => values[(seed / 4) as usize % values.len()].wrapping_add(1),
+                    (2, false) => values[(seed / 4) as usize % values.len()].wrapping_sub(1),
+                    _ => seed.rotate_left(17),
+                };
+            }
+            args
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn for_random_policies_and_calls(
+                policy in policy(),
+                calls in proptest::collection::vec((number(), proptest::collection::vec(any::<u64>(), 6)), 1..40),
+            ) {
+                let rules: BTreeMap<u32, SyscallRules> = policy
+                    .iter()
+                    .map(|(number, (deny, allow))| {
+                        (*number, SyscallRules { deny: deny.clone(), allow: allow.clone() })
+                    })
+                    .collect();
+                let program = compile(&rules, ACTIONS).unwrap();
+                for (number, seeds) in calls {
+                    let args = arguments(&policy, &seeds);
+                    let expected = match policy.get(&number) {
+                        Some((deny, _)) if deny.iter().any(|alt| holds_all(alt, &args)) => DENIED,
+                        Some((_, allow)) if allow.iter().any(|alt| holds_all(alt, &args)) => {
+                            libc::SECCOMP_RET_ALLOW
+                        }
+                        _ => UNLISTED,
+                    };
+                    prop_assert_eq!(
+                        run(&program, X86_64, number, args).0,
+                        expected,
+                        "syscall {} args {:x?}",
+                        number,
+                        args
+                    );
+                }
+            }
+        }
+    }
 }

@@ -1393,4 +1393,167 @@ mod tests {
         restore(&bytes, &packed.manifest, &dest).unwrap();
         assert_eq!(fs::read_dir(&dest).unwrap().count(), 0);
     }
+
+    /// Random trees: what is packed comes back entry for entry, and the archive's bytes
+    /// depend only on the tree (not on the order it was made in, its permission bits
+    /// beyond the exec bit, its times, or how many threads compress).
+    mod properties {
+        use std::collections::BTreeMap;
+        use std::os::unix::fs::PermissionsExt;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Clone, Debug)]
+        enum Entry {
+            File {
+                size: usize,
+                executable: bool,
+                seed: u8,
+            },
+            Dir,
+            Symlink {
+                target: String,
+            },
+        }
+
+        /// Paths below `out/`, deduplicated, no entry below a file or a symlink.
+        fn tree() -> impl Strategy<Value = BTreeMap<String, Entry>> {
+            let name = prop_oneof![
+                Just("a"),
+                Just("b"),
+                Just("z.txt"),
+                Just("Ä-ü"),
+                Just("with space"),
+                Just("x".repeat(120).leak() as &str),
+            ];
+            let path = proptest::collection::vec(name, 1..4).prop_map(|parts| parts.join("/"));
+            let entry = prop_oneof![
+                4 => (0usize..70_000, any::<bool>(), any::<u8>())
+                    .prop_map(|(size, executable, seed)| Entry::File { size, executable, seed }),
+                1 => Just(Entry::Dir),
+                1 => prop_oneof![Just("a"), Just("../b"), Just("z.txt"), Just("missing")]
+                    .prop_map(|target| Entry::Symlink { target: target.to_owned() }),
+            ];
+            proptest::collection::vec((path, entry), 0..20).prop_map(|entries| {
+                let mut tree: BTreeMap<String, Entry> = BTreeMap::new();
+                for (path, entry) in entries {
+                    let blocked = tree.iter().any(|(other, kind)| {
+                        other == &path
+                            || (path.starts_with(&format!("{other}/"))
+                                && !matches!(kind, Entry::Dir))
+                            || other.starts_with(&format!("{path}/"))
+                    });
+                    if !blocked {
+                        tree.insert(path, entry);
+                    }
+                }
+                tree
+            })
+        }
+
+        /// Makes `tree` under `root/out`, in `reversed` order or not, with permission
+        /// bits as a umask of 022 or 077 would leave them, and its own times.
+        fn make(root: &Path, tree: &BTreeMap<String, Entry>, reversed: bool, private: bool) {
+            let out = root.join("out");
+            fs::create_dir_all(&out).unwrap();
+            let mut entries: Vec<_> = tree.iter().collect();
+            if reversed {
+                entries.reverse();
+            }
+            let (dir_mode, file_mode, exec_mode) = if private {
+                (0o700, 0o600, 0o700)
+            } else {
+                (0o755, 0o644, 0o755)
+            };
+            for (path, entry) in entries {
+                let at = out.join(path);
+                fs::create_dir_all(at.parent().unwrap()).unwrap();
+                match entry {
+                    Entry::File {
+                        size,
+                        executable,
+                        seed,
+                    } => {
+                        let bytes: Vec<u8> = (0..*size)
+                            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(*seed))
+                            .collect();
+                        fs::write(&at, bytes).unwrap();
+                        let mode = if *executable { exec_mode } else { file_mode };
+                        fs::set_permissions(&at, fs::Permissions::from_mode(mode)).unwrap();
+                    }
+                    Entry::Dir => fs::create_dir_all(&at).unwrap(),
+                    Entry::Symlink { target } => symlink(target, &at).unwrap(),
+                }
+            }
+            let mut dirs = vec![out.clone()];
+            while let Some(dir) = dirs.pop() {
+                for entry in fs::read_dir(&dir).unwrap().flatten() {
+                    if entry.file_type().unwrap().is_dir() {
+                        dirs.push(entry.path());
+                    }
+                }
+                fs::set_permissions(&dir, fs::Permissions::from_mode(dir_mode)).unwrap();
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn a_packed_tree_extracts_to_the_same_manifest(tree in tree()) {
+                let tmp = tempfile::tempdir().unwrap();
+                let root = tmp.path().join("build");
+                make(&root, &tree, false, false);
+                let (bytes, packed) = pack(&root, &outputs(&["out"])).unwrap();
+                let dest = tmp.path().join("dest");
+                restore(&bytes, &packed.manifest, &dest).unwrap();
+                prop_assert_eq!(
+                    manifest_of_tree(&dest, &outputs(&["out"])).unwrap(),
+                    packed.manifest
+                );
+            }
+
+            #[test]
+            fn the_bytes_depend_only_on_the_tree(tree in tree()) {
+                let tmp = tempfile::tempdir().unwrap();
+                let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+                make(&first, &tree, false, false);
+                make(&second, &tree, true, true);
+                let packed = |root: &Path, workers: u32| {
+                    let mut bytes = Vec::new();
+                    pack_with_workers(root, &outputs(&["out"]), &options(), &mut bytes, workers)
+                        .unwrap();
+                    bytes
+                };
+                let reference = packed(&first, 1);
+                prop_assert!(packed(&second, 1) == reference, "creation order or modes changed the bytes");
+                for workers in [2, 8] {
+                    prop_assert!(packed(&first, workers) == reference, "{} workers changed the bytes", workers);
+                }
+            }
+        }
+
+        #[test]
+        fn a_large_sparse_file_round_trips() {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("build");
+            fs::create_dir_all(root.join("out")).unwrap();
+            let sparse = fs::File::create(root.join("out/sparse")).unwrap();
+            sparse.set_len(24 << 20).unwrap();
+            std::os::unix::fs::FileExt::write_at(&sparse, b"middle", 12 << 20).unwrap();
+            drop(sparse);
+            let (bytes, packed) = pack(&root, &outputs(&["out"])).unwrap();
+            let dest = tmp.path().join("dest");
+            restore(&bytes, &packed.manifest, &dest).unwrap();
+            let restored = fs::read(dest.join("out/sparse")).unwrap();
+            assert_eq!(restored.len(), 24 << 20);
+            assert_eq!(&restored[12 << 20..(12 << 20) + 6], b"middle");
+            assert_eq!(
+                manifest_of_tree(&dest, &outputs(&["out"])).unwrap(),
+                packed.manifest
+            );
+        }
+    }
 }
