@@ -15,10 +15,11 @@ export DEBIAN_FRONTEND=noninteractive
 # docker-registry (distribution 2.8.2) and apache2-utils (htpasswd): the OCI registry
 # client's tests (registry/tests/registry/), which start their own registry on a loopback
 # port (their HTTPS test makes its CA with the openssl above).
+# diffoscope-minimal: the diffoscope path of `hermetic build --explain` (tests/repro).
 packages=(
   ca-certificates gcc libc6-dev make python3 tar gzip zip unzip git zstd
   util-linux iproute2 procps busybox-static sudo fuse3 strace
-  openssl python3-nacl python3-cryptography
+  openssl python3-nacl python3-cryptography diffoscope-minimal
   docker-registry apache2-utils
 )
 missing=()

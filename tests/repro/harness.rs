@@ -21,6 +21,7 @@ pub struct Build {
     name: &'static str,
     args: Vec<String>,
     json: bool,
+    path: Option<String>,
 }
 
 impl Build {
@@ -29,6 +30,7 @@ impl Build {
             name,
             args: Vec::new(),
             json: true,
+            path: None,
         }
     }
 
@@ -41,6 +43,13 @@ impl Build {
     /// `--explain`.
     pub fn explain(mut self) -> Build {
         self.args.push("--explain".into());
+        self
+    }
+
+    /// The CLI's `PATH` (the tools it looks for on the host, such as diffoscope; the
+    /// build's own PATH is the profile's).
+    pub fn host_path(mut self, path: &str) -> Build {
+        self.path = Some(path.to_owned());
         self
     }
 
@@ -63,6 +72,9 @@ impl Build {
             .expect("create a temp dir");
         let artifact = dir.path().join(format!("{}.tar.zst", self.name));
         let mut command = hermetic();
+        if let Some(path) = &self.path {
+            command.env("PATH", path);
+        }
         command.arg("build");
         if self.json {
             command.arg("--json");

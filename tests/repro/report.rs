@@ -59,24 +59,45 @@ fn a_nondeterministic_archive_is_kept_flagged_with_the_digests_of_every_run() {
 }
 
 #[test]
-fn explain_writes_a_report_next_to_the_artifact() {
+fn explain_writes_diffoscopes_report_next_to_the_artifact() {
+    assert!(
+        std::path::Path::new("/usr/bin/diffoscope").exists(),
+        "this test needs diffoscope: run scripts/test-setup.sh"
+    );
     let dual = Build::new("clock_nanoseconds").explain().run();
     dual.assert_nondeterministic(&["out/stamp"]);
     let path = dual.report["explain_report"]
         .as_str()
         .unwrap_or_else(|| panic!("no explain_report\n{}", dual.context()));
     let artifact = dual.artifact.to_str().unwrap();
-    // diffoscope's report when it is installed, else the built-in summary.
-    assert!(
-        path == format!("{artifact}.diffoscope.txt") || path == format!("{artifact}.explain.txt"),
-        "{path}"
+    assert_eq!(path, format!("{artifact}.diffoscope.txt"));
+    let text = std::fs::read_to_string(path).expect("the report exists");
+    // diffoscope's text report: a header naming both trees, then the differing file.
+    assert!(text.starts_with("--- "), "{text}");
+    assert!(text.contains("out/stamp"), "{text}");
+    assert_eq!(dual.artifact_dir_entries().len(), 2, "archive and report");
+}
+
+#[test]
+fn without_diffoscope_explain_writes_the_built_in_summary() {
+    // A PATH with the tools the CLI needs and no diffoscope.
+    let tools = tempfile::tempdir().unwrap();
+    let dual = Build::new("clock_nanoseconds")
+        .explain()
+        .host_path(tools.path().to_str().unwrap())
+        .run();
+    dual.assert_nondeterministic(&["out/stamp"]);
+    let path = dual.report["explain_report"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no explain_report\n{}", dual.context()));
+    assert_eq!(
+        path,
+        format!("{}.explain.txt", dual.artifact.to_str().unwrap())
     );
     let text = std::fs::read_to_string(path).expect("the report exists");
-    assert!(text.contains("stamp"), "{text}");
-    if path.ends_with(".explain.txt") {
-        assert!(text.contains("== out/stamp"), "{text}");
-        assert!(text.contains("first difference at byte"), "{text}");
-    }
+    assert!(text.contains("install diffoscope"), "{text}");
+    assert!(text.contains("== out/stamp"), "{text}");
+    assert!(text.contains("first difference at byte"), "{text}");
     assert_eq!(dual.artifact_dir_entries().len(), 2, "archive and report");
 }
 
