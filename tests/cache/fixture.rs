@@ -347,8 +347,19 @@ pub fn zstd(tar: &[u8]) -> Vec<u8> {
 /// miss and the build runs fresh), and the work dir (artifact, destination, a directory
 /// beside it) is exactly as before.
 pub fn assert_refused(fx: &Fixture, reason: &str, step: &str) -> serde_json::Value {
+    assert_refused_with(fx, &fx.trusted, reason, step)
+}
+
+/// [`assert_refused`] for a reader that trusts `trusted` (a key revoked, an operator key
+/// configured).
+pub fn assert_refused_with(
+    fx: &Fixture,
+    trusted: &[VerifyingKey],
+    reason: &str,
+    step: &str,
+) -> serde_json::Value {
     let before = fx.work_snapshot();
-    let lookup = fx.restore();
+    let lookup = fx.restore_with(trusted);
     let (error, quarantined) = match lookup {
         Lookup::Refused { error, quarantined } => (error, quarantined),
         other => panic!("expected a refusal ({reason}), got {other:?}"),
@@ -381,7 +392,7 @@ pub fn assert_refused(fx: &Fixture, reason: &str, step: &str) -> serde_json::Val
     assert!(!fx.dest().exists());
     assert_eq!(std::fs::read(fx.artifact()).unwrap(), PREVIOUS_ARTIFACT);
     assert!(
-        matches!(fx.restore(), Lookup::Miss { reason: None }),
+        matches!(fx.restore_with(trusted), Lookup::Miss { reason: None }),
         "after quarantine the lookup is a plain miss, so the build runs"
     );
     record

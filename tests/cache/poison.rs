@@ -7,11 +7,13 @@
 //! archive digests), and re-signed by the trusted key, as a compromised builder could,
 //! which reaches the entry-by-entry checks.
 use hermetic::cache::entry::{EntryManifest, ENTRY_SCHEMA};
-use hermetic::cache::{Lookup, Scope, Store, Trust};
+use hermetic::cache::{Lookup, Scope, Trust};
 use hermetic::signing::dsse::{Envelope, Signature};
 use hermetic::signing::{sign_blob, Bundle, Content, SigningKey};
 
-use crate::fixture::{assert_refused, zstd, Fixture, RawTar, PREVIOUS_ARTIFACT};
+use crate::fixture::{
+    assert_refused, assert_refused_with, zstd, Fixture, RawTar, PREVIOUS_ARTIFACT,
+};
 
 /// The honest entry restores, the archive lands at the artifact path and the tree at the
 /// destination; and a re-signed archive built member by member restores the same (the
@@ -73,14 +75,8 @@ fn a_forged_hint_naming_the_trusted_key_does_not_help() {
 #[test]
 fn a_revoked_key_no_longer_restores() {
     let fx = Fixture::new();
-    let before = fx.work_snapshot();
     let other = SigningKey::generate().verifying_key();
-    let Lookup::Refused { error, quarantined } = fx.restore_with(&[other]) else {
-        panic!("expected a refusal")
-    };
-    assert_eq!(error.reason(), "untrusted_key");
-    assert!(quarantined.is_some());
-    assert_eq!(fx.work_snapshot(), before);
+    assert_refused_with(&fx, &[other], "untrusted_key", "signature");
 }
 
 #[test]
@@ -266,73 +262,47 @@ fn missing_files_and_symlinked_entries_are_refused() {
 /// Row 27: what an untrusted build wrote, copied into a trusted scope.
 #[test]
 fn untrusted_scope_entries_never_reach_a_trusted_scope() {
-    let fx = Fixture::in_scope("untrusted-pr-7");
     let local = SigningKey::generate();
     let operator = SigningKey::generate();
-    // The untrusted build signs with the machine's local key.
+    // The untrusted build signs with the machine's local key, which its own scope trusts
+    // and a trusted scope does not once operator keys are configured.
     let trust = Trust {
         operator: vec![operator.verifying_key()],
         local: local.verifying_key(),
     };
+    let untrusted = Scope::parse("untrusted-pr-7").unwrap();
     let main = Scope::parse("main").unwrap();
-    assert!(trust
-        .keys_for(fx_scope(&fx))
-        .iter()
-        .any(|k| k.hint() == local.verifying_key().hint()));
-    assert!(!trust
-        .keys_for(&main)
-        .iter()
-        .any(|k| k.hint() == local.verifying_key().hint()));
+    let trusts_local = |scope: &Scope| {
+        trust
+            .keys_for(scope)
+            .iter()
+            .any(|k| k.hint() == local.verifying_key().hint())
+    };
+    assert!(trusts_local(&untrusted));
+    assert!(!trusts_local(&main));
 
     // Copied as is into `main`: refused by the signed scope even with the local key trusted.
-    let copied = move_to_scope(&fx, &local, "main");
-    let Lookup::Refused { error, quarantined } = hermetic::cache::restore(
-        &copied,
-        &main,
-        &fx.key,
-        &[local.verifying_key()],
-        false,
-        Default::default(),
-    ) else {
-        panic!("expected a refusal")
-    };
-    assert_eq!(error.reason(), "scope_mismatch");
-    assert!(quarantined.is_some());
+    let mut fx = Fixture::in_scope(untrusted.as_str());
+    let entry = fx.entry.clone();
+    move_to_scope(&mut fx, &local, &main, &entry);
+    assert_refused_with(&fx, &[local.verifying_key()], "scope_mismatch", "key");
 
     // Re-signed for `main` with the local key: refused once operator keys are configured.
-    let fx = Fixture::in_scope("untrusted-pr-7");
+    let mut fx = Fixture::in_scope(untrusted.as_str());
     let mut forged = fx.entry.clone();
-    forged.scope = "main".to_owned();
-    let store = move_to_scope(&fx, &local, "main");
-    std::fs::write(
-        store.entry_dir(&main, &fx.key).join("entry.sigstore.json"),
-        forged.sign(&local).to_json(),
-    )
-    .unwrap();
-    let Lookup::Refused { error, .. } = hermetic::cache::restore(
-        &store,
-        &main,
-        &fx.key,
-        &trust.keys_for(&main),
-        false,
-        Default::default(),
-    ) else {
-        panic!("expected a refusal")
-    };
-    assert_eq!(error.reason(), "untrusted_key");
+    forged.scope = main.as_str().to_owned();
+    move_to_scope(&mut fx, &local, &main, &forged);
+    assert_refused_with(&fx, &trust.keys_for(&main), "untrusted_key", "signature");
 }
 
-fn fx_scope(fx: &Fixture) -> &Scope {
-    &fx.scope
-}
-
-/// Re-signs the fixture's entry with `key` and moves it into `scope` of the same store.
-fn move_to_scope(fx: &Fixture, key: &SigningKey, scope: &str) -> Store {
-    fx.write_bundle(&fx.entry.sign(key));
-    let dest = fx.store.entry_dir(&Scope::parse(scope).unwrap(), &fx.key);
+/// Signs `entry` with `key` as the fixture's entry and moves it into `scope`, which the
+/// fixture then reads.
+fn move_to_scope(fx: &mut Fixture, key: &SigningKey, scope: &Scope, entry: &EntryManifest) {
+    fx.write_bundle(&entry.sign(key));
+    let dest = fx.store.entry_dir(scope, &fx.key);
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     std::fs::rename(fx.entry_dir(), &dest).unwrap();
-    fx.store.clone()
+    fx.scope = scope.clone();
 }
 
 // --- the archive bytes (rows 17, 19, 20) ---
@@ -555,13 +525,13 @@ fn non_canonical_names_are_refused() {
         let tar = RawTar::new().dir("out").file(name, 0o644, b"alpha\n").end();
         let fx = Fixture::new();
         fx.resign_archive(&zstd(&tar));
-        let Lookup::Refused { error, .. } = fx.restore() else {
-            panic!("{name} was accepted")
-        };
+        let record = assert_refused(&fx, "non_canonical_path", "entries");
         assert!(
-            ["non_canonical_path", "duplicate_entry"].contains(&error.reason()),
-            "{name}: {}",
-            error.message()
+            record["message"]
+                .as_str()
+                .unwrap()
+                .contains(name.trim_end_matches('/')),
+            "{name}: {record}"
         );
     }
 }
@@ -641,11 +611,7 @@ fn truncated_streams_are_refused() {
     let fx = Fixture::new();
     let archive = &fx.honest_archive[..fx.honest_archive.len() - 9];
     fx.resign_archive(archive);
-    let Lookup::Refused { error, quarantined } = fx.restore() else {
-        panic!("a truncated archive was accepted")
-    };
-    assert_eq!(error.reason(), "truncated", "{}", error.message());
-    assert!(quarantined.is_some());
+    assert_refused(&fx, "truncated", "entries");
 
     // A tar stream without its end-of-archive marker, in a complete zstd frame.
     resigned(RawTar::honest().0, "truncated", "entries");
