@@ -57,9 +57,16 @@ seccomp policy, toolchain, pinned environment and SOURCE_DATE_EPOCH. An entry is
 only after its signature (a --trust-key, or the local key hermetic generates in its state \
 dir), its signed key and scope, and its archive (sha256, blake3, every file) all check out; \
 otherwise it is quarantined and the build runs. Only reproducible results are stored.\n\n\
+Remote cache (--cache-remote oci://HOST[:PORT]/REPO): looked up after the local store; a \
+verified entry is restored and kept in the local store. With --cache-push and --sign-key, a \
+reproducible miss is pushed. A registry that is down, slow or refusing is a miss, never a \
+failed build. Credentials come from the docker and podman auth files of the process that \
+runs the build (the daemon's, for daemon jobs).\n\n\
 Examples:\n  hermetic build --single -- sh -c 'mkdir -p out && echo hi > out/hello'\n  \
 hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- make dist\n  \
-hermetic build --cache-dir ~/.cache/hermetic -- make"
+hermetic build --cache-dir ~/.cache/hermetic -- make\n  \
+hermetic build --cache-dir DIR --cache-remote oci://registry.example/ci/cache --cache-push \
+--sign-key ci.key -- make"
     )]
     Build(BuildArgs),
     /// List, show and check sandbox profiles.
@@ -87,11 +94,12 @@ Examples:\n  hermetic verify --bundle out.intoto.json --artifact hermetic-out.ta
 hermetic verify --manifest entry.sigstore.json --artifact archive.tar.zst --trust-key ci.pub"
     )]
     Verify(VerifyArgs),
-    /// List, verify, restore and clean the signed build cache.
+    /// List, verify, restore, share and clean the signed build cache.
     #[command(
         subcommand,
         after_help = "Examples:\n  hermetic cache ls --cache-dir ~/.cache/hermetic\n  \
-hermetic cache verify --cache-dir ~/.cache/hermetic\n  hermetic cache gc --cache-dir ~/.cache/hermetic"
+hermetic cache verify --cache-dir ~/.cache/hermetic\n  hermetic cache gc --cache-dir ~/.cache/hermetic\n  \
+hermetic cache pull --cache-dir ~/.cache/hermetic --cache-remote oci://registry.example/ci/cache KEY"
     )]
     Cache(CacheCommand),
     /// Show or stop the daemon that runs jobs.
@@ -335,6 +343,34 @@ pub struct BuildCacheArgs {
     /// for root, else $XDG_STATE_HOME/hermetic or ~/.local/state/hermetic).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: CacheRemoteArgs,
+    /// Push a reproducible miss to the remote cache; needs --sign-key (default: `[cache]
+    /// push` in the config file).
+    #[arg(long)]
+    pub cache_push: bool,
+}
+
+// The remote cache's address and how to reach it, for `hermetic build` and the `hermetic
+// cache` commands that use it (a plain comment, for the reason given at CacheKeysArgs).
+#[derive(Debug, Args)]
+pub struct CacheRemoteArgs {
+    /// The remote cache, an OCI registry: oci://HOST[:PORT]/REPO, each scope in the
+    /// repository REPO/SCOPE (default: `[cache] remote` in the config file).
+    #[arg(long, value_name = "URL")]
+    pub cache_remote: Option<String>,
+    /// Seconds each registry request may take: connecting, the answer, each stall of a
+    /// download (default: `[cache] remote_timeout_secs`, else 5).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_remote_timeout: Option<u64>,
+    /// PEM certificates trusted for the registry besides the system's (default: `[cache]
+    /// registry_ca`).
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+    /// Speak plain HTTP to a registry that is not on loopback (loopback always may);
+    /// credentials then travel in the clear.
+    #[arg(long)]
+    pub registry_plain_http: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,13 +382,26 @@ pub enum CacheCommand {
 keys trusted for the entry's scope (--trust-key, the config, the local key): `trusted` with \
 the signer's key id, or `untrusted` with the reason. A trusted signature does not mean a \
 restore would succeed; `cache verify` checks the archive too.\n\n\
-Example:\n  hermetic cache ls --cache-dir ~/.cache/hermetic --trust-key ci.pub"
+With --remote, the remote cache's entries of one scope are listed instead: the tags of \
+REPO/SCOPE that are cache keys, each with its signature checked the same way (and its \
+statement, key and scope).\n\n\
+Exit status: 0 listed, 2 usage error, 5 the registry can't be reached or refused.\n\n\
+Examples:\n  hermetic cache ls --cache-dir ~/.cache/hermetic --trust-key ci.pub\n  \
+hermetic cache ls --remote --cache-remote oci://registry.example/ci/cache --cache-scope main"
     )]
     Ls {
         #[command(flatten)]
         cache: CacheDirArgs,
         #[command(flatten)]
         keys: CacheKeysArgs,
+        /// List the remote cache's entries of one scope instead of the local store's.
+        #[arg(long)]
+        remote: bool,
+        /// With --remote: the scope listed (default: local).
+        #[arg(long, value_name = "SCOPE", requires = "remote")]
+        cache_scope: Option<String>,
+        #[command(flatten)]
+        remote_cache: CacheRemoteArgs,
     },
     /// Show what a verified entry was built from and holds (its signed manifest).
     #[command(
@@ -375,8 +424,15 @@ Example:\n  hermetic cache show --cache-dir ~/.cache/hermetic 3f2a..."
     #[command(
         after_help = "Without KEY, every entry of the scope is verified. With --json, each \
 verified entry's signed manifest is printed.\n\n\
-Exit status: 0 all verified, 4 an entry was refused (and quarantined), 2 usage error.\n\n\
-Example:\n  hermetic cache verify --cache-dir ~/.cache/hermetic --trust-key ci.pub"
+With --remote, the remote cache's entries of the scope are scrubbed in place instead: \
+signature, statement, key and scope, the entry manifest, and the archive's size and digests \
+(each downloaded to a temporary file in the cache directory, then removed). A refused \
+entry's fetched parts are quarantined in the cache directory; nothing is deleted from the \
+registry.\n\n\
+Exit status: 0 all verified, 4 an entry was refused (and quarantined) or is missing, 2 usage \
+error, 5 the registry can't be reached or refused.\n\n\
+Examples:\n  hermetic cache verify --cache-dir ~/.cache/hermetic --trust-key ci.pub\n  \
+hermetic cache verify --remote --cache-remote oci://registry.example/ci/cache --trust-key ci.pub"
     )]
     Verify {
         #[command(flatten)]
@@ -385,6 +441,58 @@ Example:\n  hermetic cache verify --cache-dir ~/.cache/hermetic --trust-key ci.p
         trust: CacheTrustArgs,
         /// The entry's cache key (64 hex digits, from `cache ls` or a build report).
         key: Option<String>,
+        /// Verify the remote cache's entries instead of the local store's.
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_cache: CacheRemoteArgs,
+    },
+    /// Publish a stored entry to the remote cache, signed for the registry.
+    #[command(
+        after_help = "The local entry is verified first, as `cache verify` does. It is then \
+signed again with --sign-key (the statement names the archive and the registry's entry \
+manifest), and the archive, the entry manifest (tagged with the key in REPO/SCOPE) and the \
+signature are pushed. A tag that already names another entry is never overwritten: that is \
+a conflict, reported and logged in <cache-dir>/events.ndjson.\n\n\
+Exit status: 0 pushed or already there, 4 no verified local entry, or a conflict, 2 usage \
+error, 5 the registry can't be reached, refused, or the push failed.\n\n\
+Example:\n  hermetic cache push --cache-dir ~/.cache/hermetic --cache-remote \
+oci://registry.example/ci/cache --cache-scope main --sign-key ci.key 3f2a..."
+    )]
+    Push {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+        #[command(flatten)]
+        trust: CacheTrustArgs,
+        #[command(flatten)]
+        remote_cache: CacheRemoteArgs,
+        /// Cosign-compatible private key that signs the published entry (password from
+        /// HERMETIC_PASSWORD or COSIGN_PASSWORD; default: `[cache] sign_key`).
+        #[arg(long, value_name = "KEY")]
+        sign_key: Option<PathBuf>,
+        /// The entry's cache key.
+        key: String,
+    },
+    /// Fetch an entry from the remote cache and verify it into the local store.
+    #[command(
+        after_help = "The entry is checked as a build's remote lookup checks it (signature \
+by a key trusted for the scope, statement, key and scope, entry manifest, the archive's \
+size and digests while it downloads), committed into the local store, and verified there \
+entry by entry. A refused entry's fetched parts are quarantined in the cache directory.\n\n\
+Exit status: 0 pulled, 4 no such entry or refused, 2 usage error, 5 the registry can't be \
+reached or refused.\n\n\
+Example:\n  hermetic cache pull --cache-dir ~/.cache/hermetic --cache-remote \
+oci://registry.example/ci/cache --cache-scope main --trust-key ci.pub 3f2a..."
+    )]
+    Pull {
+        #[command(flatten)]
+        cache: CacheDirArgs,
+        #[command(flatten)]
+        trust: CacheTrustArgs,
+        #[command(flatten)]
+        remote_cache: CacheRemoteArgs,
+        /// The entry's cache key.
+        key: String,
     },
     /// Restore a verified entry's output tree into a new directory.
     #[command(

@@ -24,7 +24,7 @@ pub struct BuildRequest {
 }
 
 /// How a build uses the cache (docs/cache-format.md).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheOptions {
     /// The cache directory.
@@ -49,4 +49,99 @@ pub struct CacheOptions {
     /// Store single-run results too (marked `singleRun`); only `--single` builds use them.
     #[serde(default)]
     pub single_run: bool,
+    /// Share the cache through an OCI registry; absent: the local store alone (and the
+    /// request's JSON is what it was before the remote cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteCacheOptions>,
+}
+
+/// What `--cache-remote-timeout` is when neither the flag nor the config says.
+pub const DEFAULT_REMOTE_TIMEOUT_SECS: u64 = 5;
+
+/// The remote cache on an OCI registry (docs/cache-format.md §Remote cache).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteCacheOptions {
+    /// `oci://HOST[:PORT]/REPO`; a scope's entries are in the repository `REPO/SCOPE`.
+    pub url: String,
+    /// Push a reproducible miss (only with a signing key).
+    #[serde(default)]
+    pub push: bool,
+    /// Bound on each registry request: connecting, waiting for an answer, and each stall
+    /// of a body (a blob that keeps flowing is not cut off).
+    #[serde(default = "default_remote_timeout_secs")]
+    pub timeout_secs: u64,
+    /// PEM certificates trusted for the registry besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_ca: Option<PathBuf>,
+    /// Speak plain HTTP to a registry that is not on loopback (loopback always may).
+    #[serde(default)]
+    pub plain_http: bool,
+}
+
+fn default_remote_timeout_secs() -> u64 {
+    DEFAULT_REMOTE_TIMEOUT_SECS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local_options() -> CacheOptions {
+        CacheOptions {
+            dir: "/cache".into(),
+            scope: Some("main".into()),
+            trust_keys: vec!["/ci.pub".into()],
+            sign_key: Some("/ci.key".into()),
+            state_dir: Some("/state".into()),
+            require: true,
+            single_run: false,
+            remote: None,
+        }
+    }
+
+    #[test]
+    fn options_without_a_remote_are_written_as_before_the_remote_cache() {
+        let json = serde_json::to_string(&local_options()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"dir":"/cache","scope":"main","trust_keys":["/ci.pub"],"sign_key":"/ci.key","state_dir":"/state","require":true,"single_run":false}"#
+        );
+        let read: CacheOptions = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.remote, None);
+    }
+
+    #[test]
+    fn remote_options_read_back_and_default_their_timeout() {
+        let options = CacheOptions {
+            remote: Some(RemoteCacheOptions {
+                url: "oci://registry.example:5000/ci/cache".into(),
+                push: true,
+                timeout_secs: 9,
+                registry_ca: Some("/ca.pem".into()),
+                plain_http: true,
+            }),
+            ..local_options()
+        };
+        let json = serde_json::to_string(&options).unwrap();
+        let read: CacheOptions = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.remote, options.remote);
+
+        let minimal: RemoteCacheOptions =
+            serde_json::from_str(r#"{"url":"oci://127.0.0.1:5000/cache"}"#).unwrap();
+        assert_eq!(
+            minimal,
+            RemoteCacheOptions {
+                url: "oci://127.0.0.1:5000/cache".into(),
+                push: false,
+                timeout_secs: DEFAULT_REMOTE_TIMEOUT_SECS,
+                registry_ca: None,
+                plain_http: false,
+            }
+        );
+        assert!(serde_json::from_str::<RemoteCacheOptions>(
+            r#"{"url":"oci://127.0.0.1:5000/cache","insecure":true}"#
+        )
+        .is_err());
+    }
 }

@@ -45,6 +45,16 @@ pub struct CacheConfig {
     pub trust_keys: Vec<PathBuf>,
     /// The key that signs new entries (`--sign-key` wins).
     pub sign_key: Option<PathBuf>,
+    /// The remote cache, `oci://HOST[:PORT]/REPO` (`--cache-remote` wins).
+    pub remote: Option<String>,
+    /// Push reproducible misses to the remote cache (with `--cache-push`, either does).
+    #[serde(default)]
+    pub push: bool,
+    /// Seconds each registry request may take (`--cache-remote-timeout` wins; default 5).
+    pub remote_timeout_secs: Option<u64>,
+    /// PEM certificates trusted for the registry besides the system's (`--registry-ca`
+    /// wins).
+    pub registry_ca: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -206,6 +216,29 @@ impl Config {
                 .map(|key| absolute("cache.trust_keys", Some(key)).map(Option::unwrap_or_default))
                 .collect::<Result<_, _>>()?,
             sign_key: absolute("cache.sign_key", file.cache.sign_key)?,
+            remote: match file.cache.remote {
+                Some(url) => match hermetic::cache::remote::parse_url(&url) {
+                    Ok(_) => Some(url),
+                    Err(error) => {
+                        return Err(ConfigError::Invalid {
+                            key: "cache.remote",
+                            message: hermetic::errors::error_chain(&error),
+                        })
+                    }
+                },
+                None => None,
+            },
+            push: file.cache.push,
+            remote_timeout_secs: match file.cache.remote_timeout_secs {
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        key: "cache.remote_timeout_secs",
+                        message: "must be at least 1".into(),
+                    })
+                }
+                other => other,
+            },
+            registry_ca: absolute("cache.registry_ca", file.cache.registry_ca)?,
         };
         let log_limit_bytes = file.log_limit_bytes.unwrap_or(16 * 1024 * 1024);
         if log_limit_bytes == 0 {
@@ -269,9 +302,23 @@ mod tests {
             scope = "main"
             trust_keys = ["/etc/hermetic/ci.pub"]
             sign_key = "/etc/hermetic/ci.key"
+            remote = "oci://registry.example:5000/ci/cache"
+            push = true
+            remote_timeout_secs = 9
+            registry_ca = "/etc/hermetic/registry-ca.pem"
             "#,
         )
         .unwrap();
+        assert_eq!(
+            config.cache.remote.as_deref(),
+            Some("oci://registry.example:5000/ci/cache")
+        );
+        assert!(config.cache.push);
+        assert_eq!(config.cache.remote_timeout_secs, Some(9));
+        assert_eq!(
+            config.cache.registry_ca.as_deref(),
+            Some(Path::new("/etc/hermetic/registry-ca.pem"))
+        );
         assert_eq!(
             config.cache.dir.as_deref(),
             Some(Path::new("/var/cache/hermetic"))
@@ -318,6 +365,27 @@ mod tests {
             parse("version = 1\n[cache]\ntrust_keys = [\"ci.pub\"]"),
             Err(ConfigError::Invalid {
                 key: "cache.trust_keys",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("version = 1\n[cache]\nremote = \"https://registry.example/cache\""),
+            Err(ConfigError::Invalid {
+                key: "cache.remote",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("version = 1\n[cache]\nremote_timeout_secs = 0"),
+            Err(ConfigError::Invalid {
+                key: "cache.remote_timeout_secs",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("version = 1\n[cache]\nregistry_ca = \"ca.pem\""),
+            Err(ConfigError::Invalid {
+                key: "cache.registry_ca",
                 ..
             })
         ));

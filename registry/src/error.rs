@@ -154,6 +154,8 @@ pub enum ErrorKind {
     InsecureTokenRealm { realm: String },
     #[error("HTTP or TLS failure")]
     Transport(#[source] ureq::Error),
+    #[error("no trusted root certificates: the system store is unreadable ({reason}); install ca-certificates or give a CA file")]
+    NoTrustRoots { reason: String },
     #[error("registry sent more than the {expected} bytes the descriptor says")]
     TooLong { expected: u64 },
     #[error("body ended after {received} of {expected} bytes")]
@@ -207,8 +209,6 @@ pub enum ClientError {
         #[source]
         source: ureq::Error,
     },
-    #[error("no trusted root certificates: the system store is empty or unreadable ({reason}); install ca-certificates or give a CA file")]
-    NoTrustRoots { reason: String },
     #[error("failed to read the registry auth file {path}")]
     ReadAuthFile {
         path: PathBuf,

@@ -4,6 +4,7 @@
 
 use std::io::{ErrorKind as IoErrorKind, Read};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -84,7 +85,13 @@ pub(crate) struct Exchange<'a> {
 }
 
 pub(crate) struct Transport {
-    agent: Agent,
+    /// For `http://` URLs: no trust roots, so none are loaded.
+    plain_agent: Agent,
+    /// For `https://` URLs, made at the first one: reading the system's trust store takes
+    /// longer (about 9 ms) than a cache lookup on a loopback registry.
+    tls_agent: OnceLock<Result<Agent, String>>,
+    /// The extra CA file's certificates, read (and checked) up front.
+    extra_roots: Vec<Certificate<'static>>,
     pub(crate) config: ClientConfig,
     credentials: Credentials,
     authorizations: AuthorizationCache,
@@ -92,31 +99,33 @@ pub(crate) struct Transport {
 
 impl Transport {
     pub(crate) fn new(config: ClientConfig, credentials: Credentials) -> Result<Self, ClientError> {
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::new_with_certs(&trust_roots(
-                config.extra_ca_file.as_deref(),
-            )?))
-            .build();
-        let agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .max_redirects(0)
-            .user_agent(concat!("hermetic-registry/", env!("CARGO_PKG_VERSION")))
-            .timeout_resolve(Some(config.connect_timeout))
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_send_request(Some(config.request_timeout))
-            .timeout_recv_response(Some(config.request_timeout))
-            .timeout_per_read(Some(config.request_timeout))
-            .timeout_per_write(Some(config.request_timeout))
-            .build()
-            .new_agent();
+        let extra_roots = extra_roots(config.extra_ca_file.as_deref())?;
         Ok(Transport {
-            agent,
+            plain_agent: agent(&config, &[]),
+            tls_agent: OnceLock::new(),
+            extra_roots,
             config,
             credentials,
             authorizations: AuthorizationCache::default(),
         })
+    }
+
+    /// The agent for `url`: TLS, with the system's roots and the extra CA file, for
+    /// `https://`.
+    fn agent_for(&self, url: &str) -> Result<&Agent, ErrorKind> {
+        if url.starts_with("http://") {
+            return Ok(&self.plain_agent);
+        }
+        self.tls_agent
+            .get_or_init(|| {
+                let mut roots = system_roots()?;
+                roots.extend(self.extra_roots.iter().cloned());
+                Ok(agent(&self.config, &roots))
+            })
+            .as_ref()
+            .map_err(|reason| ErrorKind::NoTrustRoots {
+                reason: reason.clone(),
+            })
     }
 
     /// `scheme://host[:port]/v2/`, the root of the registry's API.
@@ -198,23 +207,23 @@ impl Transport {
                 let request = builder
                     .body(body)
                     .map_err(|error| fail(ErrorKind::InvalidResponse(error.to_string())))?;
-                let request = self
-                    .agent
+                let agent = self.agent_for(&exchange.url).map_err(&fail)?;
+                let request = agent
                     .configure_request(request)
                     .max_redirects(redirects)
                     .build();
-                self.agent.run(request)
+                agent.run(request)
             }
             None => {
                 let request = builder
                     .body(())
                     .map_err(|error| fail(ErrorKind::InvalidResponse(error.to_string())))?;
-                let request = self
-                    .agent
+                let agent = self.agent_for(&exchange.url).map_err(&fail)?;
+                let request = agent
                     .configure_request(request)
                     .max_redirects(redirects)
                     .build();
-                self.agent.run(request)
+                agent.run(request)
             }
         };
         result.map_err(|error| fail(classify_transport_error(error)))
@@ -282,7 +291,11 @@ impl Transport {
             url = with_query(&url, "scope", scope);
         }
         let found = self.credentials.lookup(exchange.repository);
-        let mut request = self.agent.get(&url).header("Accept", "application/json");
+        let mut request = self
+            .agent_for(&url)
+            .map_err(fail)?
+            .get(&url)
+            .header("Accept", "application/json");
         if let Some(found) = &found {
             request = request.header(
                 http::header::AUTHORIZATION,
@@ -545,53 +558,73 @@ pub(crate) fn with_query(url: &str, key: &str, value: &str) -> String {
     format!("{url}{separator}{key}={encoded}")
 }
 
-/// The system's trust store plus the extra CA file.
-fn trust_roots(
-    extra_ca_file: Option<&std::path::Path>,
-) -> Result<Vec<Certificate<'static>>, ClientError> {
+/// An agent with the client's timeouts that trusts `roots` for TLS.
+fn agent(config: &ClientConfig, roots: &[Certificate<'static>]) -> Agent {
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::new_with_certs(roots))
+        .build();
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .max_redirects(0)
+        .user_agent(concat!("hermetic-registry/", env!("CARGO_PKG_VERSION")))
+        .timeout_resolve(Some(config.connect_timeout))
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_send_request(Some(config.request_timeout))
+        .timeout_recv_response(Some(config.request_timeout))
+        .timeout_per_read(Some(config.request_timeout))
+        .timeout_per_write(Some(config.request_timeout))
+        .build()
+        .new_agent()
+}
+
+/// The system's trust store; why it is empty, when it is.
+fn system_roots() -> Result<Vec<Certificate<'static>>, String> {
     let native = rustls_native_certs::load_native_certs();
-    let mut roots: Vec<Certificate<'static>> = native
+    let roots: Vec<Certificate<'static>> = native
         .certs
         .iter()
         .map(|der| Certificate::from_der(der.as_ref()).to_owned())
         .collect();
-    if let Some(path) = extra_ca_file {
-        let pem = std::fs::read(path).map_err(|source| ClientError::ReadCaFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        let before = roots.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            match item {
-                Ok(PemItem::Certificate(certificate)) => roots.push(certificate),
-                Ok(_) => {}
-                Err(source) => {
-                    return Err(ClientError::ParseCaFile {
-                        path: path.to_owned(),
-                        source,
-                    })
-                }
-            }
-        }
-        if roots.len() == before {
-            return Err(ClientError::EmptyCaFile {
-                path: path.to_owned(),
-            });
-        }
-    }
-    if roots.is_empty() {
-        let reason = native
+    if roots.is_empty() && !native.errors.is_empty() {
+        return Err(native
             .errors
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join("; ");
-        return Err(ClientError::NoTrustRoots {
-            reason: if reason.is_empty() {
-                "no certificates found".into()
-            } else {
-                reason
-            },
+            .join("; "));
+    }
+    Ok(roots)
+}
+
+/// The certificates of the extra CA file, which must hold at least one.
+fn extra_roots(
+    extra_ca_file: Option<&std::path::Path>,
+) -> Result<Vec<Certificate<'static>>, ClientError> {
+    let Some(path) = extra_ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path).map_err(|source| ClientError::ReadCaFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(certificate)) => roots.push(certificate.to_owned()),
+            Ok(_) => {}
+            Err(source) => {
+                return Err(ClientError::ParseCaFile {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(ClientError::EmptyCaFile {
+            path: path.to_owned(),
         });
     }
     Ok(roots)

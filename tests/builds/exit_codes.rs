@@ -96,6 +96,8 @@ fn every_command_has_help_with_an_example_and_its_own_summary() {
         &["cache", "show"],
         &["cache", "verify"],
         &["cache", "restore"],
+        &["cache", "push"],
+        &["cache", "pull"],
         &["cache", "quarantine"],
         &["cache", "quarantine", "ls"],
         &["cache", "gc"],

@@ -82,13 +82,21 @@ fn build_in_process(request: &BuildRequest) -> Result<Finished, Failure> {
 fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure> {
     let flags = &args.cache;
     let config = super::cache::config()?;
-    let Some(dir) = flags.cache_dir.clone().or(config.cache.dir) else {
+    let Some(dir) = flags.cache_dir.clone().or(config.cache.dir.clone()) else {
         let needs_cache = [
             (flags.cache_scope.is_some(), "--cache-scope"),
             (!flags.trust_keys.is_empty(), "--trust-key"),
             (flags.require_cache, "--require-cache"),
             (flags.cache_single_run, "--cache-single-run"),
             (flags.state_dir.is_some(), "--state-dir"),
+            (flags.remote.cache_remote.is_some(), "--cache-remote"),
+            (flags.cache_push, "--cache-push"),
+            (
+                flags.remote.cache_remote_timeout.is_some(),
+                "--cache-remote-timeout",
+            ),
+            (flags.remote.registry_ca.is_some(), "--registry-ca"),
+            (flags.remote.registry_plain_http, "--registry-plain-http"),
         ];
         if let Some((_, flag)) = needs_cache.into_iter().find(|(given, _)| *given) {
             return Err(Failure::new(
@@ -106,6 +114,7 @@ fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure>
         }
         return Ok(None);
     };
+    let remote = super::cache::remote_options(&flags.remote, flags.cache_push, &config.cache)?;
     Ok(Some(Box::new(CacheOptions {
         dir,
         scope: flags.cache_scope.clone().or(config.cache.scope),
@@ -119,6 +128,7 @@ fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure>
         state_dir: Some(flags.state_dir.clone().unwrap_or(config.state_dir)),
         require: flags.require_cache,
         single_run: flags.cache_single_run,
+        remote,
     })))
 }
 
@@ -141,6 +151,13 @@ fn absolute_paths(mut request: BuildRequest) -> anyhow::Result<BuildRequest> {
         }
         if let Some(dir) = &cache.state_dir {
             cache.state_dir = Some(remote::absolute("--state-dir", dir)?);
+        }
+        if let Some(ca) = cache
+            .remote
+            .as_mut()
+            .and_then(|remote| remote.registry_ca.as_mut())
+        {
+            *ca = remote::absolute("--registry-ca", ca)?;
         }
     }
     Ok(request)
@@ -265,6 +282,29 @@ fn print_cache(cache: &CacheReport) {
         line.push_str(&format!(": {reason}"));
     }
     eprintln!("{line}");
+    if let Some(remote) = &cache.remote {
+        let mut line = format!(
+            "hermetic: remote cache {} ({})",
+            remote.status, remote.repository
+        );
+        if let Some(push) = remote.push {
+            line.push_str(&format!("; push {push}"));
+        }
+        if let Some(conflict) = &remote.conflict {
+            line.push_str(&format!(
+                "; the registry holds another entry for this key: {} (archive {}), ours {} \
+                 (archive {})",
+                conflict.theirs.manifest,
+                conflict.theirs.archive.as_deref().unwrap_or("unknown"),
+                conflict.ours.manifest,
+                conflict.ours.archive.as_deref().unwrap_or("unknown"),
+            ));
+        }
+        if let Some(reason) = &remote.reason {
+            line.push_str(&format!(": {reason}"));
+        }
+        eprintln!("{line}");
+    }
 }
 
 /// Writes the signed provenance bundle (or, when asked for a non-reproducible build, the

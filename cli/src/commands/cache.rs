@@ -1,21 +1,56 @@
-//! `hermetic cache`: list, verify, restore, quarantine and gc over a cache directory.
+//! `hermetic cache`: list, verify, restore, quarantine and gc over a cache directory, and
+//! push, pull, list and scrub the remote cache (`remote_cache.rs`).
 use std::path::{Path, PathBuf};
 
+use hermetic::build::RemoteCacheOptions;
 use hermetic::cache::quarantine;
 use hermetic::cache::store::{EntryInfo, DEFAULT_SCOPE};
 use hermetic::cache::{restore, signed_by, CacheKey, Lookup, RestoreTargets, Scope, Store, Trust};
 use hermetic::exit_code as exit;
-use hermetic_daemon::config::Config;
+use hermetic_contract::build::DEFAULT_REMOTE_TIMEOUT_SECS;
+use hermetic_daemon::config::{CacheConfig, Config};
 use serde_json::json;
 
-use crate::args::{CacheCommand, CacheDirArgs, CacheKeysArgs, CacheTrustArgs, QuarantineCommand};
+use super::remote_cache;
+use crate::args::{
+    CacheCommand, CacheDirArgs, CacheKeysArgs, CacheRemoteArgs, CacheTrustArgs, QuarantineCommand,
+};
 use crate::Failure;
 
 pub fn cache(command: CacheCommand) -> Result<i32, Failure> {
     match command {
-        CacheCommand::Ls { cache, keys } => ls(&cache, &keys),
+        CacheCommand::Ls {
+            cache,
+            keys,
+            remote: true,
+            cache_scope,
+            remote_cache,
+        } => remote_cache::ls(&cache, &keys, cache_scope.as_deref(), &remote_cache),
+        CacheCommand::Ls { cache, keys, .. } => ls(&cache, &keys),
         CacheCommand::Show { cache, trust, key } => show(&cache, &trust, &key),
-        CacheCommand::Verify { cache, trust, key } => verify(&cache, &trust, key.as_deref()),
+        CacheCommand::Verify {
+            cache,
+            trust,
+            key,
+            remote: true,
+            remote_cache,
+        } => remote_cache::verify(&cache, &trust, key.as_deref(), &remote_cache),
+        CacheCommand::Verify {
+            cache, trust, key, ..
+        } => verify(&cache, &trust, key.as_deref()),
+        CacheCommand::Push {
+            cache,
+            trust,
+            remote_cache,
+            sign_key,
+            key,
+        } => remote_cache::push(&cache, &trust, &remote_cache, sign_key.as_deref(), &key),
+        CacheCommand::Pull {
+            cache,
+            trust,
+            remote_cache,
+            key,
+        } => remote_cache::pull(&cache, &trust, &remote_cache, &key),
         CacheCommand::Restore {
             cache,
             trust,
@@ -34,7 +69,7 @@ pub fn cache(command: CacheCommand) -> Result<i32, Failure> {
     }
 }
 
-fn usage(err: impl Into<anyhow::Error>) -> Failure {
+pub(super) fn usage(err: impl Into<anyhow::Error>) -> Failure {
     Failure::new(exit::USAGE, err)
 }
 
@@ -43,7 +78,34 @@ pub(super) fn config() -> Result<Config, Failure> {
     hermetic_daemon::config::load_effective(None).map_err(usage)
 }
 
-fn open(cache: &CacheDirArgs, config: &Config) -> Result<Store, Failure> {
+/// The remote cache from the flags over the config file's `[cache]` table: None when
+/// neither names one. `push` is `--cache-push` (the config's `push` counts too).
+pub(super) fn remote_options(
+    flags: &CacheRemoteArgs,
+    push: bool,
+    config: &CacheConfig,
+) -> Result<Option<RemoteCacheOptions>, Failure> {
+    let Some(url) = flags.cache_remote.clone().or(config.remote.clone()) else {
+        return Ok(None);
+    };
+    hermetic::cache::remote::parse_url(&url).map_err(usage)?;
+    let registry_ca = match flags.registry_ca.clone().or(config.registry_ca.clone()) {
+        Some(ca) => Some(super::remote::absolute("--registry-ca", &ca).map_err(usage)?),
+        None => None,
+    };
+    Ok(Some(RemoteCacheOptions {
+        url,
+        push: push || config.push,
+        timeout_secs: flags
+            .cache_remote_timeout
+            .or(config.remote_timeout_secs)
+            .unwrap_or(DEFAULT_REMOTE_TIMEOUT_SECS),
+        registry_ca,
+        plain_http: flags.registry_plain_http,
+    }))
+}
+
+pub(super) fn open(cache: &CacheDirArgs, config: &Config) -> Result<Store, Failure> {
     match &cache.cache_dir {
         Some(dir) => Store::open(dir).map_err(usage),
         None => open_configured(config),
@@ -59,7 +121,7 @@ fn open_configured(config: &Config) -> Result<Store, Failure> {
     Store::open(dir).map_err(usage)
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(super) fn print_json(value: &serde_json::Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
@@ -68,7 +130,7 @@ fn print_json(value: &serde_json::Value) {
 
 /// The keys trusted from the config and the command line (the local key made on first
 /// use), for any scope.
-fn load_trust(config: &Config, keys: &CacheKeysArgs) -> Result<Trust, Failure> {
+pub(super) fn load_trust(config: &Config, keys: &CacheKeysArgs) -> Result<Trust, Failure> {
     let state_dir = keys.state_dir.as_ref().unwrap_or(&config.state_dir);
     let trusted: Vec<PathBuf> = config
         .cache
@@ -181,6 +243,14 @@ fn ls(cache: &CacheDirArgs, keys: &CacheKeysArgs) -> Result<i32, Failure> {
     Ok(exit::SUCCESS)
 }
 
+/// The scope `--cache-scope` names, else the config's, else `local`.
+pub(super) fn scope_of(flag: Option<&str>, config: &Config) -> Result<Scope, Failure> {
+    let scope = flag
+        .or(config.cache.scope.as_deref())
+        .unwrap_or(DEFAULT_SCOPE);
+    Scope::parse(scope).map_err(usage)
+}
+
 /// The store, the scope and the keys trusted for it (the config file read once).
 fn open_trusted(
     cache: &CacheDirArgs,
@@ -188,12 +258,7 @@ fn open_trusted(
 ) -> Result<(Store, Scope, Vec<hermetic::signing::VerifyingKey>), Failure> {
     let config = config()?;
     let store = open(cache, &config)?;
-    let scope = trust
-        .cache_scope
-        .as_deref()
-        .or(config.cache.scope.as_deref())
-        .unwrap_or(DEFAULT_SCOPE);
-    let scope = Scope::parse(scope).map_err(usage)?;
+    let scope = scope_of(trust.cache_scope.as_deref(), &config)?;
     let keys = load_trust(&config, &trust.keys)?.keys_for(&scope);
     Ok((store, scope, keys))
 }
@@ -230,15 +295,15 @@ fn verify(cache: &CacheDirArgs, trust: &CacheTrustArgs, key: Option<&str>) -> Re
 }
 
 /// What a lookup found, for the listings.
-struct Described {
-    verified: bool,
+pub(super) struct Described {
+    pub(super) verified: bool,
     /// One line.
-    summary: String,
+    pub(super) summary: String,
     /// The details, the summary among them.
-    json: serde_json::Value,
+    pub(super) json: serde_json::Value,
 }
 
-fn describe(key: &CacheKey, lookup: &Lookup) -> Described {
+pub(super) fn describe(key: &CacheKey, lookup: &Lookup) -> Described {
     match lookup {
         Lookup::Hit(restored) => {
             let summary = format!(

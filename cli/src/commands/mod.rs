@@ -8,6 +8,7 @@ mod keygen;
 mod man;
 mod profile;
 mod remote;
+mod remote_cache;
 mod run;
 mod verify;
 

@@ -11,7 +11,10 @@ pub use build::{
     BuildMode, BuildReport, BuildVerdict, Digests, EpochSource, LogReport, OutputFlag,
     OutputReport, PinReport, ProfileReport, RunName, RunReport, BUILD_REPORT_SCHEMA,
 };
-pub use cache::{CacheReport, CacheStatus, RestoreStep};
+pub use cache::{
+    CacheReport, CacheStatus, ConflictingEntry, RemoteCacheReport, RemoteCacheStatus,
+    RemoteConflict, RemotePush, RestoreStep,
+};
 pub use layers::{AppliedLayers, CgroupReport};
 pub use repro::{Difference, DifferenceKind, Suspect, SuspectedCause, TimestampEncoding, Varied};
 pub use run::RunVerdict;
@@ -140,6 +143,28 @@ pub(crate) fn sample_report() -> BuildReport {
             quarantine: Some("/cache/quarantine/1".into()),
             entry: Some("/cache/local/key".into()),
             signer: Some("signer".into()),
+            remote: Some(RemoteCacheReport {
+                repository: "registry.example/ci/cache/local".into(),
+                status: RemoteCacheStatus::Quarantined,
+                reason: Some("statement_malformed: ...".into()),
+                manifest: Some("sha256:ours".into()),
+                signer: Some("remote-signer".into()),
+                push: Some(RemotePush::Conflict),
+                conflict: Some(RemoteConflict {
+                    ours: ConflictingEntry {
+                        manifest: "sha256:ours".into(),
+                        archive: Some("sha256:our-archive".into()),
+                        signer: Some("signer".into()),
+                        trusted: None,
+                    },
+                    theirs: ConflictingEntry {
+                        manifest: "sha256:theirs".into(),
+                        archive: Some("sha256:their-archive".into()),
+                        signer: Some("their-signer".into()),
+                        trusted: Some(true),
+                    },
+                }),
+            }),
         },
     }
 }
@@ -153,7 +178,12 @@ mod tests {
         let published = sample_report().to_published_json().unwrap().to_string();
         let expected = concat!(
             r#"{"cache":{"entry":"/cache/local/key","key":"key","quarantine":"/cache/quarantine/1","#,
-            r#""reason":"bad_signature: ...","scope":"local","signer":"signer","status":"quarantined","#,
+            r#""reason":"bad_signature: ...","#,
+            r#""remote":{"conflict":{"ours":{"archive":"sha256:our-archive","manifest":"sha256:ours","signer":"signer"},"#,
+            r#""theirs":{"archive":"sha256:their-archive","manifest":"sha256:theirs","signer":"their-signer","trusted":true}},"#,
+            r#""manifest":"sha256:ours","push":"conflict","reason":"statement_malformed: ...","#,
+            r#""repository":"registry.example/ci/cache/local","signer":"remote-signer","status":"quarantined"},"#,
+            r#""scope":"local","signer":"signer","status":"quarantined","#,
             r#""step":"signature","stored":true},"#,
             r#""differences":[{"digest_a":"a","digest_b":null,"kind":"content","path":"out/a"}],"#,
             r#""error":"error","exit_code":3,"explain_report":"/out.tar.zst.explain.txt","#,

@@ -175,6 +175,12 @@ impl Metrics {
             hermetic::cache::quarantine::quarantined_total(),
             "counter",
         );
+        gauge(
+            "hermeticd_cache_conflicts_total",
+            "Pushes to the remote cache that found another entry for the same key since start.",
+            hermetic::cache::remote::conflicts_total(),
+            "counter",
+        );
         inner.duration.render(
             &mut out,
             "hermeticd_job_duration_seconds",
@@ -194,5 +200,29 @@ impl Metrics {
             SETUP_BOUNDS,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_counters_are_exported_as_counters() {
+        let rendered = Metrics::default().render(&Gauges {
+            queued: 0,
+            running: 0,
+            max_concurrent: 1,
+            queue_limit: 1,
+        });
+        for counter in [
+            "hermeticd_cache_quarantined_total",
+            "hermeticd_cache_conflicts_total",
+        ] {
+            assert!(
+                rendered.contains(&format!("# TYPE {counter} counter\n{counter} ")),
+                "{rendered}"
+            );
+        }
     }
 }

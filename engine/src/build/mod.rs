@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::archive::outpath::{OutputPath, OutputPathError};
+use crate::cache::remote::RemoteSetupError;
 use crate::cache::{KeyError, StoreError, TrustError};
 use crate::exit_code as exit;
 use crate::sandbox::cancel::Cancel;
@@ -26,7 +27,7 @@ use crate::sandbox::keep_failed::FailedTrees;
 use crate::sandbox::plan::{self, PlanError, Request};
 use crate::sandbox::profile::{self, ProfileError};
 
-pub use hermetic_contract::build::{BuildRequest, CacheOptions};
+pub use hermetic_contract::build::{BuildRequest, CacheOptions, RemoteCacheOptions};
 pub use hermetic_contract::report::{
     BuildMode, BuildReport, BuildVerdict, CacheReport, CacheStatus, Digests, LogReport,
     OutputReport, ProfileReport, RunReport, BUILD_REPORT_SCHEMA,
@@ -59,6 +60,8 @@ pub enum BuildError {
     CacheTrust(#[from] TrustError),
     #[error("cache key")]
     CacheKey(#[from] KeyError),
+    #[error(transparent)]
+    CacheRemote(#[from] RemoteSetupError),
 }
 
 /// Where the canonical run's log (its stdout and stderr, in the order written) is copied;

@@ -10,16 +10,18 @@
 //!   while decompressing, entries against the manifest) before anything is published.
 //! - [`quarantine`]: where a refused entry goes, with `reason.json` and an event.
 //! - [`trust`]: which keys sign and which keys are trusted, per scope.
+//! - [`remote`]: the same entries shared through an OCI registry, behind the local store.
 //!
 //! The format is documented in docs/cache-format.md.
 pub mod entry;
 pub mod key;
 pub mod quarantine;
+pub mod remote;
 pub mod restore;
 pub mod store;
 pub mod trust;
 
-pub use entry::{EntryError, EntryManifest};
+pub use entry::{EntryError, EntryManifest, OciManifestSubject, OpenedEntry};
 pub use key::{CacheKey, KeyError, KeyInputs};
 pub use quarantine::{QuarantineError, QuarantineRecord};
 pub use restore::{

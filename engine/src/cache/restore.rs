@@ -21,15 +21,14 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use sha2::Digest;
 
 pub use hermetic_contract::report::RestoreStep;
 
-use super::entry::{escaping_symlink, ArchiveDigests, EntryError, EntryManifest};
+use super::entry::{escaping_symlink, ArchiveDigests, EntryError, EntryManifest, OpenedEntry};
 use super::key::CacheKey;
-use super::quarantine::{self, QuarantineRecord, QUARANTINE_SCHEMA};
+use super::quarantine::{self, QuarantineRecord, Refusal, RemoteOrigin};
 use super::store::{Scope, Store};
 use super::{ARCHIVE_FILE, BUNDLE_FILE};
 use crate::archive::extract::{
@@ -38,7 +37,6 @@ use crate::archive::extract::{
 use crate::archive::manifest::Manifest;
 use crate::signing::{Bundle, BundleError, VerifyingKey};
 use crate::sys::archive as sys;
-use crate::timestamp::rfc3339;
 
 const IO_CHUNK: usize = 1 << 20;
 /// Largest signed manifest read. It lists every file (about 200 bytes each once base64
@@ -146,7 +144,7 @@ pub enum RestoreError {
     },
 }
 
-fn entry_step(err: &EntryError) -> RestoreStep {
+pub(super) fn entry_step(err: &EntryError) -> RestoreStep {
     match err {
         EntryError::Signature(_) => RestoreStep::Signature,
         EntryError::Version { .. } => RestoreStep::Key,
@@ -271,19 +269,25 @@ impl RestoreError {
         crate::errors::error_chain(self)
     }
 
-    fn record(&self, scope: &Scope, key: &CacheKey) -> QuarantineRecord {
-        QuarantineRecord {
-            schema: QUARANTINE_SCHEMA.to_owned(),
-            time: rfc3339(SystemTime::now()),
-            scope: scope.as_str().to_owned(),
-            key: key.as_str().to_owned(),
-            step: self.step(),
-            reason: self.reason().to_owned(),
-            file: self.file(),
-            expected: self.expected(),
-            found: self.found(),
-            message: self.message(),
-        }
+    fn record(
+        &self,
+        scope: &Scope,
+        key: &CacheKey,
+        origin: Option<&RemoteOrigin>,
+    ) -> QuarantineRecord {
+        QuarantineRecord::new(
+            scope.as_str(),
+            key.as_str(),
+            Refusal {
+                step: self.step(),
+                reason: self.reason(),
+                file: self.file(),
+                expected: self.expected(),
+                found: self.found(),
+                message: self.message(),
+            },
+            origin,
+        )
     }
 }
 
@@ -297,6 +301,20 @@ pub fn restore(
     trusted: &[VerifyingKey],
     accept_single_run: bool,
     targets: RestoreTargets<'_>,
+) -> Lookup {
+    restore_entry(store, scope, key, trusted, accept_single_run, targets, None)
+}
+
+/// [`restore`], for an entry that came from a registry: a refusal's quarantine record
+/// names `origin` too.
+pub(super) fn restore_entry(
+    store: &Store,
+    scope: &Scope,
+    key: &CacheKey,
+    trusted: &[VerifyingKey],
+    accept_single_run: bool,
+    targets: RestoreTargets<'_>,
+    origin: Option<&RemoteOrigin>,
 ) -> Lookup {
     let entry_dir = store.entry_dir(scope, key);
     match fs::symlink_metadata(&entry_dir) {
@@ -325,7 +343,7 @@ pub fn restore(
             quarantined: None,
         };
     }
-    match quarantine::quarantine(store, &entry_dir, &error.record(scope, key)) {
+    match quarantine::quarantine(store, &entry_dir, &error.record(scope, key, origin)) {
         Ok(path) => Lookup::Refused {
             error,
             quarantined: Some(path),
@@ -492,14 +510,26 @@ fn open_entry(
         .take(MAX_ENTRY_BUNDLE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(read_bundle)?;
-    let bundle = Bundle::from_json_limited(&bytes, MAX_ENTRY_BUNDLE_BYTES).map_err(|source| {
+    let opened = open_bundle(&bytes, bundle_path, trusted)?;
+    Ok((opened.entry, opened.signer))
+}
+
+/// Step 1 on a bundle's bytes (a file's, or a registry's): at most
+/// [`MAX_ENTRY_BUNDLE_BYTES`], the signature checked with the trusted keys, and only then
+/// the payload parsed. `path` names where the bytes came from, for errors.
+pub(super) fn open_bundle(
+    bytes: &[u8],
+    path: &Path,
+    trusted: &[VerifyingKey],
+) -> Result<OpenedEntry, RestoreError> {
+    let bundle = Bundle::from_json_limited(bytes, MAX_ENTRY_BUNDLE_BYTES).map_err(|source| {
         RestoreError::Bundle {
-            path: bundle_path.to_owned(),
+            path: path.to_owned(),
             source,
         }
     })?;
     EntryManifest::open(&bundle, trusted).map_err(|source| RestoreError::Entry {
-        path: bundle_path.to_owned(),
+        path: path.to_owned(),
         source,
     })
 }

@@ -255,6 +255,17 @@ impl Store {
         Ok(staged)
     }
 
+    /// Takes `temp`, a directory made by [`Store::temp_dir`] that holds an archive with
+    /// `digests` (fetched from a registry and checked as it was written), as a staged
+    /// archive to commit.
+    pub(super) fn adopt_staged(&self, temp: PathBuf, digests: ArchiveDigests) -> Staged {
+        Staged {
+            store: self.clone(),
+            temp,
+            digests,
+        }
+    }
+
     /// Marks an entry as used now, for `gc`'s least-recently-used order.
     pub fn touch(&self, entry_dir: &Path) {
         let touched = File::open(entry_dir).and_then(|dir| dir.set_modified(SystemTime::now()));
@@ -379,6 +390,18 @@ impl Staged {
         bundle: &Bundle,
         replace: bool,
     ) -> Result<PathBuf, StoreError> {
+        self.commit_bundle_json(scope, entry, bundle.to_json().as_bytes(), replace)
+    }
+
+    /// [`Staged::commit`] with the bundle as the bytes to keep: a bundle fetched from a
+    /// registry is kept as it was signed and served, byte for byte.
+    pub(super) fn commit_bundle_json(
+        self,
+        scope: &Scope,
+        entry: &EntryManifest,
+        json: &[u8],
+        replace: bool,
+    ) -> Result<PathBuf, StoreError> {
         if entry.archive != self.digests {
             return Err(StoreError::ArchiveChanged {
                 path: self.temp.join(ARCHIVE_FILE),
@@ -386,7 +409,6 @@ impl Staged {
                 found: describe(&self.digests),
             });
         }
-        let json = bundle.to_json();
         if json.len() > MAX_ENTRY_BUNDLE_BYTES {
             return Err(StoreError::ManifestTooLarge {
                 len: json.len(),
@@ -394,7 +416,7 @@ impl Staged {
             });
         }
         let store = &self.store;
-        write_file(&self.temp.join(BUNDLE_FILE), json.as_bytes())?;
+        write_file(&self.temp.join(BUNDLE_FILE), json)?;
         let scope_dir = store.scopes_dir().join(scope.as_str());
         create_private_dir(&scope_dir)?;
         let dest = scope_dir.join(entry.cache_key.as_str());
