@@ -343,19 +343,41 @@ fn cache_restore_verify_and_verify_manifest() {
 #[test]
 fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
     let setup = Setup::new();
-    setup.build("a.tar.zst", &[], "mkdir -p out && echo one > out/f");
-    setup.build("b.tar.zst", &[], "mkdir -p out && echo two > out/f");
+    let one = "mkdir -p out && echo one > out/f";
+    let two = "mkdir -p out && echo two > out/f";
+    let (_, first) = setup.build("a.tar.zst", &[], one);
+    let (_, second) = setup.build("b.tar.zst", &[], two);
     let entries = setup.entries();
     assert_eq!(entries.len(), 2);
-    let newest = entries[1]["bytes"].as_u64().unwrap();
+    // Use again the entry that comes first by path, within the same second as the rest:
+    // only its recency (a hit refreshes it) can keep it, not the order of the paths.
+    let first_by_path = entries
+        .iter()
+        .min_by_key(|entry| entry["path"].as_str().unwrap().to_owned())
+        .unwrap();
+    let (script, other_key) = if first_by_path["key"] == first["cache"]["key"] {
+        (one, &second["cache"]["key"])
+    } else {
+        (two, &first["cache"]["key"])
+    };
+    let (_, hit) = setup.build("c.tar.zst", &[], script);
+    assert_eq!(hit["cache"]["status"], "hit");
+    let listed = setup.entries();
+    assert_eq!(
+        listed[1]["key"], first_by_path["key"],
+        "most recently used last"
+    );
 
-    let gc = setup.cache(&["gc", "--max-size", &newest.to_string(), "--json"]);
+    let keep = first_by_path["bytes"].as_u64().unwrap();
+    let gc = setup.cache(&["gc", "--max-size", &keep.to_string(), "--json"]);
     assert_status(&gc, 0);
     let report: Value = serde_json::from_slice(&gc.stdout).unwrap();
-    assert_eq!(report["evicted"].as_array().unwrap().len(), 1);
+    let evicted = report["evicted"].as_array().unwrap();
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(&evicted[0]["key"], other_key);
     let left = setup.entries();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0]["key"], entries[1]["key"]);
+    assert_eq!(left[0]["key"], first_by_path["key"]);
 
     assert_status(&setup.cache(&["gc", "--max-size", "0"]), 0);
     assert!(setup.entries().is_empty());
@@ -564,4 +586,76 @@ fn cache_flags_without_a_cache_are_a_usage_error() {
         "{}",
         stderr(&output)
     );
+}
+
+/// One flipped byte in the cache's VERSION must not stop a runner: the layout is set
+/// aside (kept, with a reason and an event) and the build runs and stores anew.
+#[test]
+fn a_damaged_cache_layout_is_set_aside_and_builds_go_on() {
+    let setup = Setup::new();
+    let (output, first) = setup.build("a.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(first["cache"]["stored"], true);
+    let version = setup.cache_dir().join("VERSION");
+    let mut bytes = std::fs::read(&version).unwrap();
+    bytes[3] ^= 0x01;
+    std::fs::write(&version, &bytes).unwrap();
+
+    let (output, second) = setup.build("b.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(second["cache"]["status"], "miss", "{second}");
+    let reason = second["cache"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("set aside"), "{second}");
+    assert_eq!(
+        second["cache"]["stored"], true,
+        "the new cache takes the result"
+    );
+    let events = std::fs::read_to_string(setup.cache_dir().join("events.ndjson")).unwrap();
+    assert!(events.contains("cache_layout_set_aside"), "{events}");
+    let set_aside: Vec<_> = std::fs::read_dir(setup.cache_dir().join("quarantine"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().ends_with("-layout"))
+        .collect();
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(std::fs::read(set_aside[0].join("VERSION")).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read_dir(set_aside[0].join("scopes/local"))
+            .unwrap()
+            .count(),
+        1,
+        "the old entry is kept as evidence"
+    );
+    let (_, third) = setup.build("c.tar.zst", &[], SCRIPT);
+    assert_eq!(third["cache"]["status"], "hit");
+}
+
+/// A cache a newer hermetic wrote is left alone: the build runs uncached and says why;
+/// only --require-cache makes that an exit 4.
+#[test]
+fn a_newer_cache_layout_is_left_untouched_and_the_build_runs_uncached() {
+    let setup = Setup::new();
+    std::fs::create_dir_all(setup.cache_dir()).unwrap();
+    std::fs::write(setup.cache_dir().join("VERSION"), "hermetic.cache/v9\n").unwrap();
+    let (output, report) = setup.build("a.tar.zst", &[], SCRIPT);
+    assert_status(&output, 0);
+    assert_eq!(report["cache"]["status"], "disabled", "{report}");
+    assert!(
+        report["cache"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hermetic.cache/v9"),
+        "{report}"
+    );
+    assert_eq!(report["cache"]["stored"], false);
+    let (output, required) = setup.build("b.tar.zst", &["--require-cache"], SCRIPT);
+    assert_status(&output, 4);
+    assert_eq!(required["cache"]["status"], "disabled");
+    let left: Vec<_> = std::fs::read_dir(setup.cache_dir())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    assert_eq!(left, ["VERSION"], "nothing was written into it");
 }

@@ -98,7 +98,7 @@ impl<'o> CacheSession<'o> {
         plan: &Plan,
     ) -> Result<Self, BuildError> {
         let scope = Scope::parse(options.scope.as_deref().unwrap_or(DEFAULT_SCOPE))?;
-        let store = Store::open(&options.dir)?;
+        let store = Store::open(&options.dir).map_err(BuildError::CacheUnusable)?;
         let state_dir = options
             .state_dir
             .clone()
@@ -128,6 +128,12 @@ impl<'o> CacheSession<'o> {
         report.cache.key = Some(self.key.to_string());
         report.cache.scope = Some(self.scope.as_str().to_owned());
         report.cache.status = CacheStatus::Miss;
+        if let Some(set_aside) = self.store.set_aside() {
+            report.cache.reason = Some(format!(
+                "the cache's layout could not be read: set aside in {} and started anew",
+                set_aside.display()
+            ));
+        }
         let trusted = self.trust.keys_for(&self.scope);
         match restore(
             &self.store,
@@ -146,7 +152,9 @@ impl<'o> CacheSession<'o> {
                 return true;
             }
             Lookup::Miss { reason } => {
-                report.cache.reason = reason;
+                if reason.is_some() {
+                    report.cache.reason = reason;
+                }
             }
             Lookup::Refused { error, quarantined } => {
                 tracing::warn!("cache entry {} refused: {}", self.key, error.message());

@@ -56,6 +56,9 @@ pub enum BuildError {
     Streams(#[source] std::io::Error),
     #[error("--cache-dir")]
     CacheStore(#[from] StoreError),
+    /// The cache directory cannot be used; the build runs uncached (see `execute`).
+    #[error("--cache-dir: the cache cannot be used")]
+    CacheUnusable(#[source] StoreError),
     #[error("cache keys")]
     CacheTrust(#[from] TrustError),
     #[error("cache key")]
@@ -123,7 +126,26 @@ pub fn execute(
         cache: CacheReport::default(),
     };
     let cache = match &request.cache {
-        Some(options) => Some(CacheSession::open(options, request, &profile, &plan)?),
+        Some(options) => match CacheSession::open(options, request, &profile, &plan) {
+            Ok(session) => Some(session),
+            // A cache that cannot be used never stops a build: it runs uncached, and says
+            // why (a miss all the same for --require-cache).
+            Err(BuildError::CacheUnusable(error)) => {
+                let reason = crate::errors::error_chain(&error);
+                tracing::warn!("building without the cache: {reason}");
+                report.cache.status = CacheStatus::Disabled;
+                report.cache.reason = Some(reason.clone());
+                if options.require {
+                    report.exit_code = exit::CACHE_MISS;
+                    report.error = Some(format!(
+                        "--require-cache: the cache cannot be used ({reason})"
+                    ));
+                    return Ok(report);
+                }
+                None
+            }
+            Err(other) => return Err(other),
+        },
         None => None,
     };
     if let Some(cache) = &cache {

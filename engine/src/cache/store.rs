@@ -33,6 +33,9 @@ use crate::signing::Bundle;
 /// - `hermetic.cache/v1`: first version.
 pub const STORE_SCHEMA: &str = "hermetic.cache/v1";
 
+/// The event appended when a damaged layout is set aside.
+pub const LAYOUT_SET_ASIDE_EVENT: &str = "cache_layout_set_aside";
+
 /// Scopes whose name starts with this are untrusted (forks, pull requests).
 pub const UNTRUSTED_PREFIX: &str = "untrusted-";
 /// The scope used when none is named.
@@ -49,8 +52,8 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("cache directory {path} has layout {found:?}; this hermetic uses {STORE_SCHEMA:?}")]
-    Version { path: PathBuf, found: String },
+    #[error("cache directory {path} has layout {found:?}, newer than this hermetic's {STORE_SCHEMA:?}; it is left as it is")]
+    NewerLayout { path: PathBuf, found: String },
     #[error("the signed manifest is {len} bytes, over the {max} a restore reads (too many files to cache)")]
     ManifestTooLarge { len: usize, max: usize },
     #[error("the archive at {path} changed after the build: expected {expected}, found {found}")]
@@ -124,6 +127,38 @@ pub struct GcReport {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// Where a damaged layout was set aside when this store was opened.
+    set_aside: Option<PathBuf>,
+}
+
+/// What `<cache-dir>/VERSION` says.
+enum Layout {
+    /// None yet: a new cache.
+    Missing,
+    Current,
+    /// `hermetic.cache/vN` with N above ours: written by a newer hermetic.
+    Newer(String),
+    /// Anything else (a flipped byte, an older version, garbage): unreadable here.
+    Damaged(String),
+}
+
+fn layout_of(text: &str) -> Layout {
+    let found = text.trim_end();
+    if found == STORE_SCHEMA {
+        return Layout::Current;
+    }
+    let ours = STORE_SCHEMA
+        .strip_prefix("hermetic.cache/v")
+        .and_then(|n| n.parse::<u32>().ok());
+    let theirs = found
+        .strip_prefix("hermetic.cache/v")
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok());
+    let shown: String = found.escape_debug().take(80).collect();
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) if theirs > ours => Layout::Newer(shown),
+        _ => Layout::Damaged(shown),
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -143,11 +178,35 @@ fn create_private_dir(path: &Path) -> Result<(), StoreError> {
 
 impl Store {
     /// Opens the cache at `root`, creating it (0700) if needed, and checks its layout
-    /// version.
+    /// version. A layout this hermetic cannot read is set aside into `quarantine/` (with a
+    /// `reason.json` and an event) and the cache starts anew, so that one damaged byte
+    /// does not stop every build; a newer hermetic's layout is left untouched (nothing is
+    /// written) and refused.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        let store = Self {
+        let mut store = Self {
             root: root.to_owned(),
+            set_aside: None,
         };
+        let version = root.join("VERSION");
+        let layout = match fs::read_to_string(&version) {
+            Ok(text) => layout_of(&text),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Layout::Missing,
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+                Layout::Damaged("(not UTF-8)".to_owned())
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: version,
+                    source,
+                })
+            }
+        };
+        if let Layout::Newer(found) = layout {
+            return Err(StoreError::NewerLayout {
+                path: root.to_owned(),
+                found,
+            });
+        }
         for dir in [
             root.to_owned(),
             store.scopes_dir(),
@@ -156,29 +215,87 @@ impl Store {
         ] {
             create_private_dir(&dir)?;
         }
-        let version = root.join("VERSION");
-        match fs::read_to_string(&version) {
-            Ok(found) if found.trim_end() == STORE_SCHEMA => Ok(store),
-            Ok(found) => Err(StoreError::Version {
-                path: root.to_owned(),
-                found: found.trim_end().chars().take(80).collect(),
-            }),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                // Written aside and renamed, so a concurrent opener never reads half of it.
-                let temp = store.temp_dir("version")?;
-                write_file(
-                    &temp.join("VERSION"),
-                    format!("{STORE_SCHEMA}\n").as_bytes(),
-                )?;
-                fs::rename(temp.join("VERSION"), &version).map_err(io_error(&version))?;
-                remove_tree(&temp);
-                Ok(store)
+        match layout {
+            Layout::Current => return Ok(store),
+            Layout::Damaged(found) => {
+                let set_aside = store.set_aside_layout(&found)?;
+                tracing::warn!(
+                    "cache directory {} had layout {found:?}, which this hermetic cannot \
+                     read: set aside in {} and started anew",
+                    root.display(),
+                    set_aside.display()
+                );
+                store.set_aside = Some(set_aside);
+                create_private_dir(&store.scopes_dir())?;
             }
-            Err(source) => Err(StoreError::Io {
-                path: version,
-                source,
-            }),
+            Layout::Missing | Layout::Newer(_) => {}
         }
+        // Written aside and renamed, so a concurrent opener never reads half of it.
+        let temp = store.temp_dir("version")?;
+        write_file(
+            &temp.join("VERSION"),
+            format!("{STORE_SCHEMA}\n").as_bytes(),
+        )?;
+        fs::rename(temp.join("VERSION"), &version).map_err(io_error(&version))?;
+        remove_tree(&temp);
+        Ok(store)
+    }
+
+    /// Where a damaged layout was set aside when this store was opened, if it was.
+    pub fn set_aside(&self) -> Option<&Path> {
+        self.set_aside.as_deref()
+    }
+
+    /// Moves `VERSION` and `scopes/` of a layout this hermetic cannot read into
+    /// `quarantine/<time>-layout/`, with a `reason.json`, and appends a
+    /// `cache_layout_set_aside` event. Entries are kept there as evidence, never read.
+    fn set_aside_layout(&self, found: &str) -> Result<PathBuf, StoreError> {
+        let now = SystemTime::now();
+        let nanos = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dest = self.quarantine_dir().join(format!("{nanos:020}-layout"));
+        create_private_dir(&dest)?;
+        for name in ["VERSION", "scopes"] {
+            let from = self.root.join(name);
+            match fs::rename(&from, dest.join(name)) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::Io {
+                        path: from,
+                        source: err,
+                    })
+                }
+                _ => {}
+            }
+        }
+        let time = crate::timestamp::rfc3339(now);
+        let message = format!(
+            "the cache layout {found:?} is not {STORE_SCHEMA:?}: its entries were set aside"
+        );
+        let record = serde_json::json!({
+            "schema": super::quarantine::QUARANTINE_SCHEMA,
+            "time": time,
+            "reason": "layout_damaged",
+            "file": "VERSION",
+            "expected": STORE_SCHEMA,
+            "found": found,
+            "message": message,
+        });
+        let mut json = serde_json::to_vec_pretty(&record).expect("records serialise");
+        json.push(b'\n');
+        write_file(&dest.join(super::quarantine::REASON_FILE), &json)?;
+        let event = serde_json::json!({
+            "event": LAYOUT_SET_ASIDE_EVENT,
+            "schema": super::quarantine::EVENT_SCHEMA,
+            "time": time,
+            "found": found,
+            "path": dest,
+        });
+        super::quarantine::append_event(self, &event).map_err(|err| StoreError::Io {
+            path: self.events_path(),
+            source: io::Error::other(crate::errors::error_chain(&err)),
+        })?;
+        Ok(dest)
     }
 
     pub fn root(&self) -> &Path {
@@ -294,22 +411,27 @@ impl Store {
                     .filter_map(|name| fs::symlink_metadata(path.join(name)).ok())
                     .map(|meta| meta.len())
                     .sum();
-                let last_used = meta
+                // Ordered by the full mtime: entries used within the same second are
+                // still told apart.
+                let used = meta
                     .modified()
                     .ok()
                     .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                entries.push(EntryInfo {
-                    scope: scope.clone(),
-                    key,
-                    path,
-                    bytes,
-                    last_used,
-                });
+                    .unwrap_or_default();
+                entries.push((
+                    used,
+                    EntryInfo {
+                        scope: scope.clone(),
+                        key,
+                        path,
+                        bytes,
+                        last_used: used.as_secs(),
+                    },
+                ));
             }
         }
-        entries.sort_by(|a, b| (a.last_used, &a.path).cmp(&(b.last_used, &b.path)));
-        Ok(entries)
+        entries.sort_by(|(a_used, a), (b_used, b)| (a_used, &a.path).cmp(&(b_used, &b.path)));
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     }
 
     /// Evicts the entries `untrusted` picks (the store trusts nothing it reads back, so
@@ -710,14 +832,72 @@ mod tests {
     }
 
     #[test]
-    fn a_store_of_another_layout_is_refused() {
+    fn a_damaged_or_older_layout_is_set_aside_and_the_cache_starts_anew() {
+        for damaged in ["hermetic.cachf/v1\n", "hermetic.cache/v0\n", "\u{0}\u{7f}"] {
+            let tmp = tempfile::tempdir().unwrap();
+            Store::open(tmp.path()).unwrap();
+            let entry = tmp.path().join("scopes/local/0123");
+            fs::create_dir_all(&entry).unwrap();
+            fs::write(entry.join("archive.tar.zst"), b"kept as evidence").unwrap();
+            fs::write(tmp.path().join("VERSION"), damaged).unwrap();
+
+            let store = Store::open(tmp.path()).unwrap();
+            let set_aside = store
+                .set_aside()
+                .expect("the layout was set aside")
+                .to_owned();
+            assert!(set_aside.starts_with(store.quarantine_dir()));
+            assert_eq!(
+                fs::read_to_string(set_aside.join("VERSION")).unwrap(),
+                damaged
+            );
+            assert_eq!(
+                fs::read(set_aside.join("scopes/local/0123/archive.tar.zst")).unwrap(),
+                b"kept as evidence"
+            );
+            let record: serde_json::Value =
+                serde_json::from_slice(&fs::read(set_aside.join("reason.json")).unwrap()).unwrap();
+            assert_eq!(record["reason"], "layout_damaged");
+            let events = fs::read_to_string(store.events_path()).unwrap();
+            assert!(
+                events.contains("\"event\":\"cache_layout_set_aside\""),
+                "{events}"
+            );
+            assert_eq!(
+                fs::read_to_string(tmp.path().join("VERSION")).unwrap(),
+                format!("{STORE_SCHEMA}\n")
+            );
+            assert_eq!(fs::read_dir(tmp.path().join("scopes")).unwrap().count(), 0);
+            let reopened = Store::open(tmp.path()).unwrap();
+            assert!(
+                reopened.set_aside().is_none(),
+                "a good layout is only opened"
+            );
+        }
+    }
+
+    #[test]
+    fn a_newer_layout_is_refused_and_left_untouched() {
         let tmp = tempfile::tempdir().unwrap();
-        Store::open(tmp.path()).unwrap();
-        Store::open(tmp.path()).unwrap();
-        fs::write(tmp.path().join("VERSION"), "hermetic.cache/v0\n").unwrap();
+        fs::write(tmp.path().join("VERSION"), "hermetic.cache/v9\n").unwrap();
+        let before: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert!(matches!(
             Store::open(tmp.path()),
-            Err(StoreError::Version { .. })
+            Err(StoreError::NewerLayout { .. })
         ));
+        let after: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(before, after, "nothing was written");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("VERSION")).unwrap(),
+            "hermetic.cache/v9\n"
+        );
     }
 }
