@@ -83,6 +83,7 @@ pub fn execute(
         Ok(outcome) => outcome,
         Err(err) => return sandbox_failed(error_chain(&err)),
     };
+    crate::sandbox::source::say_left_out(&outcome.source_left_out);
     if let Some((program, errno)) = &outcome.exec_failure {
         let (verdict, code) = if *errno == libc::ENOENT {
             (RunVerdict::NotFound, exit::RUN_NOT_FOUND)

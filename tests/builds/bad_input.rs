@@ -170,3 +170,51 @@ fn extract_refuses_an_existing_destination() {
     assert_status(&output, 2);
     assert!(stderr(&output).contains("already exists"));
 }
+
+/// A source with a daemon's socket and an editor's fifo next to the files (docker's build
+/// context and tar leave such files out): the build runs without them, the report names
+/// them, and the cache key is computed over the same tree the build saw.
+#[test]
+fn sockets_and_fifos_in_the_source_are_left_out_and_reported() {
+    let src = Source::new(&[("in.txt", "input\n")]);
+    std::fs::create_dir(src.join("sub")).unwrap();
+    nix::unistd::mkfifo(
+        &src.join("sub/editor.fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("daemon.sock")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let build = || {
+        hermetic()
+            .args(["build", "--json", "--src"])
+            .arg(src.path())
+            .arg("--artifact")
+            .arg(work.path().join("out.tar.zst"))
+            .arg("--cache-dir")
+            .arg(work.path().join("cache"))
+            .arg("--state-dir")
+            .arg(work.path().join("state"))
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "mkdir -p out && ls -R . > out/listing && test ! -e daemon.sock && test ! -e sub/editor.fifo",
+            ])
+            .output()
+            .expect("spawn hermetic")
+    };
+    let output = build();
+    assert_status(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["source_left_out"],
+        serde_json::json!(["daemon.sock", "sub/editor.fifo"]),
+        "{report}"
+    );
+    assert!(stderr(&output).contains("left out of the build dir"));
+    assert_eq!(report["cache"]["stored"], true, "{report}");
+    // The same tree gives the same key: a hit.
+    let again: serde_json::Value = serde_json::from_slice(&build().stdout).unwrap();
+    assert_eq!(again["cache"]["status"], "hit", "{again}");
+}

@@ -11,6 +11,8 @@ use crate::names::named_values;
 
 /// Version of the build report. Changelog:
 /// - hermetic.build/v1: first version (single and dual runs).
+/// - v1, addition: `source_left_out`, the source's sockets and fifos the build did not get
+///   (absent when there were none).
 pub const BUILD_REPORT_SCHEMA: &str = "hermetic.build/v1";
 
 /// A build's report. Published (`hermetic build --json`, the daemon's job record) through a
@@ -43,6 +45,10 @@ pub struct BuildReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<LogReport>,
     pub cache: CacheReport,
+    /// Sockets and fifos of the source, left out of the build dir (relative paths): they
+    /// carry no content a build could use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_left_out: Vec<PathBuf>,
 }
 
 impl BuildReport {

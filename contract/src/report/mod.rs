@@ -166,6 +166,7 @@ pub(crate) fn sample_report() -> BuildReport {
                 }),
             }),
         },
+        source_left_out: vec!["daemon.sock".into()],
     }
 }
 
@@ -204,6 +205,7 @@ mod tests {
             r#""pids":"v2:/hermetic/1","swap_limited":true},"kernel_landlock_abi":6,"landlock_abi":4,"#,
             r#""namespaces":["user","pid"],"no_new_privs":true,"seccomp_policy":"default","#,
             r#""seccomp_sha256":"seccomp-sha256"},"schema":"hermetic.build/v1","#,
+            r#""source_left_out":["daemon.sock"],"#,
             r#""suspected_causes":[{"cause":"variation-sensitive","path":"out/a"}],"#,
             r#""varied":[{"how":"build processes start at pid 301","what":"pids"}],"#,
             r#""verdict":"nondeterministic"}"#,
@@ -236,6 +238,7 @@ mod tests {
             output: None,
             log: None,
             cache: CacheReport::default(),
+            source_left_out: Vec::new(),
             ..sample_report()
         };
         let published = report.to_published_json().unwrap();

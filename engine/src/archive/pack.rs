@@ -212,6 +212,14 @@ pub fn manifest_of_tree(root: &Path, outputs: &[OutputPath]) -> Result<Manifest,
     Tree::scan(root, outputs)?.digest(workers() as usize)
 }
 
+/// [`manifest_of_tree`] of a source tree: sockets and fifos below the outputs are passed
+/// over, as the source copy leaves them out.
+pub fn manifest_of_source(root: &Path, outputs: &[OutputPath]) -> Result<Manifest, PackError> {
+    let mut tree = Tree::open(root)?;
+    tree.skip_sockets_and_fifos = true;
+    Tree::scan_with(tree, outputs)?.digest(workers() as usize)
+}
+
 /// What the walk found at one path.
 enum Node {
     Dir,
@@ -226,6 +234,9 @@ struct Tree {
     /// When set, entries no archive can hold are left out and named here instead of
     /// failing the walk (a failed build's tree, kept to look at).
     left_out: Option<Vec<String>>,
+    /// Sockets and fifos are passed over, as the source copy passes over them (a source
+    /// tree's digest describes what the build sees).
+    skip_sockets_and_fifos: bool,
 }
 
 /// How an entry the walk could not take is named when it is left out; None for errors
@@ -253,11 +264,15 @@ impl Tree {
             root: root_fd,
             nodes: BTreeMap::new(),
             left_out: None,
+            skip_sockets_and_fifos: false,
         })
     }
 
     fn scan(root: &Path, outputs: &[OutputPath]) -> Result<Self, PackError> {
-        let mut tree = Self::open(root)?;
+        Self::scan_with(Self::open(root)?, outputs)
+    }
+
+    fn scan_with(mut tree: Self, outputs: &[OutputPath]) -> Result<Self, PackError> {
         let mut sorted: Vec<&OutputPath> = outputs.iter().collect();
         sorted.sort();
         let mut walked: Vec<&str> = Vec::new();
@@ -403,6 +418,7 @@ impl Tree {
                     .map_err(|_| PackError::NonUtf8SymlinkTarget { path: path.clone() })?;
                 Node::Symlink { target }
             }
+            NodeKind::Fifo | NodeKind::Socket if self.skip_sockets_and_fifos => return Ok(()),
             other => {
                 return Err(PackError::UnsupportedFileType {
                     path,

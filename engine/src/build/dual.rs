@@ -106,6 +106,9 @@ pub(super) fn build(
         .as_ref()
         .ok()
         .map(|o| o.layers.clone());
+    if let Ok(canonical) = &outcome.runs[0].result {
+        report.source_left_out = super::outcome::source_left_out(canonical);
+    }
     for record in &outcome.runs {
         let mut run = run_report(record.name, record.result.as_ref());
         run.output_digest = record.packed().map(Digests::from);

@@ -124,6 +124,7 @@ pub fn execute(
         output: None,
         log: None,
         cache: CacheReport::default(),
+        source_left_out: Vec::new(),
     };
     let cache = match &request.cache {
         Some(options) => match CacheSession::open(options, request, &profile, &plan) {

@@ -1,5 +1,7 @@
 //! What the end of one run means for the report: its outputs or why it failed, and its
 //! line in `runs`.
+use std::path::PathBuf;
+
 use hermetic_contract::report::{RunName, RunReport};
 
 use crate::errors::error_chain;
@@ -59,4 +61,10 @@ pub(super) fn run_report(name: RunName, outcome: Result<&RunOutcome, &SandboxErr
             output_digest: None,
         },
     }
+}
+
+/// What the run's source left out, said on the way and returned for the report.
+pub(super) fn source_left_out(outcome: &RunOutcome) -> Vec<PathBuf> {
+    crate::sandbox::source::say_left_out(&outcome.source_left_out);
+    outcome.source_left_out.clone()
 }

@@ -48,6 +48,7 @@ pub(super) fn build(
         }
     };
     report.sandbox = Some(outcome.layers.clone());
+    report.source_left_out = super::outcome::source_left_out(&outcome);
     report.runs.push(run_report(RunName::A, Ok(&outcome)));
     match judge(&outcome) {
         Err(message) => {

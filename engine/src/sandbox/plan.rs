@@ -1,4 +1,5 @@
 //! Turns a profile plus a request into a validated `SandboxSpec`.
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::outpath::OutputPath;
@@ -174,7 +175,8 @@ fn rootfs_digest(dir: &Path) -> Result<String, PlanError> {
 
 /// BLAKE3 over a directory tree: the manifest (path, type, mode, size, content digest) of
 /// every top-level entry not in `skip` that is not a symlink, then the top-level symlinks
-/// as `name -> target` lines. Used for rootfs identity and provenance source digests.
+/// as `name -> target` lines; sockets and fifos are passed over, as the source copy leaves
+/// them out. Used for rootfs identity, cache keys and provenance source digests.
 pub fn tree_digest(dir: &Path, skip: &[&str]) -> Result<String, String> {
     let mut trees = Vec::new();
     let mut links = Vec::new();
@@ -191,12 +193,12 @@ pub fn tree_digest(dir: &Path, skip: &[&str]) -> Result<String, String> {
         if kind.is_symlink() {
             let target = std::fs::read_link(entry.path()).map_err(|err| err.to_string())?;
             links.push(format!("{name} -> {}", target.display()));
-        } else {
-            trees.push(OutputPath::parse(&name).map_err(|err| err.to_string())?);
+        } else if !(kind.is_fifo() || kind.is_socket()) {
+            trees.push(OutputPath::parse(&name).map_err(|err| crate::errors::error_chain(&err))?);
         }
     }
-    let manifest =
-        crate::archive::pack::manifest_of_tree(dir, &trees).map_err(|err| err.to_string())?;
+    let manifest = crate::archive::pack::manifest_of_source(dir, &trees)
+        .map_err(|err| crate::errors::error_chain(&err))?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(&manifest.to_canonical_json());
     for link in &links {

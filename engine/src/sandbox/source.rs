@@ -7,7 +7,7 @@
 //! source, such as a symlink, can point the copy at a host path.
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::sandbox::error::{Layer, StepError};
@@ -31,17 +31,41 @@ pub enum SourceError {
 
 /// Writes `dir` as a tar stream: directories, regular files (content and exec bit) and
 /// symlinks (never followed), in name order, or reverse name order when `reverse` (the
-/// varied run of a dual build). Any other file type is refused, so a build never depends
-/// on a fifo or device that only exists on one host.
-pub fn stream_source(dir: &Path, reverse: bool, out: impl Write) -> Result<(), SourceError> {
+/// varied run of a dual build). Sockets and fifos (a daemon's socket, an editor's fifo
+/// next to the sources) carry no content a build could use: they are left out, as tar and
+/// docker's build context leave them out, and returned (relative paths) so the caller can
+/// say so. A device is refused, so a build never depends on one that exists on one host.
+pub fn stream_source(
+    dir: &Path,
+    reverse: bool,
+    out: impl Write,
+) -> Result<Vec<PathBuf>, SourceError> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    append_dir(&mut builder, dir, Path::new(""), reverse)?;
+    let mut left_out = Vec::new();
+    append_dir(&mut builder, dir, Path::new(""), reverse, &mut left_out)?;
     builder
         .into_inner()
         .map_err(SourceError::Send)?
         .flush()
-        .map_err(SourceError::Send)
+        .map_err(SourceError::Send)?;
+    Ok(left_out)
+}
+
+/// Says (on hermetic's own stream, never in the build's output) which sockets and fifos
+/// [`stream_source`] left out.
+pub fn say_left_out(left_out: &[PathBuf]) {
+    if left_out.is_empty() {
+        return;
+    }
+    let names: Vec<String> = left_out
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    tracing::warn!(
+        "left out of the build dir, as sockets and fifos carry no content: {}",
+        names.join(", ")
+    );
 }
 
 /// A pipe's default capacity, and so the most one read from it returns: the size of the
@@ -50,30 +74,31 @@ pub fn stream_source(dir: &Path, reverse: bool, out: impl Write) -> Result<(), S
 pub(crate) const PIPE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Writes the whole stream of `dir` into `pipe` when it fits the pipe's buffer, so that
-/// the write cannot block and no thread has to stream it (an empty or small source).
-/// Returns false, having written nothing, when it does not fit.
+/// the write cannot block and no thread has to stream it (an empty or small source), and
+/// returns what [`stream_source`] left out. Returns None, having written nothing, when it
+/// does not fit.
 pub(crate) fn send_if_it_fits(
     dir: &Path,
     reverse: bool,
     pipe: &fs::File,
-) -> Result<bool, SourceError> {
+) -> Result<Option<Vec<PathBuf>>, SourceError> {
     let Some(limit) = crate::sandbox::message::pipe_capacity(pipe) else {
-        return Ok(false);
+        return Ok(None);
     };
     let mut stream = BoundedBuffer {
         bytes: Vec::new(),
         limit,
     };
-    match stream_source(dir, reverse, &mut stream) {
-        Ok(()) => {}
+    let left_out = match stream_source(dir, reverse, &mut stream) {
+        Ok(left_out) => left_out,
         // Larger than the pipe (or a file that failed while being copied, which the
         // streaming thread meets again and reports).
-        Err(SourceError::Send(_)) => return Ok(false),
+        Err(SourceError::Send(_)) => return Ok(None),
         Err(err) => return Err(err),
-    }
+    };
     let mut pipe = pipe;
     pipe.write_all(&stream.bytes).map_err(SourceError::Send)?;
-    Ok(true)
+    Ok(Some(left_out))
 }
 
 /// Takes bytes up to `limit`, then refuses.
@@ -101,6 +126,7 @@ fn append_dir<W: Write>(
     dir: &Path,
     relative: &Path,
     reverse: bool,
+    left_out: &mut Vec<PathBuf>,
 ) -> Result<(), SourceError> {
     let read_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -129,7 +155,7 @@ fn append_dir<W: Write>(
             builder
                 .append_data(&mut header, &name, io::empty())
                 .map_err(SourceError::Send)?;
-            append_dir(builder, &path, &name, reverse)?;
+            append_dir(builder, &path, &name, reverse, left_out)?;
         } else if kind.is_file() {
             let file = fs::File::open(&path).map_err(read_error(&path))?;
             header.set_size(meta.len());
@@ -156,6 +182,8 @@ fn append_dir<W: Write>(
             {
                 return Err(changed());
             }
+        } else if kind.is_fifo() || kind.is_socket() {
+            left_out.push(name);
         } else {
             return Err(SourceError::Unsupported { path });
         }
@@ -285,7 +313,10 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         fs::write(src.path().join("small"), "content").unwrap();
         let (mut read, write) = pipe();
-        assert!(send_if_it_fits(src.path(), false, &write).unwrap());
+        assert_eq!(
+            send_if_it_fits(src.path(), false, &write).unwrap(),
+            Some(vec![])
+        );
         drop(write);
         let mut sent = Vec::new();
         read.read_to_end(&mut sent).unwrap();
@@ -295,7 +326,7 @@ mod tests {
 
         fs::write(src.path().join("large"), vec![7u8; PIPE_BUFFER_BYTES]).unwrap();
         let (read, write) = pipe();
-        assert!(!send_if_it_fits(src.path(), false, &write).unwrap());
+        assert_eq!(send_if_it_fits(src.path(), false, &write).unwrap(), None);
         drop(write);
         let mut sent = Vec::new();
         (&read).read_to_end(&mut sent).unwrap();
@@ -308,7 +339,14 @@ mod tests {
     #[test]
     fn a_source_that_cannot_be_read_is_an_error_before_anything_is_sent() {
         let src = tempfile::tempdir().unwrap();
-        nix::unistd::mkfifo(&src.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A device node (as root, which the test suites run as): refused, not left out.
+        nix::sys::stat::mknod(
+            &src.path().join("null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::S_IRUSR,
+            nix::sys::stat::makedev(1, 3),
+        )
+        .expect("mknod needs root");
         let (read, write) = pipe();
         let err = send_if_it_fits(src.path(), false, &write).unwrap_err();
         assert!(matches!(err, SourceError::Unsupported { .. }), "{err}");
@@ -420,15 +458,32 @@ mod tests {
     }
 
     #[test]
-    fn a_fifo_in_the_source_is_refused() {
+    fn fifos_and_sockets_in_the_source_are_left_out_and_named() {
         let src = tempfile::tempdir().unwrap();
+        fs::create_dir(src.path().join("sub")).unwrap();
         nix::unistd::mkfifo(
-            &src.path().join("pipe"),
+            &src.path().join("sub/pipe"),
             nix::sys::stat::Mode::from_bits_truncate(0o644),
         )
         .unwrap();
-        let err = stream_source(src.path(), false, io::sink()).unwrap_err();
-        assert!(matches!(err, SourceError::Unsupported { .. }), "{err}");
+        let _listener =
+            std::os::unix::net::UnixListener::bind(src.path().join("daemon.sock")).unwrap();
+        fs::write(src.path().join("kept.txt"), "kept").unwrap();
+        let mut stream = Vec::new();
+        let left_out = stream_source(src.path(), false, &mut stream).unwrap();
+        assert_eq!(
+            left_out,
+            [PathBuf::from("daemon.sock"), PathBuf::from("sub/pipe")]
+        );
+        let dest = tempfile::tempdir().unwrap();
+        unpack_source(stream.as_slice(), dest.path()).unwrap();
+        assert_eq!(
+            fs::read_to_string(dest.path().join("kept.txt")).unwrap(),
+            "kept"
+        );
+        assert!(dest.path().join("sub").is_dir());
+        assert!(!dest.path().join("sub/pipe").exists());
+        assert!(!dest.path().join("daemon.sock").exists());
     }
 
     #[test]

@@ -108,18 +108,19 @@ pub(super) fn hand_over_spec(
         ..
     } = early;
     SpecSender::start(spec, spec_pipe)?.finish();
-    let all_sent = match &spec.source {
+    let sent = match &spec.source {
         Some(dir) => send_if_it_fits(dir, spec.variation.reverse_source_order, &source_pipe)
             .map_err(source_failed)?,
-        None => true,
+        None => Some(Vec::new()),
     };
     Ok(Started {
         helper,
         message_read,
         provision,
-        source_to_stream: match &spec.source {
-            Some(dir) if !all_sent => Some((dir.clone(), source_pipe)),
+        source_to_stream: match (&spec.source, &sent) {
+            (Some(dir), None) => Some((dir.clone(), source_pipe)),
             _ => None,
         },
+        source_left_out: sent.unwrap_or_default(),
     })
 }

@@ -16,6 +16,7 @@ mod start;
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -79,6 +80,8 @@ pub struct RunOutcome {
     pub setup: Option<Duration>,
     /// The build could not be exec'd: (program, errno).
     pub exec_failure: Option<(String, i32)>,
+    /// Sockets and fifos of the source, left out of the build dir (relative paths).
+    pub source_left_out: Vec<PathBuf>,
     pub layers: AppliedLayers,
     pub outputs: Option<Result<PackedOutputs, String>>,
 }
@@ -145,6 +148,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         message_read,
         provision,
         source_to_stream,
+        mut source_left_out,
     } = started_helper;
     if let Some(cancel) = launch.cancel {
         // Before the helper can be reaped, so the pidfd names this helper and no other.
@@ -214,10 +218,12 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         trees.add(name, file, packed);
     }
     // A source the launcher could not send explains why the sandbox stopped.
-    if let Some(Some(Err(err))) = source_sender.map(crate::background::Background::join) {
-        if !matches!(err, SourceError::Send(_)) {
-            return Err(source_failed(err));
+    match source_sender.map(crate::background::Background::join) {
+        Some(Some(Err(err))) if !matches!(err, SourceError::Send(_)) => {
+            return Err(source_failed(err))
         }
+        Some(Some(Ok(left_out))) => source_left_out = left_out,
+        _ => {}
     }
 
     if let Some((layer, message)) = outcome.setup_failure.take() {
@@ -243,6 +249,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
         duration: started.elapsed(),
         setup: outcome.started_at.map(|at| at.duration_since(started)),
         exec_failure: outcome.exec_failure,
+        source_left_out,
         layers,
         outputs: outcome.outputs,
     })

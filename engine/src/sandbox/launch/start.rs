@@ -84,6 +84,8 @@ pub(super) struct Started {
     pub(super) provision: OwnedFd,
     /// A source too large for its pipe, still to be sent (by a thread).
     pub(super) source_to_stream: Option<(PathBuf, File)>,
+    /// What the source sent already left out (sockets, fifos).
+    pub(super) source_left_out: Vec<PathBuf>,
 }
 
 /// Starts a helper for `spec` now, with the launch's streams and files.
@@ -102,6 +104,7 @@ pub(super) fn start_with_spec(
     // init (see source.rs): all of it now when it fits the pipe, else by a thread while
     // init unpacks it.
     let mut source_to_stream = None;
+    let mut source_left_out = Vec::new();
     let source_read = match &spec.source {
         Some(dir) => {
             let (read, write) = pipe().map_err(|source| SandboxError::Protocol {
@@ -109,10 +112,11 @@ pub(super) fn start_with_spec(
                 source,
             })?;
             let write = File::from(write);
-            if !send_if_it_fits(dir, spec.variation.reverse_source_order, &write)
+            match send_if_it_fits(dir, spec.variation.reverse_source_order, &write)
                 .map_err(source_failed)?
             {
-                source_to_stream = Some((dir.clone(), write));
+                Some(left_out) => source_left_out = left_out,
+                None => source_to_stream = Some((dir.clone(), write)),
             }
             fds.push((raw(&read), SOURCE_FD));
             Some(read)
@@ -134,6 +138,7 @@ pub(super) fn start_with_spec(
         message_read,
         provision,
         source_to_stream,
+        source_left_out,
     })
 }
 
