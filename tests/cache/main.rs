@@ -12,3 +12,5 @@ mod fixture;
 mod gc_size;
 /// Attacks on entries: each refused, quarantined, logged, and nothing touched.
 mod poison;
+/// The remote cache on a real OCI registry: sharing, poisoning, conflicts, outages.
+mod remote;
