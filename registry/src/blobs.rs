@@ -10,7 +10,7 @@ use ureq::http::Method;
 use crate::auth::Access;
 use crate::error::{ErrorKind, RegistryError, Step};
 use crate::reference::Repository;
-use crate::transport::{header, location, with_query, Exchange};
+use crate::transport::{header, location, with_query, Exchange, SMALL_CHUNK_SIZE};
 use crate::Client;
 
 /// How much of a download is read (and hashed) at a time.
@@ -123,7 +123,8 @@ impl Client {
     /// PATCH chunks of the configured size, then a PUT that names the digest; the
     /// digest and size are checked on our side before that PUT, so a source that
     /// changed under us is never committed. A session that fails is restarted once from
-    /// the start of `source`.
+    /// the start of `source`: in chunks of at most [`SMALL_CHUNK_SIZE`] when a chunk was
+    /// refused as too large (413, 416).
     pub fn push_blob<R: Read + Seek>(
         &self,
         repository: &Repository,
@@ -161,12 +162,18 @@ impl Client {
             }
             None => self.start_upload(&uploads, repository)?,
         };
-        match self.upload_session(session, repository, digest, size, source) {
+        let chunk_size = self.transport.config.chunk_size.max(1);
+        match self.upload_session(session, repository, digest, size, source, chunk_size) {
             Ok(()) => Ok(BlobPush::Uploaded),
             Err(error) if failed_on_our_side(&error) => Err(error),
-            Err(_) => {
+            Err(error) => {
+                let chunk_size = if matches!(error.status(), Some(413 | 416)) {
+                    chunk_size.min(SMALL_CHUNK_SIZE)
+                } else {
+                    chunk_size
+                };
                 let session = self.start_upload(&uploads, repository)?;
-                self.upload_session(session, repository, digest, size, source)?;
+                self.upload_session(session, repository, digest, size, source, chunk_size)?;
                 Ok(BlobPush::Uploaded)
             }
         }
@@ -195,6 +202,7 @@ impl Client {
         digest: &Digest,
         size: u64,
         source: &mut R,
+        chunk_size: usize,
     ) -> Result<(), RegistryError> {
         let source_error = |url: &str, error| {
             RegistryError::new(Step::UploadChunk, url, ErrorKind::ReadSource(error))
@@ -204,7 +212,7 @@ impl Client {
             .map_err(|error| source_error(&session, error))?;
         let mut hasher = Sha256::new();
         let mut offset: u64 = 0;
-        let mut chunk = vec![0; self.transport.config.chunk_size.max(1)];
+        let mut chunk = vec![0; chunk_size];
         loop {
             let filled = fill(source, &mut chunk).map_err(|error| source_error(&session, error))?;
             if filled == 0 {

@@ -93,7 +93,7 @@ pub use crate::reference::{
     parse_sha256_digest, ImageReference, ManifestReference, ReferenceError, Registry, Repository,
     Tag,
 };
-pub use crate::transport::{ClientConfig, PlainHttp, DEFAULT_CHUNK_SIZE};
+pub use crate::transport::{ClientConfig, PlainHttp, DEFAULT_CHUNK_SIZE, SMALL_CHUNK_SIZE};
 
 use crate::transport::Transport;
 

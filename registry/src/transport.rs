@@ -18,9 +18,14 @@ use crate::auth::{
 use crate::error::{ClientError, ErrorKind, RegistryError, Step};
 use crate::reference::{Registry, Repository};
 
-/// GHCR refuses requests near 4 MiB (416) and some proxies cap bodies lower still:
-/// chunks stay well under that while keeping the request count of a large blob low.
-pub const DEFAULT_CHUNK_SIZE: usize = 3 * 1024 * 1024;
+/// Large enough that a big blob takes few requests: each PATCH costs a registry such as
+/// distribution a round trip and a save of its resumable hash (a 326 MB blob in 3 MiB
+/// chunks took 5.2 s to upload, against 2.5-3 s in one request).
+pub const DEFAULT_CHUNK_SIZE: usize = 32 * 1024 * 1024;
+
+/// GHCR refuses requests near 4 MiB (416) and some proxies cap bodies lower still (413):
+/// a session refused so is started again in chunks of this size, well under that.
+pub const SMALL_CHUNK_SIZE: usize = 3 * 1024 * 1024;
 
 /// An error body is read only for its message; more than this is not worth holding.
 const ERROR_BODY_LIMIT: u64 = 16 * 1024;

@@ -261,8 +261,9 @@ fn noise(length: usize) -> Vec<u8> {
 }
 
 /// A registry behind a proxy that refuses request bodies over 4 MiB with 413 (as
-/// registries behind proxies and GHCR do): a 10 MiB entry is pushed in chunks under the
-/// cap, and restored through the same proxy by another runner.
+/// registries behind proxies and GHCR do): the 10 MiB entry's first, single chunk is
+/// refused, the upload starts again in chunks under the cap, and another runner restores
+/// the entry through the same proxy.
 #[test]
 fn a_large_entry_moves_in_chunks_through_a_proxy_that_caps_requests() {
     use super::net::{Reply, Scripted};
