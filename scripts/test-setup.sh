@@ -16,11 +16,14 @@ export DEBIAN_FRONTEND=noninteractive
 # client's tests (registry/tests/registry/), which start their own registry on a loopback
 # port (their HTTPS test makes its CA with the openssl above).
 # diffoscope-minimal: the diffoscope path of `hermetic build --explain` (tests/repro).
+# umoci and skopeo: the image tests (tests/images/) compare the stored tree with `umoci raw
+# unpack --rootless` and convert their fixture layouts (docker-archive, a push to the
+# docker-registry above); busybox-static is the fixture's program.
 packages=(
   ca-certificates gcc libc6-dev make python3 tar gzip zip unzip git zstd
   util-linux iproute2 procps busybox-static sudo fuse3 strace
   openssl python3-nacl python3-cryptography diffoscope-minimal
-  docker-registry apache2-utils
+  docker-registry apache2-utils umoci skopeo
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -102,6 +102,15 @@ hermetic cache verify --cache-dir ~/.cache/hermetic\n  hermetic cache gc --cache
 hermetic cache pull --cache-dir ~/.cache/hermetic --cache-remote oci://registry.example/ci/cache KEY"
     )]
     Cache(CacheCommand),
+    /// Pull, import, list, verify and remove the OCI images builds can run in.
+    #[command(
+        subcommand,
+        after_help = "Images are unpacked by hermetic's own strict unpacker and stored once, \
+read-only, by manifest digest in <state-dir>/images (docs/images.md).\n\n\
+Examples:\n  hermetic image pull registry.example/debian:bookworm\n  \
+hermetic image import ./layout --tag v1\n  hermetic image ls\n  hermetic image verify"
+    )]
+    Image(ImageCommand),
     /// Show or stop the daemon that runs jobs.
     #[command(
         subcommand,
@@ -570,6 +579,137 @@ Example:\n  hermetic cache quarantine ls --cache-dir ~/.cache/hermetic --trust-k
         #[command(flatten)]
         keys: CacheKeysArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub enum ImageCommand {
+    /// Fetch an image from a registry and store its unpacked tree.
+    #[command(
+        after_help = "REF is HOST[:PORT]/REPO:TAG, HOST[:PORT]/REPO@sha256:HEX or both. A tag is \
+resolved once, to the digest printed; everything after is fetched by digest. A \
+multi-platform image resolves to this host's platform. Every blob is checked against its \
+digest and size, every layer against the config's diff_ids, and every tar member against \
+the unpacker's rules; a refused image leaves nothing in the store.\n\n\
+The registry is reached as the remote cache reaches one: the system's certificates plus \
+--registry-ca, plain HTTP only on loopback unless --registry-plain-http, credentials from \
+the docker and podman auth files.\n\n\
+Exit status: 0 stored (or already there), 2 usage error or no such image, 4 the image was \
+refused, 5 the registry can't be reached or an internal error.\n\n\
+Examples:\n  hermetic image pull registry.example/debian:bookworm\n  \
+hermetic image pull --json registry.example/tools@sha256:3f2a..."
+    )]
+    Pull {
+        /// The image reference.
+        #[arg(value_name = "REF")]
+        reference: String,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+        #[command(flatten)]
+        limits: ImageLimitArgs,
+        /// PEM certificates trusted for the registry besides the system's.
+        #[arg(long, value_name = "FILE")]
+        registry_ca: Option<PathBuf>,
+        /// Speak plain HTTP to a registry that is not on loopback (loopback always may);
+        /// credentials then travel in the clear.
+        #[arg(long)]
+        registry_plain_http: bool,
+        /// Seconds each registry request may take: connecting, the answer, each stall of
+        /// a download.
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
+    /// Store the image of an OCI layout directory or a docker-archive tarball.
+    #[command(
+        after_help = "PATH is an OCI image layout directory (oci-layout, index.json, blobs/), or \
+a tarball: `docker save`, `skopeo copy ... docker-archive:FILE`, or an OCI layout in a tar. \
+--tag picks the image where PATH holds several. A docker-archive image has no manifest of \
+its own: hermetic derives the OCI manifest of its uncompressed layers, whose digest \
+identifies it. The checks and the refusals are those of `image pull`.\n\n\
+Exit status: 0 stored (or already there), 2 usage error, 4 the image was refused, 5 internal \
+error.\n\n\
+Examples:\n  hermetic image import ./layout\n  hermetic image import --tag v1 --json image.tar"
+    )]
+    Import {
+        /// The layout directory or tarball.
+        path: PathBuf,
+        /// The tag of the image to import (`org.opencontainers.image.ref.name` in a
+        /// layout, RepoTags in a docker-archive).
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+        #[command(flatten)]
+        limits: ImageLimitArgs,
+    },
+    /// List the stored images with the reference each was stored under.
+    #[command(
+        after_help = "Each line: manifest digest, platform, files and bytes of the tree, and \
+the reference it was first stored under.\n\n\
+Exit status: 0 listed, 2 usage error, 5 the store can't be read.\n\n\
+Examples:\n  hermetic image ls\n  hermetic image ls --json --state-dir /var/lib/hermetic"
+    )]
+    Ls {
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+    /// Re-hash stored trees and compare them with what was recorded when they were stored.
+    #[command(
+        after_help = "Every file's content, every mode, type and symlink target is compared \
+with the tree's manifest written when the image was stored, and the stored manifest and \
+config with their digests. Without DIGEST, every stored image is verified.\n\n\
+Exit status: 0 all verified, 2 usage error or no such image, 4 an image differs, 5 the store \
+can't be read.\n\n\
+Examples:\n  hermetic image verify\n  hermetic image verify --json sha256:3f2a..."
+    )]
+    Verify {
+        /// The image's manifest digest (sha256:HEX).
+        #[arg(value_name = "DIGEST")]
+        digest: Option<String>,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+    /// Remove a stored image, unless a build or a verify is using it.
+    #[command(
+        after_help = "An image in use (a build, or `image verify`, holds it) is not removed: \
+the command refuses at once, and the image stays.\n\n\
+Exit status: 0 removed, 2 usage error or no such image, 4 the image is in use, 5 internal \
+error.\n\n\
+Example:\n  hermetic image rm sha256:3f2a..."
+    )]
+    Rm {
+        /// The image's manifest digest (sha256:HEX).
+        #[arg(value_name = "DIGEST")]
+        digest: String,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+}
+
+// Where the image store is, and how to print (a plain comment, for the reason given at
+// CacheKeysArgs).
+#[derive(Debug, Args)]
+pub struct ImageStoreArgs {
+    /// The state directory whose images/ is the store (default: /var/lib/hermetic for
+    /// root, else $XDG_STATE_HOME/hermetic or ~/.local/state/hermetic).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+// Bounds on what an image may make hermetic unpack (a plain comment, as above).
+#[derive(Debug, Args)]
+pub struct ImageLimitArgs {
+    /// Refuse an image whose layers hold more file content than SIZE (bytes, or K, M,
+    /// G, T as in profiles; default 64G).
+    #[arg(long, value_name = "SIZE", value_parser = hermetic::size::parse_size)]
+    pub max_bytes: Option<u64>,
+    /// Refuse an image whose layers hold more tar members than N (default 2000000).
+    #[arg(long, value_name = "N")]
+    pub max_entries: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod digest;
 pub mod dirs;
 pub mod errors;
+pub mod image;
 pub mod provenance;
 pub mod repro;
 pub mod run;

@@ -3,6 +3,7 @@ mod build;
 mod cache;
 mod completions;
 mod daemon;
+mod image;
 mod jobs;
 mod keygen;
 mod man;
@@ -28,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Keygen(args) => keygen::keygen(args),
         Command::Verify(args) => verify::verify(args),
         Command::Cache(command) => cache::cache(command),
+        Command::Image(command) => image::image(command),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => man::man(args),
     }

@@ -213,6 +213,13 @@ impl DirFd {
     }
 }
 
+impl AsFd for DirFd {
+    /// The directory itself, as the base of `*at` calls on its children.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 /// Creates directory `name` in `parent`, sets its mode exactly (regardless of umask) and
 /// returns it opened.
 pub(crate) fn create_dir_at(parent: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<OwnedFd> {
@@ -234,6 +241,18 @@ pub(crate) fn create_file_at(parent: BorrowedFd<'_>, name: &str) -> io::Result<F
         parent,
         Path::new(name),
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Creates file `name` in `parent` for reading and writing, mode 0600; fails if anything,
+/// even a dangling symlink, already has that name.
+pub(crate) fn create_read_write_file_at(parent: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let fd = open_beneath(
+        parent,
+        Path::new(name),
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
         Mode::S_IRUSR | Mode::S_IWUSR,
     )?;
     Ok(File::from(fd))
@@ -270,6 +289,51 @@ pub(crate) fn rename_noreplace(parent: BorrowedFd<'_>, from: &OsStr, to: &OsStr)
         parent,
         to,
         RenameFlags::RENAME_NOREPLACE,
+    )?)
+}
+
+/// Makes `new_name` in `new_dir` another name of `old_name` in `old_dir` (a hard link);
+/// a symlink at `old_name` is linked itself, never followed.
+pub(crate) fn create_hardlink_at(
+    old_dir: BorrowedFd<'_>,
+    old_name: &str,
+    new_dir: BorrowedFd<'_>,
+    new_name: &str,
+) -> io::Result<()> {
+    Ok(unistd::linkat(
+        old_dir,
+        old_name,
+        new_dir,
+        new_name,
+        AtFlags::empty(),
+    )?)
+}
+
+/// Renames `from` in `from_dir` to `to` in `to_dir` (one filesystem), failing with EEXIST
+/// if `to` exists.
+pub(crate) fn rename_noreplace_between(
+    from_dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to_dir: BorrowedFd<'_>,
+    to: &OsStr,
+) -> io::Result<()> {
+    Ok(fcntl::renameat2(
+        from_dir,
+        from,
+        to_dir,
+        to,
+        RenameFlags::RENAME_NOREPLACE,
+    )?)
+}
+
+/// Sets the permission bits of child `name` of `parent` without opening it (so without
+/// read permission on it); a symlink there is refused (EOPNOTSUPP), never followed.
+pub(crate) fn set_mode_at(parent: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    Ok(stat::fchmodat(
+        parent,
+        name,
+        Mode::from_bits_truncate(mode),
+        stat::FchmodatFlags::NoFollowSymlink,
     )?)
 }
 
