@@ -35,6 +35,7 @@ async fn no_zombie_or_leftover_child_outlives_a_mix_of_jobs() {
         format!("for i in $(seq 200); do sleep {survivor} & done; echo forked; exit 1");
     std::fs::create_dir_all(daemon.dir.path().join("artifacts")).unwrap();
     let mut finished = Vec::new();
+    let mut sleepers = Vec::new();
     for round in 0..3 {
         let mut ids = Vec::new();
         for command in [
@@ -60,11 +61,16 @@ async fn no_zombie_or_leftover_child_outlives_a_mix_of_jobs() {
             assert_eq!(status, 201, "{job}");
             ids.push(job["id"].as_u64().unwrap());
         }
-        // One cancelled while it runs.
-        let sleeper = daemon.submit(&["/bin/sleep", &survivor]).await;
-        daemon
-            .wait_for(sleeper, |job| job["state"] == "running")
-            .await;
+        // One cancelled while its command runs. (Cancelled while init is still starting,
+        // before it has asked to die with the helper, init can outlive the helper: a known
+        // race, kept out of this test, which is about what jobs leave behind.)
+        let sleeping = marker("sleeper");
+        let sleeper = daemon.submit(&["/bin/sleep", &sleeping]).await;
+        assert!(
+            eventually(|| !processes_with(&sleeping).is_empty()).await,
+            "the job to cancel never ran its command"
+        );
+        sleepers.push(sleeping);
         let (status, job) = daemon
             .post(
                 &format!("/v1/jobs/{sleeper}/cancel"),
@@ -92,10 +98,12 @@ async fn no_zombie_or_leftover_child_outlives_a_mix_of_jobs() {
         "zombie children of the daemon: {:?}",
         zombie_children()
     );
-    assert!(
-        eventually(|| processes_with(&survivor).is_empty()).await,
-        "a build's process outlived its job: {:?}",
-        processes_with(&survivor)
-    );
+    for name in std::iter::once(&survivor).chain(&sleepers) {
+        assert!(
+            eventually(|| processes_with(name).is_empty()).await,
+            "a build's process outlived its job: {:?}",
+            processes_with(name)
+        );
+    }
     daemon.stop().await;
 }
