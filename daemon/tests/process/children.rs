@@ -61,9 +61,19 @@ async fn no_zombie_or_leftover_child_outlives_a_mix_of_jobs() {
             assert_eq!(status, 201, "{job}");
             ids.push(job["id"].as_u64().unwrap());
         }
-        // One cancelled while its command runs. (Cancelled while init is still starting,
-        // before it has asked to die with the helper, init can outlive the helper: a known
-        // race, kept out of this test, which is about what jobs leave behind.)
+        // One cancelled as soon as it runs: its helper may be killed while init is still
+        // starting, before init has asked to die with it (init then sees the helper-alive
+        // pipe closed and ends).
+        let early = daemon.submit(&["/bin/sleep", &survivor]).await;
+        daemon
+            .wait_for(early, |job| job["state"] == "running")
+            .await;
+        let (status, job) = daemon
+            .post(&format!("/v1/jobs/{early}/cancel"), &json!({}).to_string())
+            .await;
+        assert_eq!(status, 202, "{job}");
+        ids.push(early);
+        // One cancelled while its command runs.
         let sleeping = marker("sleeper");
         let sleeper = daemon.submit(&["/bin/sleep", &sleeping]).await;
         assert!(

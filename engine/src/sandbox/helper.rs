@@ -239,6 +239,17 @@ unsafe fn enter_namespaces_and_wait(
     ))?;
 
     let stdio = crate::sandbox::init::StdioRelease::prepare()?;
+    // A pipe whose write end only the helper keeps: init asks to die with the helper, and
+    // then sees the pipe's other end closed if the helper died before it asked (a fork has
+    // no parent-death signal from its first instruction, and pid 1 of a new pid namespace
+    // cannot compare getppid: it reads 0).
+    let (helper_alive, helper_alive_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(step(
+            Layer::Helper,
+            "create the helper-alive pipe",
+            "pipe2",
+            None,
+        ))?;
     // SAFETY: the helper is single-threaded (this function's contract).
     let forked = unsafe { fork() };
     let init = match forked.map_err(step(
@@ -250,8 +261,17 @@ unsafe fn enter_namespaces_and_wait(
         // SAFETY: init is a copy of this single-threaded helper, whose launcher's
         // descriptors other than MESSAGE_FD and SPEC_FD are in place and untouched, and
         // it ends the process without returning here.
-        Forked::Child => unsafe { crate::sandbox::init::run(spec, &created, messages) },
-        Forked::Parent { child } => child,
+        Forked::Child => {
+            drop(helper_alive_writer);
+            // SAFETY: as above.
+            unsafe { crate::sandbox::init::run(spec, &created, messages, helper_alive) }
+        }
+        Forked::Parent { child } => {
+            drop(helper_alive);
+            // Held until the helper ends, with the process: never closed by hand.
+            std::mem::forget(helper_alive_writer);
+            child
+        }
     };
     stdio.release()?;
     let pidfd = crate::sys::process::pidfd_open(init).map_err(step(

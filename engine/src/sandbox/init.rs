@@ -42,11 +42,29 @@ use crate::sandbox::message::{
 use crate::sandbox::spec::SandboxSpec;
 use crate::sys::process::{exit_now, spawn_borrowing_memory};
 
+/// Whether every write end of the helper-alive pipe is closed: only the helper holds one.
+fn helper_is_gone(helper_alive: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+    let mut poll = [nix::poll::PollFd::new(
+        helper_alive.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    match nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO) {
+        Ok(0) => false,
+        Ok(_) => poll[0]
+            .revents()
+            .is_some_and(|events| events.intersects(nix::poll::PollFlags::POLLHUP)),
+        // Unknown: the parent-death signal is set, which covers a helper alive now.
+        Err(_) => false,
+    }
+}
+
 /// Exit statuses of the build child when it could not exec (docker/podman convention).
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-/// Runs init in this process, a fork of the helper, which created `helper_namespaces`.
+/// Runs init in this process, a fork of the helper, which created `helper_namespaces`;
+/// `helper_alive` is the read end of a pipe whose write end only the helper holds.
 ///
 /// # Safety
 ///
@@ -57,9 +75,10 @@ pub(crate) unsafe fn run(
     spec: &SandboxSpec,
     helper_namespaces: &[Namespace],
     messages: &mut MessageSink,
+    helper_alive: std::os::fd::OwnedFd,
 ) -> ! {
     // SAFETY: the same contract as this function's.
-    let code = match unsafe { init_main(spec, helper_namespaces, messages) } {
+    let code = match unsafe { init_main(spec, helper_namespaces, messages, helper_alive) } {
         Ok(code) => code,
         Err(err) => {
             messages.setup_failed(&err);
@@ -76,6 +95,7 @@ unsafe fn init_main(
     spec: &SandboxSpec,
     helper_namespaces: &[Namespace],
     messages: &mut MessageSink,
+    helper_alive: std::os::fd::OwnedFd,
 ) -> Result<i32, StepError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(step(
         Layer::Helper,
@@ -83,6 +103,12 @@ unsafe fn init_main(
         "prctl(PR_SET_PDEATHSIG)",
         None,
     ))?;
+    // A helper killed between the fork and the line above (a cancel) sent no signal:
+    // its end of the pipe is closed then, and init must not go on without it.
+    if helper_is_gone(&helper_alive) {
+        exit_now(crate::sandbox::helper::SETUP_FAILED);
+    }
+    drop(helper_alive);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     crate::sandbox::mount::build_root(spec)?;
     if let Some(count) = spec.variation.inode_offset {
