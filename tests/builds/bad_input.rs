@@ -218,3 +218,27 @@ fn sockets_and_fifos_in_the_source_are_left_out_and_reported() {
     let again: serde_json::Value = serde_json::from_slice(&build().stdout).unwrap();
     assert_eq!(again["cache"]["status"], "hit", "{again}");
 }
+
+/// An error names each cause once: the OS error under "failed to read profile" is printed
+/// one time, not once by the message and again as its source.
+#[test]
+fn an_error_names_its_cause_once() {
+    let output = hermetic()
+        .args([
+            "--no-daemon",
+            "run",
+            "--profile",
+            "/nonexistent/profile.toml",
+            "--",
+            "true",
+        ])
+        .output()
+        .expect("spawn hermetic");
+    let text = stderr(&output);
+    assert!(text.contains("/nonexistent/profile.toml"), "{text}");
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+}
