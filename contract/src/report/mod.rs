@@ -3,6 +3,7 @@
 //! that crossed the daemon's socket is the same value the engine produced.
 mod build;
 mod cache;
+mod drill;
 mod layers;
 mod repro;
 mod run;
@@ -14,6 +15,10 @@ pub use build::{
 pub use cache::{
     CacheReport, CacheStatus, ConflictingEntry, RemoteCacheReport, RemoteCacheStatus,
     RemoteConflict, RemotePush, RestoreStep,
+};
+pub use drill::{
+    AttackOutcome, AttackResult, CaseResult, CaseVerdict, DriftRecord, DrillKind, DrillReport,
+    Finding, DRILL_REPORT_SCHEMA,
 };
 pub use layers::{AppliedLayers, CgroupReport};
 pub use repro::{Difference, DifferenceKind, Suspect, SuspectedCause, TimestampEncoding, Varied};
