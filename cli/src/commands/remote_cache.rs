@@ -1,8 +1,8 @@
 //! `hermetic cache push|pull KEY`, `cache ls --remote` and `cache verify --remote`: the
 //! remote cache (an OCI registry) from the command line, in this process.
-use std::cell::Cell;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hermetic::cache::remote::{
@@ -377,7 +377,8 @@ pub fn push(
 struct Progress {
     verb: &'static str,
     on_terminal: bool,
-    last: Cell<Option<Instant>>,
+    /// Behind a lock: an upload reads (and reports) on a thread of its own.
+    last: Mutex<Option<Instant>>,
 }
 
 impl Progress {
@@ -385,7 +386,7 @@ impl Progress {
         Progress {
             verb,
             on_terminal: std::io::stderr().is_terminal(),
-            last: Cell::new(None),
+            last: Mutex::new(None),
         }
     }
 
@@ -394,14 +395,15 @@ impl Progress {
             return;
         }
         let finished = done >= total;
-        let due = self
+        let mut last = self
             .last
-            .get()
-            .is_none_or(|last| last.elapsed() >= Duration::from_millis(200));
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = last.is_none_or(|last| last.elapsed() >= Duration::from_millis(200));
         if !(due || finished) {
             return;
         }
-        self.last.set(Some(Instant::now()));
+        *last = Some(Instant::now());
         let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
         eprint!(
             "\r{} {:.1} / {:.1} MiB ({:>3}%)",

@@ -362,3 +362,123 @@ fn a_failed_chunk_restarts_the_upload_once() {
     );
     assert_eq!(*committed.lock().unwrap(), bytes);
 }
+
+/// Counts what a fake registry received in PATCHes and whether anything was committed.
+fn recording_registry() -> (FakeServer, Arc<Mutex<usize>>, Arc<AtomicUsize>) {
+    let patched = Arc::new(Mutex::new(0));
+    let puts = Arc::new(AtomicUsize::new(0));
+    let (patched_bytes, put_count) = (Arc::clone(&patched), Arc::clone(&puts));
+    let fake = FakeServer::start(move |request| match request.method.as_str() {
+        "HEAD" => FakeResponse::new(404),
+        "POST" => FakeResponse::new(202).header("Location", "session"),
+        "PATCH" => {
+            *patched_bytes.lock().unwrap() += request.body.len();
+            FakeResponse::new(202).header("Location", request.path())
+        }
+        "PUT" => {
+            put_count.fetch_add(1, Ordering::SeqCst);
+            FakeResponse::new(201)
+        }
+        _ => FakeResponse::new(405),
+    });
+    (fake, patched, puts)
+}
+
+#[test]
+fn a_source_longer_than_promised_sends_no_byte_past_the_promise() {
+    let (fake, patched, puts) = recording_registry();
+    // 4 KiB chunks: the third chunk would carry bytes 8192..12000 of a 9000-byte promise.
+    let promised = descriptor_of(LAYER, &blob_bytes(9000, 12));
+    let longer = blob_bytes(12_000, 12);
+
+    let error = client()
+        .push_blob(
+            &fake.repository("cache"),
+            promised.digest(),
+            promised.size(),
+            &mut Cursor::new(&longer),
+            None,
+        )
+        .unwrap_err();
+
+    match error.kind() {
+        ErrorKind::SourceMismatch {
+            expected_size,
+            actual_size,
+            ..
+        } => assert!(
+            *expected_size == 9000 && *actual_size > 9000,
+            "{}",
+            chain(&error)
+        ),
+        _ => panic!("{}", chain(&error)),
+    }
+    assert_eq!(
+        *patched.lock().unwrap(),
+        8192,
+        "only the two whole chunks went out"
+    );
+    assert_eq!(puts.load(Ordering::SeqCst), 0, "nothing was committed");
+}
+
+/// Gives `good` bytes, then fails.
+struct FailingSource {
+    inner: Cursor<Vec<u8>>,
+    good: u64,
+}
+
+impl std::io::Read for FailingSource {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.good.saturating_sub(self.inner.position());
+        if left == 0 {
+            return Err(std::io::Error::other("disk went away"));
+        }
+        let take = buffer.len().min(left as usize);
+        self.inner.read(&mut buffer[..take])
+    }
+}
+
+impl std::io::Seek for FailingSource {
+    fn seek(&mut self, position: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(position)
+    }
+}
+
+#[test]
+fn a_source_that_fails_midway_is_not_committed_or_retried() {
+    let (fake, patched, puts) = recording_registry();
+    let bytes = blob_bytes(10_000, 13);
+    let descriptor = descriptor_of(LAYER, &bytes);
+
+    let error = client()
+        .push_blob(
+            &fake.repository("cache"),
+            descriptor.digest(),
+            descriptor.size(),
+            &mut FailingSource {
+                inner: Cursor::new(bytes),
+                good: 5000,
+            },
+            None,
+        )
+        .unwrap_err();
+
+    assert!(
+        matches!(error.kind(), ErrorKind::ReadSource(_)),
+        "{}",
+        chain(&error)
+    );
+    assert!(
+        chain(&error).contains("disk went away"),
+        "{}",
+        chain(&error)
+    );
+    assert_eq!(*patched.lock().unwrap(), 4096, "the first whole chunk only");
+    assert_eq!(puts.load(Ordering::SeqCst), 0);
+    let sessions = fake
+        .requests()
+        .iter()
+        .filter(|request| request.starts_with("POST "))
+        .count();
+    assert_eq!(sessions, 1, "our own source failing is not retried");
+}

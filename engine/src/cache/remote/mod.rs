@@ -38,9 +38,9 @@ pub use fetch::{pull, restore, RemoteEntryError, RemoteLookup, SignatureCandidat
 pub use push::{push, PushError, Pushed};
 pub use scrub::{list, verify, Listed, ListedSignature, Scrubbed, ScrubbedOutcome};
 
-/// How far a blob transfer got: bytes done, bytes in all. Called on the transferring
-/// thread, often; for a progress display.
-pub type Progress<'a> = &'a dyn Fn(u64, u64);
+/// How far a blob transfer got: bytes done, bytes in all. Called often, from the thread
+/// that reads the blob (an upload's is not the caller's); for a progress display.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 static CONFLICTS: AtomicU64 = AtomicU64::new(0);
 
