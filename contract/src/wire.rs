@@ -28,6 +28,39 @@ pub const FRAMED_LOG_CONTENT_TYPE: &str = "application/vnd.hermetic.log-frames";
 /// The last frame of a followed framed log: the job's final record (`Job`, JSON).
 pub const FRAME_JOB: u8 = 4;
 
+/// Bytes in a frame's header: the tag byte and the u32 length.
+pub const FRAME_HEADER: usize = 5;
+
+/// One frame of a framed log, borrowed from the bytes it was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The stream byte (1, 2, 3) or [`FRAME_JOB`]; other values are a newer daemon's.
+    pub tag: u8,
+    pub bytes: &'a [u8],
+}
+
+/// Splits the whole frames at the start of `buffer` (bytes as they arrived, in any
+/// pieces), calling `each` for each in order until it returns false; returns how many
+/// bytes those frames took. A frame not yet whole waits for more bytes.
+pub fn split_frames<'a>(buffer: &'a [u8], mut each: impl FnMut(Frame<'a>) -> bool) -> usize {
+    let mut used = 0;
+    while let Some(header) = buffer.get(used..used + FRAME_HEADER) {
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let start = used + FRAME_HEADER;
+        let Some(bytes) = buffer.get(start..start + length) else {
+            break;
+        };
+        used = start + length;
+        if !each(Frame {
+            tag: header[0],
+            bytes,
+        }) {
+            break;
+        }
+    }
+    used
+}
+
 /// Schema of the JSON bodies. Changelog:
 /// - hermetic.daemon/v1: first version.
 pub const WIRE_SCHEMA: &str = "hermetic.daemon/v1";
@@ -247,6 +280,47 @@ pub struct ErrorInfo {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn frames_split_whole_whatever_pieces_they_arrive_in() {
+        let mut log = vec![1, 0, 0, 0, 3];
+        log.extend_from_slice(b"out");
+        log.extend_from_slice(&[2, 0, 0, 0, 0]);
+        log.extend_from_slice(&[FRAME_JOB, 0, 0, 0, 2]);
+        log.extend_from_slice(b"{}");
+        for cut in 0..=log.len() {
+            let mut seen = Vec::new();
+            let used = split_frames(&log[..cut], |frame| {
+                seen.push((frame.tag, frame.bytes.to_vec()));
+                true
+            });
+            let whole: Vec<_> = [
+                (1, b"out".to_vec()),
+                (2, vec![]),
+                (FRAME_JOB, b"{}".to_vec()),
+            ]
+            .into_iter()
+            .take(match cut {
+                0..=7 => 0,
+                8..=12 => 1,
+                13..=19 => 2,
+                _ => 3,
+            })
+            .collect();
+            assert_eq!(seen, whole, "cut at {cut}");
+            assert_eq!(used, [0, 8, 13, 20][whole.len()], "cut at {cut}");
+        }
+        let mut first = 0;
+        let used = split_frames(&log, |_| {
+            first += 1;
+            false
+        });
+        assert_eq!(
+            (first, used),
+            (1, 8),
+            "stopping after a frame consumes just it"
+        );
+    }
+
     use super::*;
     use crate::report::sample_report;
 

@@ -6,9 +6,9 @@ pub mod autostart;
 use std::path::{Path, PathBuf};
 
 use hermetic_contract::wire::{
-    ErrorBody, Health, Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB,
+    split_frames, ErrorBody, Health, Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB,
 };
-use hermetic_daemon::queue::log::{Stream, INDEX_RECORD};
+use hermetic_daemon::queue::log::Stream;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
@@ -189,27 +189,24 @@ impl Client {
                 continue;
             };
             pending.extend_from_slice(&data);
-            let mut used = 0;
-            while pending.len() - used >= INDEX_RECORD {
-                let header = &pending[used..used + INDEX_RECORD];
-                let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-                let end = used + INDEX_RECORD + length as usize;
-                if pending.len() < end {
-                    break;
-                }
-                let bytes = &pending[used + INDEX_RECORD..end];
-                if header[0] == FRAME_JOB {
+            let mut record = None;
+            let used = split_frames(&pending, |frame| {
+                if frame.tag == FRAME_JOB {
                     // The job's record is the last frame: the job has ended, and waiting
                     // for the end of the body would only cost another wake-up.
-                    let record = serde_json::from_slice(bytes)
-                        .map_err(|err| self.http(format!("unexpected job record: {err}")))?;
-                    return Ok(Some(Box::new(record)));
+                    record = Some(frame.bytes);
+                    return false;
                 }
                 sink(
-                    Stream::from_byte(header[0]).unwrap_or(Stream::Stderr),
-                    bytes,
+                    Stream::from_byte(frame.tag).unwrap_or(Stream::Stderr),
+                    frame.bytes,
                 );
-                used = end;
+                true
+            });
+            if let Some(bytes) = record {
+                let record = serde_json::from_slice(bytes)
+                    .map_err(|err| self.http(format!("unexpected job record: {err}")))?;
+                return Ok(Some(Box::new(record)));
             }
             pending.drain(..used);
         }

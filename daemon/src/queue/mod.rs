@@ -545,7 +545,8 @@ fn remove_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn validate(request: &JobRequest) -> Result<(), SubmitError> {
+/// What [`Scheduler::submit`] checks of a request before anything is stored or queued.
+pub fn validate(request: &JobRequest) -> Result<(), SubmitError> {
     let invalid = |message: &str| Err(SubmitError::Invalid(message.to_owned()));
     let (profile, src, command) = match request {
         JobRequest::Run(run) => (&run.profile, &run.src, &run.command),
