@@ -17,6 +17,7 @@ pub mod sandbox;
 pub mod signing;
 pub mod size;
 pub mod sys;
+pub mod test_hooks;
 pub mod timestamp;
 
 pub use hermetic_contract::exit_code;

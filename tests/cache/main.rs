@@ -6,6 +6,8 @@ mod support;
 
 /// `hermetic build --cache-dir` and `hermetic cache` end to end.
 mod builds;
+/// kill -9 at each step of store, restore, quarantine and gc.
+mod crash;
 /// A real entry and the tools to attack it.
 mod fixture;
 /// `cache gc --max-size` takes sizes as profiles write them.

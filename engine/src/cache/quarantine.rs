@@ -183,6 +183,7 @@ pub fn quarantine(
         source,
     })?;
     QUARANTINED.fetch_add(1, Ordering::Relaxed);
+    crate::test_hooks::crash_point("quarantine.moved");
     let reason_path = dest.join(REASON_FILE);
     let mut json = serde_json::to_vec_pretty(record).expect("records serialise");
     json.push(b'\n');

@@ -216,7 +216,10 @@ impl Store {
             create_private_dir(&dir)?;
         }
         match layout {
-            Layout::Current => return Ok(store),
+            Layout::Current => {
+                store.clear_abandoned_temp();
+                return Ok(store);
+            }
             Layout::Damaged(found) => {
                 let set_aside = store.set_aside_layout(&found)?;
                 tracing::warn!(
@@ -324,6 +327,37 @@ impl Store {
         self.scopes_dir().join(scope.as_str()).join(key.as_str())
     }
 
+    /// Removes what a killed hermetic left in `tmp/`: directories whose writer (the pid in
+    /// their name, see [`Store::temp_dir`]) is no longer running. A writer that is still
+    /// running keeps its directory; gc clears anything older than a day whatever its pid
+    /// (pids are reused). Caches shared across pid namespaces (containers mounting one
+    /// cache dir) see other namespaces' writers as dead: give each namespace its own cache
+    /// dir, or a crashed writer's leftovers wait for gc's day instead.
+    fn clear_abandoned_temp(&self) {
+        let Ok(names) = read_dir_sorted(&self.tmp_dir()) else {
+            return;
+        };
+        for name in names {
+            let writer = name
+                .rsplitn(4, '-')
+                .nth(2)
+                .and_then(|pid| pid.parse::<i32>().ok());
+            let abandoned = writer.is_some_and(|pid| {
+                pid > 0
+                    && pid != std::process::id() as i32
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                        == Err(nix::errno::Errno::ESRCH)
+            });
+            if abandoned {
+                tracing::debug!(
+                    name,
+                    "removing what a killed writer left in the cache's tmp/"
+                );
+                remove_tree(&self.tmp_dir().join(&name));
+            }
+        }
+    }
+
     /// A fresh private directory under `tmp/`.
     pub(super) fn temp_dir(&self, what: &str) -> Result<PathBuf, StoreError> {
         // The daemon stores from several threads at once: the sequence keeps names apart.
@@ -369,6 +403,7 @@ impl Store {
             digests: digests.clone(),
         };
         copy_verified(archive, &staged.temp.join(ARCHIVE_FILE), digests)?;
+        crate::test_hooks::crash_point("store.staged");
         Ok(staged)
     }
 
@@ -483,6 +518,7 @@ impl Store {
     fn evict(&self, entry: EntryInfo, report: &mut GcReport) -> Result<(), StoreError> {
         let doomed = self.temp_dir("gc")?;
         fs::rename(&entry.path, doomed.join("entry")).map_err(io_error(&entry.path))?;
+        crate::test_hooks::crash_point("gc.evicting");
         remove_tree(&doomed);
         report.evicted_bytes += entry.bytes;
         report.evicted.push(entry);
@@ -539,6 +575,7 @@ impl Staged {
         }
         let store = &self.store;
         write_file(&self.temp.join(BUNDLE_FILE), json)?;
+        crate::test_hooks::crash_point("store.committing");
         let scope_dir = store.scopes_dir().join(scope.as_str());
         create_private_dir(&scope_dir)?;
         let dest = scope_dir.join(entry.cache_key.as_str());
@@ -554,6 +591,7 @@ impl Staged {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(StoreError::Io { path: dest, source }),
         }
+        crate::test_hooks::crash_point("store.committed");
         sync_dir(&scope_dir)?;
         Ok(dest)
     }

@@ -137,6 +137,7 @@ pub fn extract_verified_checked<R: Read + Send>(
     let restored = walk::restore(archive, manifest, limits, Some(&mut staging)).and_then(
         |(report, archive)| {
             check(archive)?;
+            crate::test_hooks::crash_point("restore.publishing");
             staging.publish(dest_name).map_err(|source| {
                 if source.kind() == io::ErrorKind::AlreadyExists {
                     ExtractError::DestinationExists {

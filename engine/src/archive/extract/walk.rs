@@ -125,6 +125,9 @@ impl Restorer<'_, '_, '_> {
                 }
             }
             report.files += 1;
+            if self.staging.is_some() && report.files == 1 {
+                crate::test_hooks::crash_point("restore.extracting");
+            }
             entries_end = member.entry.raw_file_position() + size.div_ceil(TAR_BLOCK) * TAR_BLOCK;
         }
         if let Some(extra) = next_member(&mut members, self.limits)? {
