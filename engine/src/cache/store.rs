@@ -339,7 +339,7 @@ impl Store {
         };
         for name in names {
             let writer = name
-                .rsplitn(4, '-')
+                .rsplit('-')
                 .nth(2)
                 .and_then(|pid| pid.parse::<i32>().ok());
             let abandoned = writer.is_some_and(|pid| {
