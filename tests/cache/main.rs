@@ -14,5 +14,7 @@ mod fixture;
 mod gc_size;
 /// Attacks on entries: each refused, quarantined, logged, and nothing touched.
 mod poison;
+/// Processes storing, restoring, gc-ing and quarantining one key at once.
+mod race;
 /// The remote cache on a real OCI registry: sharing, poisoning, conflicts, outages.
 mod remote;
