@@ -29,7 +29,7 @@ fn sleeping_build(src: &Source) -> std::process::Child {
 /// down. Seen from the host, as root, while the build runs.
 #[test]
 fn the_helper_and_init_keep_no_copy_of_the_builds_stdio() {
-    require_root();
+    require_root("it reads the helper's and init's descriptors as the host sees them");
     let src = Source::new(&[]);
     let mut cli = sleeping_build(&src);
     let stdio = |pid: u32| -> Vec<String> {

@@ -58,7 +58,7 @@ impl Drop for DelegatedCgroup {
 
 #[test]
 fn an_unprivileged_user_gets_the_same_sandbox() {
-    require_root();
+    require_root("it runs hermetic as another, unprivileged user");
     let cgroup = DelegatedCgroup::create(&format!("hermetic-rootless-test-{}", std::process::id()));
     let (_bin_dir, binary) = binary_for_nobody();
     let src = Source::new(&[("hello.c", "int main(void){return 0;}\n")]);
@@ -111,7 +111,7 @@ fn binary_for_nobody() -> (tempfile::TempDir, PathBuf) {
 /// bounded number of listings) until no helper is seen, so what is left for good shows.
 #[test]
 fn without_a_usable_cgroup_the_run_is_refused_unless_the_profile_allows_it() {
-    require_root();
+    require_root("it runs hermetic as a user without a delegated cgroup");
     let (bin_dir, binary) = binary_for_nobody();
     let optional = crate::support::default_profile_text()
         .replace("cgroup = \"required\"", "cgroup = \"optional\"");

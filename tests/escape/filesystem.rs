@@ -265,7 +265,7 @@ say("comm_1", open("/proc/1/comm").read().strip())
 /// timerslack_ns is mode 0666 and checked at write time, so it is written, not just opened.
 #[test]
 fn f3_the_supervisors_proc_entries_are_not_writable() {
-    crate::support::require_root();
+    crate::support::require_root("it guards a root caller's build, which runs as nobody");
     let output = probe(
         r#"
 from lib import *
@@ -714,7 +714,7 @@ const HOST_SYSCTLS: &[&str] = &[
 /// sysctl files pass the kernel's owner check. A root caller's build now runs as nobody.
 #[test]
 fn f12_host_sysctls_are_not_writable() {
-    crate::support::require_root();
+    crate::support::require_root("it guards a root caller's build, which runs as nobody");
     let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
     let script = format!(
         "from lib import *\nfor path in {HOST_SYSCTLS:?}:\n    attempt(path, lambda p=path: os.close(os.open(p, os.O_WRONLY)))\n"

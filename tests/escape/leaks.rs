@@ -5,7 +5,8 @@
 use std::process::{Command, Stdio};
 
 use crate::support::{
-    assert_status, descendants, hermetic, require_root, run_in, stderr, stdout, Source,
+    assert_status, descendants, hermetic, require_cgroups, require_root, run_in, stderr, stdout,
+    Source,
 };
 use crate::{assert_absent, expect, outcome, probe, probe_source, probe_with, unique, PYTHON};
 
@@ -106,7 +107,7 @@ helper.kill()
 /// from the host, as root, while the build runs.
 #[test]
 fn i2_the_helper_and_init_carry_no_host_environment_in_memory() {
-    require_root();
+    require_root("it reads the memory of the helper and init, which only root may");
     let secret = unique("i2-memory-secret");
     let src = Source::new(&[]);
     let mut cli = hermetic()
@@ -189,7 +190,7 @@ fn i3_hostname_and_domainname_are_pinned() {
 
 #[test]
 fn i3_hostname_cannot_be_changed_through_proc_sys() {
-    require_root();
+    require_root("it guards a root caller's build, which runs as nobody");
     let output = probe(
         r#"
 from lib import *
@@ -221,7 +222,7 @@ say("sysconf_conf", os.sysconf("SC_NPROCESSORS_CONF"))
 
 #[test]
 fn i4_cpu_count_is_pinned_by_the_profile() {
-    require_root();
+    require_cgroups();
     expect(
         &probe(CPU_PROBE),
         &[
@@ -352,7 +353,7 @@ for fd in ("7", "8", "9"):
             "sh",
         ])
         .arg(&file)
-        .arg(env!("CARGO_BIN_EXE_hermetic"))
+        .arg(crate::support::hermetic_binary())
         .env("HERMETIC_NO_DAEMON", "1")
         .args(["run", "--src"])
         .arg(src.path())
@@ -484,7 +485,7 @@ say("iomem_addresses", " ".join(sorted(iomem)))
 
 #[test]
 fn i10_root_only_kernel_info_is_unreadable() {
-    require_root();
+    require_root("it guards a root caller's build, which runs as nobody");
     let output = probe(
         r#"
 from lib import *
@@ -526,14 +527,9 @@ say("date", subprocess.run(["date", "-d", "@0", "+%H:%M %Z"], capture_output=Tru
         &[],
     );
     let output = Command::new("sh")
-        .args([
-            "-c",
-            "umask 077; exec \"$@\"",
-            "sh",
-            env!("CARGO_BIN_EXE_hermetic"),
-            "run",
-            "--src",
-        ])
+        .args(["-c", "umask 077; exec \"$@\"", "sh"])
+        .arg(crate::support::hermetic_binary())
+        .args(["run", "--src"])
         .arg(src.path())
         .args(["--", PYTHON, "probe.py"])
         .env("HERMETIC_NO_DAEMON", "1")
@@ -564,13 +560,9 @@ fn i12_no_controlling_terminal_even_when_the_caller_has_one() {
     let script = "tty; echo tty=$?; stty size; echo stty=$?; [ -t 0 ] || [ -t 1 ] || [ -t 2 ] || echo no-tty-fds; \
                   ps -o tty= -p $$ 2>/dev/null || awk '{print \"tty_nr=\" $7}' /proc/$$/stat";
     let output = Command::new(PYTHON)
-        .args([
-            "-c",
-            crate::process::PTY_RUNNER,
-            env!("CARGO_BIN_EXE_hermetic"),
-            "run",
-            "--src",
-        ])
+        .args(["-c", crate::process::PTY_RUNNER])
+        .arg(crate::support::hermetic_binary())
+        .args(["run", "--src"])
         .arg(Source::new(&[]).path())
         .args(["--", "sh", "-c", script])
         .env("HERMETIC_NO_DAEMON", "1")

@@ -356,13 +356,9 @@ print(f"exit: {p.returncode}")
 fn p10_tiocsti_cannot_inject_into_the_callers_terminal() {
     let src = crate::probe_source(TTY_PROBE, &[]);
     let output = Command::new(PYTHON)
-        .args([
-            "-c",
-            PTY_RUNNER,
-            env!("CARGO_BIN_EXE_hermetic"),
-            "run",
-            "--src",
-        ])
+        .args(["-c", PTY_RUNNER])
+        .arg(crate::support::hermetic_binary())
+        .args(["run", "--src"])
         .arg(src.path())
         .args(["--", PYTHON, "probe.py"])
         .env("HERMETIC_NO_DAEMON", "1")

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_status, hermetic, require_root, run_in, stderr, stdout, Source};
+use crate::support::{assert_status, hermetic, require_cgroups, run_in, stderr, stdout, Source};
 use crate::{
     expect, host_processes_with, host_processes_with_arg, probe_source, probe_with, unique_digits,
     CustomProfile, PYTHON,
@@ -14,7 +14,7 @@ use crate::{
 
 #[test]
 fn r1_fork_bomb_is_stopped_by_the_pids_limit() {
-    require_root();
+    require_cgroups();
     let profile = CustomProfile::new("default", &[("pids", "64")]);
     let output = probe_with(
         &profile.args(),
@@ -49,7 +49,7 @@ say("forked_below_limit", "yes" if 32 < forked < 64 else forked)
 
 #[test]
 fn r1_shell_fork_bomb_is_contained_and_cleaned_up() {
-    require_root();
+    require_cgroups();
     let profile = CustomProfile::new("default", &[("pids", "64"), ("timeout_secs", "60")]);
     let marker = unique_digits();
     let started = Instant::now();
@@ -90,7 +90,7 @@ while time.monotonic() < deadline:
 
 #[test]
 fn r2_memory_exhaustion_is_killed_by_the_memory_limit() {
-    require_root();
+    require_cgroups();
     let profile = CustomProfile::new("default", &[("memory", "\"256MiB\"")]);
     let output = probe_with(
         &profile.args(),
@@ -120,7 +120,7 @@ print("survived", flush=True)
 
 #[test]
 fn r3_disk_fill_stops_with_enospc_at_the_tmpfs_caps() {
-    require_root();
+    require_cgroups();
     let profile = CustomProfile::new(
         "default",
         &[
@@ -204,7 +204,7 @@ for line in open("/proc/self/mountinfo"):
 
 #[test]
 fn r4_never_ending_build_is_killed_at_the_timeout() {
-    require_root();
+    require_cgroups();
     let profile = CustomProfile::new("default", &[("timeout_secs", "2")]);
     let marker = unique_digits();
     let started = Instant::now();
@@ -338,7 +338,7 @@ child.wait()
 
 #[test]
 fn r6_cpu_hog_gets_only_the_profiles_cpu_time() {
-    require_root();
+    require_cgroups();
     // Strict profile: one CPU. Three spinning processes, each also widening its affinity
     // (there is no cpuset cgroup to stop that), get about one CPU-second per second.
     let output = probe_with(
@@ -423,7 +423,7 @@ say("inotify_count_at_most_128", "yes" if len(instances) <= 128 else len(instanc
 
 #[test]
 fn r8_builds_cannot_create_namespaces_and_leave_no_cgroups_behind() {
-    require_root();
+    require_cgroups();
     let output = probe_with(
         &[],
         r#"

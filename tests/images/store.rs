@@ -138,7 +138,7 @@ const NOBODY: u32 = 65534;
 #[test]
 fn an_unprivileged_user_stores_the_same_tree_and_can_remove_it() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    crate::support::require_root();
+    crate::support::require_root("it imports as another, unprivileged user");
     let scratch = Scratch::new();
     std::fs::set_permissions(scratch.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let layout = base_image([Compression::Gzip, Compression::None, Compression::Zstd])

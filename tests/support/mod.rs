@@ -6,11 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `hermetic` binary under test: cargo's, or a copy `HERMETIC_TEST_BINARY` names
+/// (scripts/escape-unprivileged.sh runs the escape suite as another user, who may not be
+/// able to reach the checkout).
+pub fn hermetic_binary() -> PathBuf {
+    std::env::var_os("HERMETIC_TEST_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hermetic")))
+}
+
 /// The `hermetic` binary under test, in-process (`HERMETIC_NO_DAEMON=1`): these suites
 /// test the engine, and an autostarted daemon would outlive them. `tests/daemon/` runs
 /// the same commands through the daemon and compares.
 pub fn hermetic() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hermetic"));
+    let mut command = Command::new(hermetic_binary());
     command.env("HERMETIC_NO_DAEMON", "1");
     command
 }
@@ -93,13 +102,51 @@ pub fn assert_status(output: &Output, code: i32) {
     );
 }
 
-/// Tests that need root (cgroups on this kind of host, setpriv to another user) say so
-/// and fail rather than pass silently when run without it.
-pub fn require_root() {
+/// Tests that need root say so, and why, and fail rather than pass silently without it.
+pub fn require_root(why: &str) {
     assert!(
         nix_is_root(),
-        "this test needs root (CI runs as root): it creates cgroups and switches users"
+        "this test needs root (CI runs as root): {why}"
     );
+}
+
+/// Tests whose builds need cgroup limits (pids, memory, CPU): root, or a caller whose own
+/// cgroup is delegated to it (`scripts/escape-unprivileged.sh` runs the escape suite so).
+/// They fail, saying so, elsewhere.
+pub fn require_cgroups() {
+    assert!(
+        nix_is_root() || own_cgroup_is_delegated(),
+        "this test needs root or a delegated cgroup (CI runs it both ways: as root, and \
+         through scripts/escape-unprivileged.sh): its builds set cgroup limits"
+    );
+}
+
+/// The caller's cgroup (its `pids` one on a v1 or hybrid host, its only one on v2) is a
+/// directory the caller owns.
+fn own_cgroup_is_delegated() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(cgroups) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    let pids_v1 = cgroups.lines().find_map(|line| {
+        let (_, rest) = line.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        controllers
+            .split(',')
+            .any(|c| c == "pids")
+            .then(|| format!("/sys/fs/cgroup/pids{path}"))
+    });
+    let unified = || {
+        cgroups
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .map(|path| format!("/sys/fs/cgroup{path}"))
+    };
+    let Some(dir) = pids_v1.or_else(unified) else {
+        return false;
+    };
+    let me = std::fs::metadata("/proc/self").map(|meta| meta.uid());
+    std::fs::metadata(dir).is_ok_and(|meta| me.is_ok_and(|uid| meta.uid() == uid))
 }
 
 fn nix_is_root() -> bool {
