@@ -1,21 +1,22 @@
 //! `hermetic build --cache-dir` and `hermetic cache ...` through the real binary.
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 use crate::support::{assert_status, hermetic, stderr, Source};
 
-const SCRIPT: &str = "mkdir -p out/sub && cat in.txt > out/sub/copy && echo built > out/flag";
+pub(crate) const SCRIPT: &str =
+    "mkdir -p out/sub && cat in.txt > out/sub/copy && echo built > out/flag";
 
 /// A source, a cache dir and a state dir (for the local key) in one scratch dir.
-struct Setup {
-    src: Source,
-    tmp: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) src: Source,
+    pub(crate) tmp: tempfile::TempDir,
 }
 
 impl Setup {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             src: Source::new(&[("in.txt", "input\n")]),
             tmp: tempfile::tempdir().unwrap(),
@@ -33,17 +34,28 @@ impl Setup {
         assert_status(&keygen, 0);
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
 
-    fn cache_dir(&self) -> PathBuf {
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         self.path("cache")
     }
 
     /// `hermetic build --json --cache-dir ... [extra] -- sh -c script`.
     fn build(&self, artifact: &str, extra: &[&str], script: &str) -> (Output, Value) {
-        let output = hermetic()
+        let output = self
+            .build_command(artifact, extra, script)
+            .output()
+            .expect("spawn hermetic");
+        let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, report)
+    }
+
+    /// The command [`Setup::build`] runs.
+    pub(crate) fn build_command(&self, artifact: &str, extra: &[&str], script: &str) -> Command {
+        let mut command = hermetic();
+        command
             .args(["build", "--json", "--src"])
             .arg(self.src.path())
             .arg("--artifact")
@@ -53,21 +65,23 @@ impl Setup {
             .arg("--state-dir")
             .arg(self.path("state"))
             .args(extra)
-            .args(["--", "sh", "-c", script])
-            .output()
-            .expect("spawn hermetic");
-        let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        (output, report)
+            .args(["--", "sh", "-c", script]);
+        command
     }
 
-    fn cache(&self, args: &[&str]) -> Output {
-        hermetic()
+    pub(crate) fn cache(&self, args: &[&str]) -> Output {
+        self.cache_command(args).output().expect("spawn hermetic")
+    }
+
+    /// The command [`Setup::cache`] runs.
+    pub(crate) fn cache_command(&self, args: &[&str]) -> Command {
+        let mut command = hermetic();
+        command
             .arg("cache")
             .args(args)
             .arg("--cache-dir")
-            .arg(self.cache_dir())
-            .output()
-            .expect("spawn hermetic")
+            .arg(self.cache_dir());
+        command
     }
 
     fn entries(&self) -> Vec<Value> {

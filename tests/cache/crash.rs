@@ -9,59 +9,42 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{assert_status, hermetic, Source};
+use super::builds::{Setup, SCRIPT};
+use crate::support::assert_status;
 
-const SCRIPT: &str = "mkdir -p out/sub && cat in.txt > out/sub/copy && echo built > out/flag";
-
-struct Setup {
-    src: Source,
-    tmp: tempfile::TempDir,
+/// The cache tests' setup, with a crash point to stop at.
+trait Crashing {
+    fn build_stopping(
+        &self,
+        artifact: &str,
+        extract: Option<&str>,
+        crash_at: Option<&str>,
+    ) -> Output;
+    fn cache_stopping(&self, args: &[&str], crash_at: Option<&str>) -> Output;
+    fn entry_dirs(&self) -> Vec<PathBuf>;
+    fn assert_every_entry_whole(&self);
+    fn tmp_leftovers(&self) -> Vec<String>;
 }
 
-impl Setup {
-    fn new() -> Self {
-        Self {
-            src: Source::new(&[("in.txt", "input\n")]),
-            tmp: tempfile::tempdir().unwrap(),
-        }
+impl Crashing for Setup {
+    fn build_stopping(
+        &self,
+        artifact: &str,
+        extract: Option<&str>,
+        crash_at: Option<&str>,
+    ) -> Output {
+        let extract = extract.map(|dir| self.path(dir));
+        let extra: Vec<&str> = match &extract {
+            Some(dir) => vec!["--extract", dir.to_str().unwrap()],
+            None => vec![],
+        };
+        run(self.build_command(artifact, &extra, SCRIPT), crash_at)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    fn cache_dir(&self) -> PathBuf {
-        self.path("cache")
-    }
-
-    /// `hermetic build --json` with the cache, killed at `crash_at` when given.
-    fn build(&self, artifact: &str, extract: Option<&str>, crash_at: Option<&str>) -> Output {
-        let mut command = hermetic();
-        command
-            .args(["build", "--json", "--src"])
-            .arg(self.src.path())
-            .arg("--artifact")
-            .arg(self.path(artifact))
-            .arg("--cache-dir")
-            .arg(self.cache_dir())
-            .arg("--state-dir")
-            .arg(self.path("state"));
-        if let Some(dir) = extract {
-            command.arg("--extract").arg(self.path(dir));
-        }
-        command.args(["--", "sh", "-c", SCRIPT]);
-        run(command, crash_at)
-    }
-
-    fn cache(&self, args: &[&str], crash_at: Option<&str>) -> Output {
-        let mut command = hermetic();
-        command
-            .arg("cache")
-            .args(args)
-            .arg("--cache-dir")
-            .arg(self.cache_dir())
-            .arg("--state-dir")
-            .arg(self.path("state"));
+    fn cache_stopping(&self, args: &[&str], crash_at: Option<&str>) -> Output {
+        let state = self.path("state");
+        let mut command = self.cache_command(args);
+        command.arg("--state-dir").arg(state);
         run(command, crash_at)
     }
 
@@ -81,8 +64,7 @@ impl Setup {
     fn assert_every_entry_whole(&self) {
         for dir in self.entry_dirs() {
             let key = dir.file_name().unwrap().to_str().unwrap().to_owned();
-            let verified = self.cache(&["verify", &key], None);
-            assert_status(&verified, 0);
+            assert_status(&self.cache_stopping(&["verify", &key], None), 0);
         }
     }
 
@@ -129,10 +111,11 @@ fn report(output: &Output) -> Value {
 #[test]
 fn a_store_killed_at_any_step_leaves_a_whole_entry_or_none() {
     let reference = Setup::new();
-    let digest = report(&reference.build("a.tar.zst", None, None))["output"]["digest"].clone();
+    let digest =
+        report(&reference.build_stopping("a.tar.zst", None, None))["output"]["digest"].clone();
     for step in ["store.staged", "store.committing", "store.committed"] {
         let setup = Setup::new();
-        assert_killed(&setup.build("a.tar.zst", None, Some(step)), step);
+        assert_killed(&setup.build_stopping("a.tar.zst", None, Some(step)), step);
         assert!(
             !setup.tmp_leftovers().is_empty() || step == "store.committed",
             "{step}: the killed store left nothing in tmp/, so the test shows nothing"
@@ -141,7 +124,7 @@ fn a_store_killed_at_any_step_leaves_a_whole_entry_or_none() {
         let committed = !setup.entry_dirs().is_empty();
         assert_eq!(committed, step == "store.committed", "{step}");
 
-        let next = report(&setup.build("b.tar.zst", None, None));
+        let next = report(&setup.build_stopping("b.tar.zst", None, None));
         let expected = if committed { "hit" } else { "miss" };
         assert_eq!(next["cache"]["status"], expected, "{step}");
         assert_eq!(next["output"]["digest"], digest, "{step}");
@@ -155,8 +138,11 @@ fn a_store_killed_at_any_step_leaves_a_whole_entry_or_none() {
 fn a_restore_killed_midway_publishes_nothing_and_the_next_one_the_whole_tree() {
     for step in ["restore.extracting", "restore.publishing"] {
         let setup = Setup::new();
-        let first = report(&setup.build("a.tar.zst", None, None));
-        assert_killed(&setup.build("b.tar.zst", Some("tree"), Some(step)), step);
+        let first = report(&setup.build_stopping("a.tar.zst", None, None));
+        assert_killed(
+            &setup.build_stopping("b.tar.zst", Some("tree"), Some(step)),
+            step,
+        );
         assert!(
             !setup.path("tree").exists(),
             "{step}: a killed restore published a tree"
@@ -171,7 +157,7 @@ fn a_restore_killed_midway_publishes_nothing_and_the_next_one_the_whole_tree() {
             "{step}: the killed restore was staging beside its destination"
         );
 
-        let next = report(&setup.build("c.tar.zst", Some("tree"), None));
+        let next = report(&setup.build_stopping("c.tar.zst", Some("tree"), None));
         assert_eq!(next["cache"]["status"], "hit", "{step}");
         assert_eq!(next["output"]["digest"], first["output"]["digest"]);
         assert_eq!(
@@ -185,7 +171,7 @@ fn a_restore_killed_midway_publishes_nothing_and_the_next_one_the_whole_tree() {
 #[test]
 fn a_quarantine_killed_midway_never_restores_the_tampered_entry() {
     let setup = Setup::new();
-    let first = report(&setup.build("a.tar.zst", None, None));
+    let first = report(&setup.build_stopping("a.tar.zst", None, None));
     let [entry] = setup.entry_dirs().try_into().unwrap();
     let archive = entry.join("archive.tar.zst");
     let mut bytes = std::fs::read(&archive).unwrap();
@@ -194,13 +180,16 @@ fn a_quarantine_killed_midway_never_restores_the_tampered_entry() {
     std::fs::write(&archive, &bytes).unwrap();
 
     let step = "quarantine.moved";
-    assert_killed(&setup.build("b.tar.zst", Some("tree"), Some(step)), step);
+    assert_killed(
+        &setup.build_stopping("b.tar.zst", Some("tree"), Some(step)),
+        step,
+    );
     assert!(!entry.exists(), "the tampered entry left its scope");
     assert!(!setup.path("tree").exists());
     let quarantined = names(&setup.cache_dir().join("quarantine"));
     assert_eq!(quarantined.len(), 1, "it is in quarantine, as evidence");
 
-    let next = report(&setup.build("c.tar.zst", Some("tree"), None));
+    let next = report(&setup.build_stopping("c.tar.zst", Some("tree"), None));
     assert_eq!(next["cache"]["status"], "miss", "never restored");
     assert_eq!(next["verdict"], "reproducible");
     assert_eq!(next["output"]["digest"], first["output"]["digest"]);
@@ -215,21 +204,24 @@ fn a_quarantine_killed_midway_never_restores_the_tampered_entry() {
 #[test]
 fn a_gc_killed_while_evicting_leaves_whole_entries_and_the_next_gc_finishes() {
     let setup = Setup::new();
-    report(&setup.build("a.tar.zst", None, None));
+    report(&setup.build_stopping("a.tar.zst", None, None));
     let [entry] = setup.entry_dirs().try_into().unwrap();
 
     let step = "gc.evicting";
-    assert_killed(&setup.cache(&["gc", "--max-size", "0"], Some(step)), step);
+    assert_killed(
+        &setup.cache_stopping(&["gc", "--max-size", "0"], Some(step)),
+        step,
+    );
     assert!(
         !entry.exists(),
         "the entry being evicted is out of its scope"
     );
     assert_eq!(setup.tmp_leftovers().len(), 1, "and half removed in tmp/");
 
-    let gc = setup.cache(&["gc", "--max-size", "0"], None);
+    let gc = setup.cache_stopping(&["gc", "--max-size", "0"], None);
     assert_status(&gc, 0);
     assert_eq!(setup.tmp_leftovers(), Vec::<String>::new());
-    let next = report(&setup.build("b.tar.zst", None, None));
+    let next = report(&setup.build_stopping("b.tar.zst", None, None));
     assert_eq!(next["cache"]["status"], "miss");
     setup.assert_every_entry_whole();
 }
