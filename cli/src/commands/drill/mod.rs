@@ -1,0 +1,18 @@
+//! `hermetic drill`: determinism drills (`run`), their history (`history`, `record`) and
+//! the freshness gate (`status`). `report` renders any drill report, of either kind.
+mod history;
+mod plan;
+pub mod report;
+mod run;
+
+use crate::args::DrillCommand;
+use crate::Failure;
+
+pub fn drill(command: DrillCommand) -> Result<i32, Failure> {
+    match command {
+        DrillCommand::Run(args) => run::run(args),
+        DrillCommand::History(args) => history::history(args),
+        DrillCommand::Status(args) => history::status(args),
+        DrillCommand::Record(args) => history::record(args),
+    }
+}
