@@ -282,6 +282,47 @@ refused.\n\nExit status: 0 recorded, 2 not a readable drill report or already re
 the daemon can't be reached.\n\nExample:\n  hermetic drill record drill.json"
     )]
     Record(DrillRecordArgs),
+    /// Rebuild a released archive from its signed provenance and compare: good or bad.
+    #[command(
+        after_help = "Before anything is built: the bundle's signature must be by a \
+--trust-key (never a key the bundle names), the statement hermetic's dual-run provenance, \
+the --src tree's digest the one it records, and the profile (the statement's, or --profile) \
+the file it records, byte for byte. Then the statement's command, outputs, \
+SOURCE_DATE_EPOCH (and image) are built as a daemon job, never from the cache, and the \
+archive is compared with the statement's subject: good (identical) or bad. With --artifact \
+(the released archive), a bad rebuild lists the files that differ.\n\n\
+Exit status: 0 good, 1 the rebuild failed to build, 2 usage error, 3 bad, 4 refused (the \
+reason is named), 5 the daemon can't be reached.\n\n\
+Examples:\n  hermetic drill rebuild --bundle prov.json --src ./project --trust-key release.pub\n  \
+hermetic drill rebuild --bundle prov.json --src . --trust-key release.pub --artifact dist.tar.zst --json"
+    )]
+    Rebuild(DrillRebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrillRebuildArgs {
+    /// The provenance bundle (`hermetic build --provenance`).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The source tree to rebuild from; its digest must be the statement's.
+    #[arg(long, value_name = "DIR")]
+    pub src: PathBuf,
+    /// A public key trusted to have signed the bundle (repeatable).
+    #[arg(long = "trust-key", value_name = "PUB", required = true)]
+    pub trust_keys: Vec<PathBuf>,
+    /// The profile to build with, when the statement's is not found here by its name or
+    /// path; its bytes must be the recorded ones.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// The released archive: a bad rebuild is compared with it file by file.
+    #[arg(long, value_name = "FILE")]
+    pub artifact: Option<PathBuf>,
+    /// Keep the rebuilt archive here (default: removed).
+    #[arg(long, value_name = "FILE")]
+    pub keep: Option<PathBuf>,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 // Where `drill run` writes its reports (each optional; `-` for stdout). A plain comment:

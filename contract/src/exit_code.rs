@@ -22,6 +22,9 @@ pub const DRILL_PASSED: i32 = 0;
 pub const DRILL_CASE_FAILED: i32 = 1;
 /// `hermetic drill run`: a case was nondeterministic or drifted; `drill rebuild`: bad.
 pub const DRILL_NOT_REPRODUCIBLE: i32 = 3;
+/// `hermetic drill rebuild`: refused before building (an untrusted or bad signature, another
+/// source tree or profile than the statement records).
+pub const DRILL_REBUILD_REFUSED: i32 = 4;
 /// `hermetic drill status`: the last complete drill of the kind is younger than
 /// `--max-age` and passed.
 pub const DRILL_FRESH: i32 = 0;

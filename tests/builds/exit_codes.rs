@@ -112,6 +112,7 @@ fn every_command_has_help_with_an_example_and_its_own_summary() {
         &["drill", "history"],
         &["drill", "status"],
         &["drill", "record"],
+        &["drill", "rebuild"],
         &["daemon"],
         &["daemon", "status"],
         &["daemon", "stop"],

@@ -10,6 +10,8 @@ mod fixture;
 
 /// A plan, its sources and a toolchain dir the tests change under an unchanged key.
 mod plan;
+/// `drill rebuild`: good, bad with the file, refused.
+mod rebuild;
 /// The JUnit file against tests/drills/junit.xsd, the HTML page in Chromium.
 mod reports;
 /// Verdicts, exit codes and the history of two drills.

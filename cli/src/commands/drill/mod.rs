@@ -1,7 +1,9 @@
-//! `hermetic drill`: determinism drills (`run`), their history (`history`, `record`) and
-//! the freshness gate (`status`). `report` renders any drill report, of either kind.
+//! `hermetic drill`: determinism drills (`run`), their history (`history`, `record`), the
+//! freshness gate (`status`) and rebuilds from provenance (`rebuild`). `report` renders
+//! any drill report, of either kind.
 mod history;
 mod plan;
+mod rebuild;
 pub mod report;
 mod run;
 
@@ -14,5 +16,6 @@ pub fn drill(command: DrillCommand) -> Result<i32, Failure> {
         DrillCommand::History(args) => history::history(args),
         DrillCommand::Status(args) => history::status(args),
         DrillCommand::Record(args) => history::record(args),
+        DrillCommand::Rebuild(args) => rebuild::rebuild(args),
     }
 }
