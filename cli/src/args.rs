@@ -262,7 +262,11 @@ hermetic drill run drills.toml --json drill.json --junit drill.xml --markdown \"
     /// List recorded drills and their results, newest first.
     #[command(
         after_help = "Exit status: 0 listed, 2 usage error, 5 the daemon can't be reached.\n\n\
-Examples:\n  hermetic drill history\n  hermetic drill history --case hello --json"
+With --remote, the results every runner published to the registry (`drill run --publish`, or \
+`[cache] remote`) are listed instead, newest first; only those signed by a --trust-key (or a key of \
+`[cache] trust_keys`) are shown, the others counted as ignored.\n\n\
+Examples:\n  hermetic drill history\n  hermetic drill history --case hello --json\n  \
+hermetic drill history --remote oci://registry.example/ci --trust-key fleet.pub"
     )]
     History(DrillHistoryArgs),
     /// The freshness gate: did a drill of this kind pass recently enough?
@@ -357,6 +361,30 @@ pub struct DrillRunArgs {
     pub history_limit: usize,
     #[command(flatten)]
     pub reports: DrillReportArgs,
+    #[command(flatten)]
+    pub fleet: DrillFleetArgs,
+    /// The key that signs this runner's published results (password from
+    /// HERMETIC_PASSWORD or COSIGN_PASSWORD; default: `[cache] sign_key`).
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+}
+
+// The fleet: drill results shared through a registry (docs/drills.md). A plain comment: a
+// doc comment on a flattened group replaces the command's own summary.
+#[derive(Debug, Args)]
+pub struct DrillFleetArgs {
+    /// Share results with the fleet through this registry, oci://HOST[:PORT]/REPO (results
+    /// in REPO/drills); default: `[cache] remote` when the config sets one. Each case is
+    /// then also compared with the other runners' results for the same inputs.
+    #[arg(long, value_name = "URL")]
+    pub publish: Option<String>,
+    /// A public key whose fleet results are trusted (repeatable; besides `[cache]
+    /// trust_keys` and this runner's own key). Results signed otherwise are ignored.
+    #[arg(long = "trust-key", value_name = "PUB")]
+    pub trust_keys: Vec<PathBuf>,
+    /// Speak plain HTTP to a registry that is not on loopback (loopback always may).
+    #[arg(long)]
+    pub registry_plain_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +401,18 @@ pub struct DrillHistoryArgs {
     /// Print the list (schema hermetic.daemon/v1, each drill hermetic.drill/v1) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Read the fleet's results from this registry (oci://HOST[:PORT]/REPO; alone:
+    /// `[cache] remote`) instead of this daemon's history: only those signed by a trusted
+    /// key.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub remote: Option<String>,
+    /// With --remote: a public key whose results are trusted (repeatable; besides
+    /// `[cache] trust_keys`).
+    #[arg(long = "trust-key", value_name = "PUB", requires = "remote")]
+    pub trust_keys: Vec<PathBuf>,
+    /// With --remote: speak plain HTTP to a registry that is not on loopback.
+    #[arg(long, requires = "remote")]
+    pub registry_plain_http: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use hermetic::exit_code as exit;
+use hermetic::repro::fleet::{FleetResult, FLEET_SCHEMA};
 use hermetic::timestamp::parse_rfc3339;
 use hermetic_contract::report::{DrillKind, DrillReport};
 use serde::Serialize;
@@ -24,6 +25,9 @@ fn daemon_failure(err: ClientError) -> Failure {
 }
 
 pub fn history(args: DrillHistoryArgs) -> Result<i32, Failure> {
+    if args.remote.is_some() {
+        return remote_history(&args);
+    }
     let list = connect()?
         .drills(
             &[
@@ -69,6 +73,85 @@ pub fn history(args: DrillHistoryArgs) -> Result<i32, Failure> {
                 attack.outcome, attack.name, attack.duration_ms, attack.detail
             );
         }
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// What `drill history --remote --json` prints.
+#[derive(Serialize)]
+struct RemoteHistory {
+    schema: &'static str,
+    repository: String,
+    /// Trusted results, newest first.
+    results: Vec<FleetResult>,
+    /// Results not shown: not signed by a trusted key, not about their inputs, unreadable.
+    ignored: usize,
+}
+
+fn remote_history(args: &DrillHistoryArgs) -> Result<i32, Failure> {
+    let fleet = super::fleet::connect(
+        args.remote.as_deref(),
+        &args.trust_keys,
+        None,
+        false,
+        args.registry_plain_http,
+    )?
+    .ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "--remote needs a URL, or `remote` in the [cache] table of the config file"
+            ),
+        )
+    })?;
+    let unreachable =
+        |err: hermetic::repro::fleet::FleetError| Failure::new(exit::SANDBOX_FAILED, err);
+    let mut history = RemoteHistory {
+        schema: FLEET_SCHEMA,
+        repository: fleet.fleet.repository(),
+        results: Vec::new(),
+        ignored: 0,
+    };
+    for key in fleet.fleet.keys().map_err(unreachable)? {
+        let results = fleet
+            .fleet
+            .results(&key, &fleet.trusted)
+            .map_err(unreachable)?;
+        history.ignored += results.ignored;
+        history.results.extend(
+            results
+                .trusted
+                .into_iter()
+                .filter(|result| args.case.as_ref().is_none_or(|case| result.case == *case)),
+        );
+    }
+    history
+        .results
+        .sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.drill.cmp(&a.drill)));
+    history.results.truncate(args.limit);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&history).unwrap_or_default()
+        );
+        return Ok(exit::SUCCESS);
+    }
+    for result in &history.results {
+        println!(
+            "{}  {:<16} {:<24} {:<16} {}  key {}",
+            result.time,
+            result.runner,
+            result.case,
+            result.verdict,
+            result.digest.as_deref().unwrap_or("-"),
+            &result.cache_key[..16]
+        );
+    }
+    if history.ignored > 0 {
+        eprintln!(
+            "hermetic: {} result(s) in {} ignored: not signed by a trusted key, or unreadable",
+            history.ignored, history.repository
+        );
     }
     Ok(exit::SUCCESS)
 }

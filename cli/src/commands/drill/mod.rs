@@ -1,6 +1,7 @@
 //! `hermetic drill`: determinism drills (`run`), their history (`history`, `record`), the
 //! freshness gate (`status`) and rebuilds from provenance (`rebuild`). `report` renders
 //! any drill report, of either kind.
+mod fleet;
 mod history;
 mod plan;
 mod rebuild;

@@ -15,6 +15,7 @@ use hermetic_contract::report::{
 };
 use hermetic_contract::wire::{Job, JobRequest};
 
+use super::fleet::{self, FleetContext};
 use super::plan::{self, Case, Source};
 use super::report;
 use crate::args::DrillRunArgs;
@@ -39,6 +40,13 @@ pub fn run(args: DrillRunArgs) -> Result<i32, Failure> {
             .to_string_lossy()
             .into_owned(),
     };
+    let fleet = fleet::connect(
+        args.fleet.publish.as_deref(),
+        &args.fleet.trust_keys,
+        args.sign_key.as_deref(),
+        true,
+        args.fleet.registry_plain_http,
+    )?;
     let client =
         autostart::connect_or_start().map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;
     let work = tempfile::Builder::new()
@@ -54,7 +62,7 @@ pub fn run(args: DrillRunArgs) -> Result<i32, Failure> {
     let mut cases = Vec::with_capacity(plan.cases.len());
     for (index, case) in plan.cases.iter().enumerate() {
         let dir = work.path().join(format!("case-{index}"));
-        let result = run_case(&client, case, &dir)?;
+        let result = run_case(&client, fleet.as_ref(), &runner, case, &dir)?;
         eprintln!(
             "hermetic: drill case {}: {}{}",
             result.name,
@@ -99,6 +107,9 @@ pub fn run(args: DrillRunArgs) -> Result<i32, Failure> {
             .map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?,
         None => Vec::new(),
     };
+    if let Some(fleet) = &fleet {
+        fleet.publish(&drill);
+    }
     report::write_all(&args.reports, &drill, &history)?;
     recorded?;
     print_summary(&drill);
@@ -158,7 +169,13 @@ fn print_summary(drill: &DrillReport) {
 /// One case: its source ready, its key, its runs, then its verdict. Only what stops the
 /// whole drill (the daemon gone, a signal) is an error; anything about the case is its
 /// result.
-fn run_case(client: &Client, case: &Case, dir: &Path) -> Result<CaseResult, Failure> {
+fn run_case(
+    client: &Client,
+    fleet: Option<&FleetContext>,
+    runner: &str,
+    case: &Case,
+    dir: &Path,
+) -> Result<CaseResult, Failure> {
     let started = Instant::now();
     let mut result = CaseResult {
         name: case.name.clone(),
@@ -252,31 +269,36 @@ fn run_case(client: &Client, case: &Case, dir: &Path) -> Result<CaseResult, Fail
         ));
         return finish(result);
     }
-    let last = last_recorded(client, &key)?;
-    match (last, &case.expect_sha256) {
-        (Some(last), _) if last.digest != digest => {
-            result.verdict = CaseVerdict::Drifted;
-            result.reason = Some(format!(
-                "{digest} differs from {} recorded {} by {} for the same inputs (cache key {})",
-                last.digest,
-                last.recorded,
-                last.runner,
-                &key[..16]
-            ));
-            result.drifted_from = Some(last);
-        }
-        (_, Some(expected)) if *expected != digest => {
-            result.verdict = CaseVerdict::Drifted;
-            result.reason = Some(format!(
-                "{digest} differs from the plan's expect_sha256 {expected}"
-            ));
-            result.drifted_from = Some(DriftRecord {
-                digest: expected.clone(),
-                recorded: "expect_sha256".into(),
-                runner: "the plan".into(),
-            });
-        }
-        _ => result.verdict = CaseVerdict::Reproducible,
+    // This history first, then the fleet's other runners, then the plan's pin.
+    let short_key = &key[..16];
+    if let Some(last) = last_recorded(client, &key)?.filter(|last| last.digest != digest) {
+        result.verdict = CaseVerdict::Drifted;
+        result.reason = Some(format!(
+            "{digest} differs from {} recorded {} by {} for the same inputs (cache key \
+             {short_key})",
+            last.digest, last.recorded, last.runner
+        ));
+        result.drifted_from = Some(last);
+    } else if let Some(theirs) = fleet.and_then(|fleet| fleet.drift(&key, &digest, runner)) {
+        result.verdict = CaseVerdict::Drifted;
+        result.reason = Some(format!(
+            "{digest} differs from {} recorded {} by {} on the fleet for the same inputs \
+             (cache key {short_key})",
+            theirs.digest, theirs.recorded, theirs.runner
+        ));
+        result.drifted_from = Some(theirs);
+    } else if let Some(expected) = case.expect_sha256.as_ref().filter(|e| **e != digest) {
+        result.verdict = CaseVerdict::Drifted;
+        result.reason = Some(format!(
+            "{digest} differs from the plan's expect_sha256 {expected}"
+        ));
+        result.drifted_from = Some(DriftRecord {
+            digest: expected.clone(),
+            recorded: "expect_sha256".into(),
+            runner: "the plan".into(),
+        });
+    } else {
+        result.verdict = CaseVerdict::Reproducible;
     }
     finish(result)
 }
