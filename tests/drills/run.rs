@@ -197,3 +197,36 @@ fn a_git_case_builds_the_named_commit_with_the_same_key_each_drill() {
         "{second:#}"
     );
 }
+
+/// A case pinned by the plan to another digest drifts from the pin, even with no history;
+/// pinned to its own digest, it is reproducible.
+#[test]
+fn expect_sha256_pins_a_case() {
+    require_root();
+    let env = Env::new();
+    let drill = Drill::new();
+    let zeros = "0".repeat(64);
+    drill.plan(&[&format!(
+        "{}\nexpect_sha256 = \"{zeros}\"",
+        Drill::case("pinned", HELLO)
+    )]);
+    let (output, first) = drill.run(&env, "runner-a", "first");
+    assert_status(&output, 3);
+    let pinned = case(&first, "pinned");
+    assert_eq!(pinned["verdict"], "drifted", "{first:#}");
+    assert_eq!(pinned["drifted_from"]["digest"], format!("sha256:{zeros}"));
+    assert_eq!(pinned["drifted_from"]["recorded"], "expect_sha256");
+
+    let digest = pinned["digest"].as_str().unwrap().to_owned();
+    drill.plan(&[&format!(
+        "{}\nexpect_sha256 = \"{digest}\"",
+        Drill::case("pinned", HELLO)
+    )]);
+    let (output, second) = drill.run(&env, "runner-a", "second");
+    assert_status(&output, 0);
+    assert_eq!(
+        case(&second, "pinned")["verdict"],
+        "reproducible",
+        "{second:#}"
+    );
+}
