@@ -91,13 +91,16 @@ pub fn write_all(
 }
 
 /// `-` is stdout; a file is replaced whole (written beside it, then renamed), except
-/// one that is not a regular file ($GITHUB_STEP_SUMMARY is appended to).
+/// `$GITHUB_STEP_SUMMARY` (the step's other summaries stay) and what is not a regular
+/// file (a fifo, /dev/stderr): those are appended to.
 fn write(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     if path == Path::new("-") {
         return std::io::stdout().lock().write_all(text.as_bytes());
     }
-    if path.metadata().is_ok_and(|meta| !meta.is_file()) {
+    let step_summary =
+        std::env::var_os("GITHUB_STEP_SUMMARY").is_some_and(|summary| Path::new(&summary) == path);
+    if step_summary || path.metadata().is_ok_and(|meta| !meta.is_file()) {
         return std::fs::OpenOptions::new()
             .append(true)
             .open(path)?
@@ -239,6 +242,16 @@ pub(crate) mod tests {
         let report = determinism();
         let read: DrillReport = serde_json::from_str(&json(&report)).unwrap();
         assert_eq!(read, report);
+    }
+
+    #[test]
+    fn a_report_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.md");
+        std::fs::write(&file, "old text that is longer\n").unwrap();
+        write(&file, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
+        assert!(!dir.path().join("report.md.partial").exists());
     }
 
     #[test]
