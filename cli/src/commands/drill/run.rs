@@ -17,7 +17,6 @@ use hermetic_contract::wire::{Job, JobRequest};
 
 use super::fleet::{self, FleetContext};
 use super::plan::{self, Case, Source};
-use super::report;
 use crate::args::DrillRunArgs;
 use crate::client::{autostart, Client};
 use crate::commands::remote::{self, Relay};
@@ -90,28 +89,10 @@ pub fn run(args: DrillRunArgs) -> Result<i32, Failure> {
         attacks: Vec::new(),
         findings: Vec::new(),
     };
-    let recorded = client.record_drill(&drill).map_err(|err| {
-        Failure::new(
-            exit::SANDBOX_FAILED,
-            anyhow::Error::from(err)
-                .context(format!("recording drill {} in the history", drill.id)),
-        )
-    });
-    let history = match &args.reports.html {
-        Some(_) => client
-            .drills(
-                &[("kind", Some(DrillKind::Determinism.as_str()))],
-                args.history_limit,
-            )
-            .map(|list| list.drills)
-            .map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?,
-        None => Vec::new(),
-    };
     if let Some(fleet) = &fleet {
         fleet.publish(&drill);
     }
-    report::write_all(&args.reports, &drill, &history)?;
-    recorded?;
+    super::record_and_report(&client, &drill, &args.reports, args.history_limit)?;
     print_summary(&drill);
     Ok(exit_code)
 }
