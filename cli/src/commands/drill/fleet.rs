@@ -17,6 +17,8 @@ pub struct FleetContext {
     pub trusted: Vec<VerifyingKey>,
     /// Signs this runner's results; without one nothing is published.
     pub signing: Option<SigningKey>,
+    /// Set once the registry failed to answer: the other cases do not wait for it again.
+    unreachable: std::cell::Cell<bool>,
 }
 
 fn usage(err: impl Into<anyhow::Error>) -> Failure {
@@ -86,6 +88,7 @@ pub fn connect(
         fleet,
         trusted,
         signing,
+        unreachable: std::cell::Cell::new(false),
     }))
 }
 
@@ -94,13 +97,17 @@ impl FleetContext {
     /// `digest`: a drift across the fleet. An unreachable registry is a warning, not a
     /// verdict.
     pub fn drift(&self, key: &str, digest: &str, runner: &str) -> Option<DriftRecord> {
+        if self.unreachable.get() {
+            return None;
+        }
         let results = match self.fleet.results(key, &self.trusted) {
             Ok(results) => results,
             Err(err) => {
                 eprintln!(
-                    "hermetic: warning: the fleet's results were not compared: {}",
+                    "hermetic: warning: this drill is not compared with the fleet's results: {}",
                     hermetic::errors::Chain(&err)
                 );
+                self.unreachable.set(true);
                 return None;
             }
         };
