@@ -147,3 +147,32 @@ fn a_fleet_drifts_against_another_runner_and_ignores_untrusted_results() {
     );
     assert_eq!(only_a["ignored"], 4, "{only_a:#}");
 }
+
+/// A registry that does not answer leaves the verdicts to this runner's history: the
+/// drill passes, says once that it was not compared, and that nothing was published.
+#[test]
+fn a_fleet_registry_that_is_down_does_not_fail_the_drill() {
+    require_root();
+    let env = Env::new();
+    let drill = Drill::new();
+    keygen(&env, drill.dir.path(), "runner-a");
+    drill.plan(&[
+        &Drill::case("hello", HELLO),
+        &Drill::case("other", "mkdir -p out && echo other > out/o"),
+    ]);
+    let url = format!("oci://127.0.0.1:{}/fleet", crate::registry::free_port());
+    let (output, report) = publish(&env, &drill, &url, "runner-a", &[]);
+    assert_status(&output, 0);
+    assert_eq!(
+        case(&report, "hello")["verdict"],
+        "reproducible",
+        "{report:#}"
+    );
+    let messages = stderr(&output);
+    assert_eq!(
+        messages.matches("not compared with the fleet").count(),
+        1,
+        "{messages}"
+    );
+    assert!(messages.contains("not published"), "{messages}");
+}
