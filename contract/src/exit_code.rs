@@ -16,6 +16,21 @@ pub const CACHE_MISS: i32 = 4;
 /// `hermetic build`: the sandbox could not be set up, or an internal error.
 pub const SANDBOX_FAILED: i32 = 5;
 
+/// `hermetic drill run`: every case was reproducible (and matched its history).
+pub const DRILL_PASSED: i32 = 0;
+/// `hermetic drill run`: a case failed to build (it outranks a nondeterministic one).
+pub const DRILL_CASE_FAILED: i32 = 1;
+/// `hermetic drill run`: a case was nondeterministic or drifted; `drill rebuild`: bad.
+pub const DRILL_NOT_REPRODUCIBLE: i32 = 3;
+/// `hermetic drill rebuild`: refused before building (an untrusted or bad signature, another
+/// source tree or profile than the statement records).
+pub const DRILL_REBUILD_REFUSED: i32 = 4;
+/// `hermetic drill status`: the last complete drill of the kind is younger than
+/// `--max-age` and passed.
+pub const DRILL_FRESH: i32 = 0;
+/// `hermetic drill status`: no drill of the kind, or the last one is too old or failed.
+pub const DRILL_STALE: i32 = 1;
+
 /// `hermetic run`: the sandbox could not be set up (docker/podman convention).
 pub const RUN_SANDBOX_FAILED: i32 = 125;
 /// `hermetic run`: the command exists but could not be executed.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::build::BuildRequest;
 pub use crate::report::Digests;
-use crate::report::{BuildReport, BuildVerdict, RunVerdict};
+use crate::report::{BuildReport, BuildVerdict, DrillReport, RunVerdict};
 
 /// Version of the HTTP API (the route prefix). Changelog (additions within a version
 /// keep old clients working):
@@ -17,6 +17,9 @@ use crate::report::{BuildReport, BuildVerdict, RunVerdict};
 ///   with the job's final record.
 /// - 1, addition: `POST /v1/jobs?follow=true&framed=true` answers 201 with that followed
 ///   framed log and the job's URL in `Location`; without the query, the `Job` as before.
+/// - 1, addition: the drill history. `POST /v1/drills` records a finished
+///   `hermetic.drill/v1` report (201, the report); `GET /v1/drills?kind=&case=&cache_key=
+///   &limit=` lists recorded drills, newest first, as a `DrillList`.
 pub const API_VERSION: u32 = 1;
 
 /// The log as frames: each is one byte naming the stream (1 stdout, 2 stderr, 3 the
@@ -374,4 +377,13 @@ mod tests {
             Some(JobVerdict::Build(BuildVerdict::Nondeterministic))
         );
     }
+}
+
+/// `GET /v1/drills`: recorded drills, newest first (by when they finished). With `case` or
+/// `cache_key`, each drill lists only the matching cases, and drills without one are left
+/// out.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct DrillList {
+    pub schema: String,
+    pub drills: Vec<DrillReport>,
 }

@@ -1,4 +1,9 @@
-//! Job records in SQLite, so the job list survives a daemon restart.
+//! Job records in SQLite, so the job list survives a daemon restart; and the drill
+//! history (`drills`).
+mod drills;
+
+pub use drills::{DrillQuery, LastDrill};
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -11,7 +16,9 @@ use hermetic_contract::wire::{
 
 /// Version of the database layout (SQLite `user_version`). Changelog:
 /// - 1: first version (`jobs`).
-pub const STORE_VERSION: i64 = 1;
+/// - 2: the drill history (`drills`, `drill_results`); a version 1 database gains the
+///   tables when opened, its jobs untouched.
+pub const STORE_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,6 +44,20 @@ pub enum StoreError {
     Read(#[source] rusqlite::Error),
     #[error("failed to encode a job request")]
     Encode(#[source] serde_json::Error),
+    #[error("failed to record drill {id}")]
+    RecordDrill {
+        id: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("drill {id} is already recorded")]
+    DrillExists { id: String },
+    #[error("drill {id} is not a {schema} report: {reason}")]
+    BadDrill {
+        id: String,
+        schema: &'static str,
+        reason: String,
+    },
 }
 
 /// How a job ended, as recorded.
@@ -65,7 +86,7 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(StoreError::Schema)?;
-        if version != 0 && version != STORE_VERSION {
+        if !(0..=STORE_VERSION).contains(&version) {
             return Err(StoreError::Version { found: version });
         }
         conn.execute_batch(&format!(
@@ -87,7 +108,9 @@ impl Store {
                  log_path TEXT NOT NULL DEFAULT '',
                  report TEXT
              );
-             PRAGMA user_version = {STORE_VERSION};"
+             {}
+             PRAGMA user_version = {STORE_VERSION};",
+            drills::SCHEMA
         ))
         .map_err(StoreError::Schema)?;
         Ok(Store {

@@ -5,8 +5,10 @@ pub mod autostart;
 
 use std::path::{Path, PathBuf};
 
+use hermetic_contract::report::DrillReport;
 use hermetic_contract::wire::{
-    split_frames, ErrorBody, Health, Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE, FRAME_JOB,
+    split_frames, DrillList, ErrorBody, Health, Job, JobList, JobRequest, FRAMED_LOG_CONTENT_TYPE,
+    FRAME_JOB,
 };
 use hermetic_daemon::queue::log::Stream;
 use http_body_util::{BodyExt, Full};
@@ -48,6 +50,19 @@ impl ClientError {
     }
 }
 
+/// `text` as a URL query value: unreserved bytes as they are, every other byte
+/// percent-encoded (case names and keys are short; no URL crate for eight lines).
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// How following a job's log ended.
 pub enum Followed {
     /// The log is complete; followed, the job has ended, with this final record.
@@ -87,6 +102,28 @@ impl Client {
 
     pub fn jobs(&self, limit: usize) -> Result<JobList, ClientError> {
         self.call(Method::GET, &format!("/v1/jobs?limit={limit}"), None)
+    }
+
+    /// `POST /v1/drills`: keeps a finished drill in the daemon's history.
+    pub fn record_drill(&self, report: &DrillReport) -> Result<DrillReport, ClientError> {
+        let body = serde_json::to_vec(report).map_err(|err| self.http(err))?;
+        self.call(Method::POST, "/v1/drills", Some(body))
+    }
+
+    /// `GET /v1/drills`: recorded drills, newest first. `filters` are the route's query
+    /// parameters (kind, case, cache_key), each given only when set.
+    pub fn drills(
+        &self,
+        filters: &[(&str, Option<&str>)],
+        limit: usize,
+    ) -> Result<DrillList, ClientError> {
+        let mut path = format!("/v1/drills?limit={limit}");
+        for (name, value) in filters {
+            if let Some(value) = value {
+                path.push_str(&format!("&{name}={}", query_escape(value)));
+            }
+        }
+        self.call(Method::GET, &path, None)
     }
 
     pub fn cancel(&self, id: u64) -> Result<Job, ClientError> {

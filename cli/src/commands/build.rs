@@ -31,6 +31,7 @@ pub fn build(args: BuildArgs, in_process: bool) -> Result<i32, Failure> {
         explain: args.explain,
         source_date_epoch: args.sandbox.source_date_epoch,
         command: args.command.clone(),
+        image: None,
         cache: cache_options(&args)?,
     };
     // Absolute in both modes, so both reports name the same paths.

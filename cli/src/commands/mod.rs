@@ -3,6 +3,7 @@ mod build;
 mod cache;
 mod completions;
 mod daemon;
+mod drill;
 mod image;
 mod jobs;
 mod keygen;
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Run(args) => run::run(args, in_process),
         Command::Build(args) => build::build(args, in_process),
         Command::Daemon(command) => daemon::daemon(command),
+        Command::Drill(command) => drill::drill(command),
         Command::Jobs(args) => jobs::jobs(args),
         Command::Logs(args) => jobs::logs(args),
         Command::Cancel(args) => jobs::cancel(args),

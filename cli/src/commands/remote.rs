@@ -17,6 +17,8 @@ pub enum Relay {
     Separate,
     /// `build`: everything the build writes is a log, on stderr.
     AllToStderr,
+    /// `drill run`: the builds' logs stay in the daemon (`hermetic logs ID`).
+    Nowhere,
 }
 
 /// `path` made absolute against the current directory.
@@ -42,6 +44,7 @@ pub fn execute(request: &JobRequest, relay: Relay, setup_code: i32) -> Result<Jo
     let mut sink = |stream: Stream, bytes: &[u8]| {
         // A closed stdout (`| head`) must not stop the job or the relay of stderr.
         let _ = match (stream, &relay) {
+            (_, Relay::Nowhere) => Ok(()),
             (Stream::Stdout, Relay::Separate) => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(bytes).and_then(|()| out.flush())

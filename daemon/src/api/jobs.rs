@@ -397,7 +397,7 @@ fn find(scheduler: &Scheduler, id: &str) -> Result<Job, ApiError> {
         .ok_or_else(not_found)
 }
 
-fn bad_query(rejection: QueryRejection) -> ApiError {
+pub(super) fn bad_query(rejection: QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "bad-request",

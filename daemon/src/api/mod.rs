@@ -1,6 +1,7 @@
 //! The HTTP API over the Unix socket: one file per resource, no business logic (that is
 //! the queue's). Every request is checked against the peer's credentials (SO_PEERCRED)
 //! first; every error is JSON (`wire::ErrorBody`).
+pub mod drills;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
@@ -96,6 +97,7 @@ pub fn router(scheduler: Scheduler) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/log", get(jobs::log))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/drills", get(drills::list).post(drills::record))
         .route("/metrics", get(metrics::get))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -66,6 +66,8 @@ pub struct Gauges {
     pub running: usize,
     pub max_concurrent: usize,
     pub queue_limit: usize,
+    /// The newest recorded drill of each kind that has one (the drill history).
+    pub drills: Vec<crate::store::LastDrill>,
 }
 
 impl Metrics {
@@ -181,6 +183,31 @@ impl Metrics {
             hermetic::cache::remote::conflicts_total(),
             "counter",
         );
+        // Alerting reads these two: a drill older than the schedule allows, or failed.
+        let _ = writeln!(
+            out,
+            "# HELP hermeticd_drill_last_finished_timestamp_seconds When the newest recorded drill of each kind finished.\n# TYPE hermeticd_drill_last_finished_timestamp_seconds gauge"
+        );
+        for drill in &gauges.drills {
+            let _ = writeln!(
+                out,
+                "hermeticd_drill_last_finished_timestamp_seconds{{kind=\"{}\"}} {}",
+                drill.kind.as_str(),
+                drill.finished_s
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hermeticd_drill_last_passed Whether the newest recorded drill of each kind passed (1) or not (0).\n# TYPE hermeticd_drill_last_passed gauge"
+        );
+        for drill in &gauges.drills {
+            let _ = writeln!(
+                out,
+                "hermeticd_drill_last_passed{{kind=\"{}\"}} {}",
+                drill.kind.as_str(),
+                u8::from(drill.passed)
+            );
+        }
         inner.duration.render(
             &mut out,
             "hermeticd_job_duration_seconds",
@@ -214,6 +241,7 @@ mod tests {
             running: 0,
             max_concurrent: 1,
             queue_limit: 1,
+            drills: vec![],
         });
         for counter in [
             "hermeticd_cache_quarantined_total",
@@ -223,6 +251,37 @@ mod tests {
                 rendered.contains(&format!("# TYPE {counter} counter\n{counter} ")),
                 "{rendered}"
             );
+        }
+    }
+
+    #[test]
+    fn the_last_drill_of_each_kind_is_exported_with_its_time_and_result() {
+        use hermetic_contract::report::DrillKind;
+        let rendered = Metrics::default().render(&Gauges {
+            queued: 0,
+            running: 0,
+            max_concurrent: 1,
+            queue_limit: 1,
+            drills: vec![
+                crate::store::LastDrill {
+                    kind: DrillKind::Determinism,
+                    finished_s: 1_700_000_000,
+                    passed: true,
+                },
+                crate::store::LastDrill {
+                    kind: DrillKind::Poison,
+                    finished_s: 1_700_000_500,
+                    passed: false,
+                },
+            ],
+        });
+        for line in [
+            "hermeticd_drill_last_finished_timestamp_seconds{kind=\"determinism\"} 1700000000\n",
+            "hermeticd_drill_last_finished_timestamp_seconds{kind=\"poison\"} 1700000500\n",
+            "hermeticd_drill_last_passed{kind=\"determinism\"} 1\n",
+            "hermeticd_drill_last_passed{kind=\"poison\"} 0\n",
+        ] {
+            assert!(rendered.contains(line), "{line} in {rendered}");
         }
     }
 }

@@ -172,6 +172,13 @@ impl Scheduler {
             running,
             max_concurrent: self.inner.config.max_concurrent,
             queue_limit: self.inner.config.queue_limit,
+            drills: self.inner.store.last_drills().unwrap_or_else(|err| {
+                tracing::warn!(
+                    "/metrics without the drill history: {}",
+                    hermetic::errors::Chain(&err)
+                );
+                Vec::new()
+            }),
         })
     }
 

@@ -179,6 +179,30 @@ pub fn execute(
     Ok(report)
 }
 
+/// The cache key `request` would be looked up by (`cache::key`), whether or not it uses
+/// the cache: what "the same inputs" means to `hermetic drill run`, which never uses the
+/// cache but compares a case with earlier results for the same key.
+pub fn inputs_key(request: &BuildRequest) -> Result<crate::cache::CacheKey, BuildError> {
+    let outputs = parse_outputs(&request.outputs)?;
+    let profile = profile::load(&request.profile)?;
+    let plan = plan::plan(
+        &profile,
+        &Request {
+            command: &request.command,
+            source: Some(&request.src),
+            outputs: Some(&outputs),
+            source_date_epoch: request.source_date_epoch,
+        },
+    )?;
+    let inputs = crate::cache::KeyInputs::of_plan(
+        &profile,
+        &plan,
+        &request.outputs,
+        plan::ARCHIVE_ZSTD_LEVEL,
+    )?;
+    Ok(inputs.key())
+}
+
 fn parse_outputs(raw: &[String]) -> Result<Vec<OutputPath>, BuildError> {
     let default = ["out".to_string()];
     let raw = if raw.is_empty() { &default[..] } else { raw };

@@ -188,17 +188,60 @@ impl KeyInputs {
     }
 }
 
+/// The host toolchain's identity. Its files' digests are remembered per process with
+/// what identifies their version (device, inode, size, modification time to the
+/// nanosecond): the package database is hundreds of kilobytes, hashed again for every key
+/// otherwise (every case of a drill, every cached build of a daemon), and a package
+/// manager replaces it by rename, a new inode.
 fn host_toolchain() -> Result<Toolchain, KeyError> {
+    type Stamp = Option<(u64, u64, u64, i64, i64)>;
+    static REMEMBERED: std::sync::Mutex<Vec<(&'static str, Stamp, String)>> =
+        std::sync::Mutex::new(Vec::new());
+    let stamp = |path: &str| -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|meta| {
+            (
+                meta.dev(),
+                meta.ino(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+            )
+        })
+    };
     let mut files = Vec::new();
     for path in HOST_IDENTITY_FILES {
-        let digest = match std::fs::read(Path::new(path)) {
-            Ok(bytes) => sha256_hex(&bytes),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => "absent".to_owned(),
-            Err(source) => {
-                return Err(KeyError::Toolchain {
-                    path: path.to_owned(),
-                    source,
-                })
+        let before = stamp(path);
+        let remembered = REMEMBERED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(known, known_stamp, _)| {
+                *known == path && before.is_some() && *known_stamp == before
+            })
+            .map(|(_, _, digest)| digest.clone());
+        let digest = match remembered {
+            Some(digest) => digest,
+            None => {
+                let digest = match std::fs::read(Path::new(path)) {
+                    Ok(bytes) => sha256_hex(&bytes),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => "absent".to_owned(),
+                    Err(source) => {
+                        return Err(KeyError::Toolchain {
+                            path: path.to_owned(),
+                            source,
+                        })
+                    }
+                };
+                // Remembered only when the file did not change while it was read.
+                if before.is_some() && stamp(path) == before {
+                    let mut remembered = REMEMBERED
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    remembered.retain(|(known, _, _)| *known != path);
+                    remembered.push((path, before, digest.clone()));
+                }
+                digest
             }
         };
         files.push((path.to_owned(), digest));

@@ -2,6 +2,7 @@
 //! the output archive, signed as a DSSE envelope in a Sigstore bundle v0.3
 //! ([`crate::signing`]), and its offline verification. The format is documented in
 //! docs/provenance.md.
+pub mod rebuild;
 pub mod statement;
 pub mod verify;
 

@@ -70,6 +70,11 @@ pub fn statement_for(
     if let Some(commit) = &git_commit {
         external["source"]["gitCommit"] = json!(commit);
     }
+    // The image a build ran in is as much an input as its profile (`drill rebuild` builds
+    // in it again); absent when the profile's own root was used.
+    if let Some(image) = &inputs.request.image {
+        external["image"] = json!(image);
+    }
     let mut dependencies = vec![
         json!({ "name": "source", "uri": format!("file://{}", source.display()), "digest": { "blake3": source_blake3 } }),
         json!({ "name": "profile", "uri": profile.origin, "digest": { "sha256": profile.sha256 } }),

@@ -10,4 +10,5 @@
 pub mod compare;
 pub mod dual;
 pub mod explain;
+pub mod fleet;
 pub mod vary;

@@ -1,3 +1,4 @@
 //! `/v1/...`
+mod drills;
 mod health;
 mod jobs;

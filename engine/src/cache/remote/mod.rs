@@ -137,6 +137,11 @@ impl Remote {
         &self.repository
     }
 
+    /// The registry client, for what else lives beside the cache (`repro::fleet`).
+    pub(crate) fn client(&self) -> &hermetic_registry::Client {
+        &self.client
+    }
+
     pub fn scope(&self) -> &Scope {
         &self.scope
     }
