@@ -3,7 +3,7 @@ use std::path::Path;
 use crate::fixture::Env;
 use crate::plan::{case, Drill};
 use crate::registry::RegistryServer;
-use crate::support::{assert_status, require_root, stderr, stdout};
+use crate::support::{assert_status, require_cgroups, stderr, stdout};
 
 const HELLO: &str = "mkdir -p out && echo hello > out/hello";
 
@@ -73,7 +73,7 @@ fn remote_history(env: &Env, drill: &Drill, url: &str, trust: &[&str]) -> serde_
 /// reports the drift naming it; an untrusted signer's results count for nothing.
 #[test]
 fn a_fleet_drifts_against_another_runner_and_ignores_untrusted_results() {
-    require_root();
+    require_cgroups();
     let registry = RegistryServer::start();
     let url = format!("oci://{}/fleet", registry.authority());
     let (attacker, runner_a, runner_b) = (Env::new(), Env::new(), Env::new());
@@ -152,7 +152,7 @@ fn a_fleet_drifts_against_another_runner_and_ignores_untrusted_results() {
 /// drill passes, says once that it was not compared, and that nothing was published.
 #[test]
 fn a_fleet_registry_that_is_down_does_not_fail_the_drill() {
-    require_root();
+    require_cgroups();
     let env = Env::new();
     let drill = Drill::new();
     keygen(&env, drill.dir.path(), "runner-a");

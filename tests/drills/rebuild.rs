@@ -2,7 +2,7 @@ use std::process::Output;
 
 use crate::fixture::Env;
 use crate::plan::Drill;
-use crate::support::{assert_status, require_root, stderr, stdout};
+use crate::support::{assert_status, require_cgroups, stderr, stdout};
 
 /// A release: an archive built through the daemon with signed provenance, from the
 /// drill's source, with the toolchain profile (its output is the toolchain's tool.txt and
@@ -72,7 +72,7 @@ impl Release {
 
 #[test]
 fn a_rebuild_of_the_same_inputs_is_good_and_of_a_changed_toolchain_bad_with_the_file() {
-    require_root();
+    require_cgroups();
     let release = Release::new();
     let (output, good) = release.rebuild("release.pub", &[]);
     assert_status(&output, 0);
@@ -96,7 +96,7 @@ fn a_rebuild_of_the_same_inputs_is_good_and_of_a_changed_toolchain_bad_with_the_
 
 #[test]
 fn a_rebuild_is_refused_for_an_untrusted_key_another_source_or_another_profile() {
-    require_root();
+    require_cgroups();
     let release = Release::new();
     let jobs = release.job_count();
 

@@ -3,7 +3,7 @@ use std::process::Command;
 
 use crate::fixture::Env;
 use crate::plan::Drill;
-use crate::support::{assert_status, require_root, stdout};
+use crate::support::{assert_status, require_cgroups, stdout};
 
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/drills/junit.xsd");
 
@@ -23,7 +23,7 @@ fn drill_twice(env: &Env, times: usize) -> Drill {
 
 #[test]
 fn the_junit_report_validates_against_the_schema() {
-    require_root();
+    require_cgroups();
     let env = Env::new();
     let drill = drill_twice(&env, 1);
     let junit = drill.path("round0.xml");
@@ -54,7 +54,7 @@ fn the_junit_report_validates_against_the_schema() {
 
 #[test]
 fn the_html_report_renders_in_headless_chromium_with_its_charts() {
-    require_root();
+    require_cgroups();
     let env = Env::new();
     let drill = drill_twice(&env, 2);
     let page = drill.path("round1.html");

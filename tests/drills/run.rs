@@ -1,6 +1,6 @@
 use crate::fixture::Env;
 use crate::plan::{case, Drill};
-use crate::support::{assert_status, require_root, stdout};
+use crate::support::{assert_status, require_cgroups, stdout};
 
 const HELLO: &str = "mkdir -p out && echo hello > out/hello";
 const NOISE: &str = "mkdir -p out && head -c 16 /dev/urandom | od -x > out/noise";
@@ -10,7 +10,7 @@ const BROKEN: &str = "echo failing on purpose >&2; exit 3";
 /// codes, both drills in the history, and their builds among the daemon's jobs.
 #[test]
 fn a_plan_of_real_builds_gives_each_verdict_and_the_history_keeps_both_drills() {
-    require_root();
+    require_cgroups();
     let env = Env::new();
     let drill = Drill::new();
     let tool = drill.tool_case();
@@ -144,7 +144,7 @@ fn a_bad_plan_is_a_usage_error_that_names_the_case() {
 /// commit's time as SOURCE_DATE_EPOCH, and the clone's own files stay out of the key.
 #[test]
 fn a_git_case_builds_the_named_commit_with_the_same_key_each_drill() {
-    require_root();
+    require_cgroups();
     let env = Env::new();
     let drill = Drill::new();
     let repo = drill.path("repo");
@@ -202,7 +202,7 @@ fn a_git_case_builds_the_named_commit_with_the_same_key_each_drill() {
 /// pinned to its own digest, it is reproducible.
 #[test]
 fn expect_sha256_pins_a_case() {
-    require_root();
+    require_cgroups();
     let env = Env::new();
     let drill = Drill::new();
     let zeros = "0".repeat(64);
