@@ -20,20 +20,22 @@ name="${1:?usage: benches/fuzz.sh NAME|all [SECONDS]}"
 seconds="${2:-600}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-fuzz=(cargo fuzz --fuzz-dir fuzz/targets)
+fuzz_dir=(--fuzz-dir fuzz/targets)
 if [ "$name" = all ]; then
-  targets=$("${fuzz[@]}" list)
+  targets=$(cargo fuzz list "${fuzz_dir[@]}")
 else
   targets="$name"
 fi
-"${fuzz[@]}" build -s none $targets >&2
+for target in $targets; do
+  cargo fuzz build "${fuzz_dir[@]}" -s none "$target" >&2
+done
 printf '%-16s %10s %12s %8s %s\n' target seconds executions exec/s result
 for target in $targets; do
   work="target/fuzz/corpus/$target"
   mkdir -p "$work"
   log="target/fuzz/$target.log"
   result=ok
-  "${fuzz[@]}" run -s none "$target" "$work" "fuzz/corpus/$target" -- \
+  cargo fuzz run "${fuzz_dir[@]}" -s none "$target" "$work" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
     >"$log" 2>&1 || result="FAILED: see $log and fuzz/targets/artifacts/$target/"
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
