@@ -68,7 +68,7 @@ hermetic build --cache-dir ~/.cache/hermetic -- make\n  \
 hermetic build --cache-dir DIR --cache-remote oci://registry.example/ci/cache --cache-push \
 --sign-key ci.key -- make"
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List, show and check sandbox profiles.
     #[command(
         subcommand,
@@ -267,12 +267,21 @@ pub struct SandboxArgs {
     /// Override SOURCE_DATE_EPOCH (seconds since 1970).
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
+    /// Run inside a stored image instead of the profile's root: REF@sha256:DIGEST, never a
+    /// bare tag (`hermetic image pull|import` stores it and prints the digest). Its tree
+    /// is bound read-only as /; builds never pull.
+    #[arg(long, value_name = "REF@sha256:DIGEST")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// The state directory whose image store --image reads (default: the config's
+    /// state directory; a daemon job uses the daemon's).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -348,8 +357,9 @@ pub struct BuildCacheArgs {
     /// use them.
     #[arg(long)]
     pub cache_single_run: bool,
-    /// Where the local cache signing key is made on first use (default: /var/lib/hermetic
-    /// for root, else $XDG_STATE_HOME/hermetic or ~/.local/state/hermetic).
+    /// Where the local cache signing key is made on first use, and whose image store
+    /// --image reads (default: /var/lib/hermetic for root, else $XDG_STATE_HOME/hermetic
+    /// or ~/.local/state/hermetic; a daemon job takes its images from the daemon's).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]

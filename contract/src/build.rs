@@ -18,6 +18,10 @@ pub struct BuildRequest {
     pub explain: bool,
     pub source_date_epoch: Option<u64>,
     pub command: Vec<String>,
+    /// Build inside this image instead of the profile's root: `REF@sha256:<manifest
+    /// digest>`, never a bare tag (docs/images.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Use the signed cache; absent: no cache. Boxed: most requests have none.
     #[serde(default)]
     pub cache: Option<Box<CacheOptions>>,

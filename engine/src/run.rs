@@ -58,6 +58,11 @@ pub fn execute(
         Ok(profile) => profile,
         Err(err) => return sandbox_failed(error_chain(&err)),
     };
+    // Held until the run is over: `image rm` refuses the image meanwhile.
+    let image = match crate::image::root::hold_for(request.image.as_deref(), &profile) {
+        Ok(image) => image,
+        Err(err) => return sandbox_failed(error_chain(&err)),
+    };
     let plan = match plan::plan(
         &profile,
         &Request {
@@ -65,6 +70,7 @@ pub fn execute(
             source: Some(&request.src),
             outputs: None,
             source_date_epoch: request.source_date_epoch,
+            image: image.as_ref(),
         },
     ) {
         Ok(plan) => plan,

@@ -65,6 +65,8 @@ pub enum BuildError {
     CacheKey(#[from] KeyError),
     #[error(transparent)]
     CacheRemote(#[from] RemoteSetupError),
+    #[error(transparent)]
+    Image(#[from] crate::image::root::UseError),
 }
 
 /// Where the canonical run's log (its stdout and stderr, in the order written) is copied;
@@ -89,6 +91,8 @@ pub fn execute(
             return Err(BuildError::ExtractExists(dest.clone()));
         }
     }
+    // Held until the build is over: `image rm` refuses the image meanwhile.
+    let image = crate::image::root::hold_for(request.image.as_deref(), &profile)?;
     let plan = plan::plan(
         &profile,
         &Request {
@@ -96,6 +100,7 @@ pub fn execute(
             source: Some(&request.src),
             outputs: Some(&outputs),
             source_date_epoch: request.source_date_epoch,
+            image: image.as_ref(),
         },
     )?;
     let mut report = BuildReport {
@@ -125,6 +130,7 @@ pub fn execute(
         log: None,
         cache: CacheReport::default(),
         source_left_out: Vec::new(),
+        image: plan.image.clone(),
     };
     let cache = match &request.cache {
         Some(options) => match CacheSession::open(options, request, &profile, &plan) {

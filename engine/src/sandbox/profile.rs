@@ -68,6 +68,7 @@ struct RootFile {
     #[serde(default)]
     etc: Vec<PathBuf>,
     rootfs: Option<PathBuf>,
+    image: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +148,11 @@ pub enum RootSource {
     },
     Rootfs {
         dir: PathBuf,
+    },
+    /// A stored image, `REF@sha256:<manifest digest>` (checked when a build holds it:
+    /// the message for a bare tag names the digest the store has for it).
+    Image {
+        reference: String,
     },
 }
 
@@ -335,6 +341,12 @@ fn parse_with_digest(
             ),
         ));
     }
+    if file.root.image.is_some() && file.root.mode != "image" {
+        return Err(invalid(
+            "root.image",
+            "only allowed with mode = \"image\"".into(),
+        ));
+    }
     let root = match file.root.mode.as_str() {
         "host" => {
             if file.root.rootfs.is_some() {
@@ -390,10 +402,25 @@ fn parse_with_digest(
             };
             RootSource::Rootfs { dir }
         }
+        "image" => {
+            if file.root.rootfs.is_some() {
+                return Err(invalid(
+                    "root.rootfs",
+                    "only allowed with mode = \"rootfs\"".into(),
+                ));
+            }
+            let reference = file.root.image.ok_or_else(|| {
+                invalid(
+                    "root.image",
+                    "mode = \"image\" needs image = \"REF@sha256:...\"".into(),
+                )
+            })?;
+            RootSource::Image { reference }
+        }
         other => {
             return Err(invalid(
                 "root.mode",
-                format!("`{other}` is neither \"host\" nor \"rootfs\""),
+                format!("`{other}` is none of \"host\", \"rootfs\", \"image\""),
             ))
         }
     };

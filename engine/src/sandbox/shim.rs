@@ -42,9 +42,47 @@ fn marker_offset() -> usize {
     at
 }
 
+/// The glibc symbol versions the shim was linked against (`GLIBC_2.34`, ...), read from
+/// its version-needed strings: an image's libc must define them all for it to load.
+pub fn glibc_versions_needed() -> Vec<String> {
+    const PREFIX: &[u8] = b"GLIBC_";
+    let mut versions: Vec<String> = Vec::new();
+    let mut at = 0;
+    while let Some(found) = PASS_THROUGH[at..]
+        .windows(PREFIX.len())
+        .position(|window| window == PREFIX)
+    {
+        let start = at + found;
+        let end = PASS_THROUGH[start..]
+            .iter()
+            .position(|&byte| byte == 0)
+            .map_or(PASS_THROUGH.len(), |length| start + length);
+        let name = &PASS_THROUGH[start..end];
+        let digits = &name[PREFIX.len()..];
+        if !digits.is_empty() && digits.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !versions.contains(&name) {
+                versions.push(name);
+            }
+        }
+        at = start + PREFIX.len();
+    }
+    versions.sort();
+    versions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shim_needs_glibc_symbol_versions() {
+        let needed = glibc_versions_needed();
+        assert!(
+            needed.iter().any(|version| version == "GLIBC_2.2.5"),
+            "{needed:?}"
+        );
+    }
 
     #[test]
     fn the_mode_marker_occurs_once_and_only_its_last_byte_is_switched() {

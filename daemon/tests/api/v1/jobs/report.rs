@@ -113,6 +113,7 @@ fn build_request(daemon: &Daemon, script: &str) -> BuildRequest {
         explain: false,
         source_date_epoch: None,
         command: vec!["sh".into(), "-c".into(), script.into()],
+        image: None,
         cache: None,
     }
 }
