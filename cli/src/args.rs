@@ -720,6 +720,11 @@ pub struct ImageLimitArgs {
     /// Refuse an image whose layers hold more tar members than N (default 2000000).
     #[arg(long, value_name = "N")]
     pub max_entries: Option<u64>,
+    /// Store setuid and setgid files without those bits instead of refusing the image
+    /// (distribution images have su, passwd, ...). Builds never gain privileges from them
+    /// anyway: the tree is mounted nosuid.
+    #[arg(long)]
+    pub allow_setuid: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,3 +17,5 @@ mod refusals;
 mod sources;
 /// One copy for concurrent imports, `rm` refused while the image is held, `verify`.
 mod store;
+/// examples/hello built in a Debian toolchain image by two runners.
+mod toolchain;

@@ -435,13 +435,18 @@ impl Assembly {
             )
             .into());
         }
-        let mode = member.mode & 0o7777;
+        let mut mode = member.mode & 0o7777;
         if kind == MemberKind::File && mode & 0o6000 != 0 {
-            return Err(refuse(
-                Rule::Setuid,
-                format!("a setuid or setgid file (mode {mode:o})"),
-            )
-            .into());
+            if !self.limits.allow_setuid {
+                return Err(refuse(
+                    Rule::Setuid,
+                    format!("a setuid or setgid file (mode {mode:o}); --allow-setuid stores it without those bits"),
+                )
+                .into());
+            }
+            // Stored without the bits: a setuid file in the store would be a privilege on
+            // the host, and the sandbox mounts the tree nosuid, where they mean nothing.
+            mode &= !0o6000;
         }
         let parent = self
             .reach_dir(dir, Some(written))?
@@ -1048,6 +1053,27 @@ mod tests {
         assert_eq!(std::fs::read(applied.root.join("g")).unwrap(), b"old");
         let mode = std::fs::metadata(applied.root.join("d")).unwrap().mode();
         assert_eq!(mode & 0o7777, 0o750);
+    }
+
+    #[test]
+    fn allowed_setuid_files_are_stored_without_the_bits() {
+        let only = layer(&[
+            member(b'0', "su", 0o4755, b"s", ""),
+            member(b'0', "sg", 0o2711, b"g", ""),
+            dir("mail/", 0o2775),
+        ]);
+        let limits = ImageLimits {
+            allow_setuid: true,
+            ..ImageLimits::default()
+        };
+        let applied = apply_all(&[only], limits).unwrap();
+        let mode = |path: &str| std::fs::metadata(applied.root.join(path)).unwrap().mode() & 0o7777;
+        assert_eq!(
+            (mode("su"), mode("sg"), mode("mail")),
+            (0o755, 0o711, 0o2775)
+        );
+        let recorded: Vec<u32> = applied.tree.entries.iter().map(|e| e.mode).collect();
+        assert_eq!(recorded, [0o2775, 0o711, 0o755]);
     }
 
     #[test]
