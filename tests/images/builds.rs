@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::fixture::{base_image, Compression, Layout, Scratch};
-use crate::support::{assert_status, hermetic, stderr, stdout, Source};
+use crate::support::{assert_status, default_profile_text, hermetic, stderr, stdout, Source};
 
 /// The fixture image (busybox, static: no glibc) imported into `scratch`'s state dir.
 fn fixture(scratch: &Scratch) -> Layout {
@@ -294,4 +294,44 @@ fn a_build_in_an_image_reports_it_and_keys_the_cache_by_its_digest() {
         key.as_str(),
         "the host toolchain is another key"
     );
+}
+
+#[test]
+fn a_profile_with_an_image_root_runs_in_it_and_the_flag_wins_over_it() {
+    let scratch = Scratch::new();
+    let layout = fixture(&scratch);
+    let profile = scratch.path("image.toml");
+    std::fs::write(
+        &profile,
+        default_profile_text().replacen(
+            "mode = \"host\"",
+            &format!("mode = \"image\"\nimage = \"{}\"", pinned(&layout)),
+            1,
+        ),
+    )
+    .unwrap();
+    let src = Source::new(&[]);
+    let run = |extra: &[&str]| {
+        hermetic()
+            .arg("run")
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--state-dir")
+            .arg(scratch.state())
+            .arg("--src")
+            .arg(src.path())
+            .args(extra)
+            .args(["--", "sh", "-c", "cat /etc/keep"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    assert_status(&output, 0);
+    assert_eq!(stdout(&output), "second version\n");
+    // --image wins: an image that is not stored is refused, whatever the profile names.
+    let absent = format!("other@sha256:{}", "1".repeat(64));
+    let output = run(&["--image", &absent]);
+    assert_status(&output, 2);
+    assert!(stderr(&output).contains(&absent), "{}", stderr(&output));
 }

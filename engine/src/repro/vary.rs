@@ -136,3 +136,64 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
         start_delay_ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(root: RootSpec) -> SandboxSpec {
+        let profile = crate::sandbox::profile::load("default").unwrap();
+        let command = vec!["true".to_owned()];
+        let request = crate::sandbox::plan::Request {
+            command: &command,
+            source: None,
+            outputs: None,
+            source_date_epoch: Some(0),
+            image: None,
+        };
+        let mut spec = crate::sandbox::plan::plan(&profile, &request).unwrap().spec;
+        spec.root = root;
+        spec
+    }
+
+    fn clock(second: &SecondRun) -> &str {
+        &second
+            .varied
+            .iter()
+            .find(|v| v.what == "clock")
+            .unwrap()
+            .how
+    }
+
+    #[test]
+    fn a_glibc_image_gets_the_shim_and_another_image_says_what_it_did_not_vary() {
+        let glibc = canonical_run(&planned(RootSpec::Image {
+            dir: "/images/a".into(),
+            shim_loads: true,
+        }));
+        assert!(glibc.preload_shim);
+        let second = second_run(&glibc, 7);
+        assert!(second.spec.variation.vary_shim);
+        assert_eq!(second.start_delay_ms, 0);
+        assert!(clock(&second).starts_with("shifted"), "{}", clock(&second));
+
+        let musl = canonical_run(&planned(RootSpec::Image {
+            dir: "/images/b".into(),
+            shim_loads: false,
+        }));
+        assert!(!musl.preload_shim);
+        assert!(!musl
+            .etc_files
+            .iter()
+            .any(|(name, _)| name == "ld.so.preload"));
+        let second = second_run(&musl, 7);
+        assert!(!second.spec.variation.vary_shim);
+        assert!(second.spec.variation.reverse_source_order);
+        assert_eq!(second.start_delay_ms, START_OFFSET_MS);
+        assert!(
+            clock(&second).contains("no glibc that can load the variation shim"),
+            "{}",
+            clock(&second)
+        );
+    }
+}

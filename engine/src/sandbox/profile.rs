@@ -643,6 +643,41 @@ mod tests {
     }
 
     #[test]
+    fn an_image_root_names_its_image_and_only_it_does() {
+        let good = BUILTIN_PROFILES[0].1;
+        let reference = format!("tools@sha256:{}", "a".repeat(64));
+        let image = good.replace(
+            "mode = \"host\"",
+            &format!("mode = \"image\"\nimage = \"{reference}\""),
+        );
+        let profile = parse("t", "t", &image, None).unwrap();
+        assert!(
+            matches!(&profile.root, RootSource::Image { reference: r } if *r == reference),
+            "{:?}",
+            profile.root
+        );
+        let without = good.replace("mode = \"host\"", "mode = \"image\"");
+        assert!(matches!(
+            parse("t", "t", &without, None),
+            Err(ProfileError::Invalid {
+                field: "root.image",
+                ..
+            })
+        ));
+        let stray = good.replace(
+            "mode = \"host\"",
+            &format!("mode = \"host\"\nimage = \"{reference}\""),
+        );
+        assert!(matches!(
+            parse("t", "t", &stray, None),
+            Err(ProfileError::Invalid {
+                field: "root.image",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn unknown_profile_names_the_known_ones() {
         let err = load("no-such-profile").unwrap_err().to_string();
         assert!(err.contains("default") && err.contains("strict"), "{err}");
