@@ -335,3 +335,60 @@ fn a_profile_with_an_image_root_runs_in_it_and_the_flag_wins_over_it() {
     assert_status(&output, 2);
     assert!(stderr(&output).contains(&absent), "{}", stderr(&output));
 }
+
+#[test]
+fn provenance_lists_the_image_as_a_resolved_dependency() {
+    use base64::Engine as _;
+    let scratch = Scratch::new();
+    let layout = fixture(&scratch);
+    let keygen = hermetic()
+        .current_dir(scratch.tmp.path())
+        .env("HERMETIC_PASSWORD", "test password")
+        .args(["keygen", "--output-key-prefix", "key"])
+        .output()
+        .unwrap();
+    assert_status(&keygen, 0);
+    let src = Source::new(&[("input", "abc\n")]);
+    let output = hermetic()
+        .current_dir(scratch.tmp.path())
+        .env("HERMETIC_PASSWORD", "test password")
+        .args(["build", "--image", &pinned(&layout), "--state-dir"])
+        .arg(scratch.state())
+        .arg("--src")
+        .arg(src.path())
+        .args(["--provenance", "prov.json", "--sign-key", "key.key"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p out && cat /etc/keep input > out/result",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_status(&output, 0);
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scratch.path("prov.json")).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let image = dependencies
+        .iter()
+        .find(|dependency| dependency["name"] == "image")
+        .unwrap_or_else(|| panic!("no image in {dependencies:#?}"));
+    assert_eq!(image["uri"], pinned(&layout).as_str());
+    assert_eq!(
+        image["digest"]["sha256"],
+        &layout.manifest_digest["sha256:".len()..]
+    );
+    assert!(
+        !dependencies
+            .iter()
+            .any(|dependency| dependency["name"] == "toolchain"),
+        "the host toolchain is not a dependency: {dependencies:#?}"
+    );
+}

@@ -1,8 +1,6 @@
 //! A stored image as a build's root (`image = "REF@sha256:..."` in a profile, `--image`):
 //! the reference checked to be pinned, the image held in the store for the whole build,
 //! what its config asks of the environment, and whether the variation shim can load in it.
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -95,7 +93,7 @@ impl PinnedRef {
         if name.is_empty() {
             return Err(UseError::Unpinned {
                 reference: input.to_owned(),
-                hint: String::new(),
+                hint: " (a name goes before the @: it is what reports show)".to_owned(),
             });
         }
         Ok(Self {
@@ -310,7 +308,7 @@ fn resolve_in(root: &Path, path: &Path) -> Option<PathBuf> {
     }
     let full = root.join(&resolved);
     let is_file = std::fs::metadata(&full).ok()?.is_file();
-    (is_file && resolved.as_os_str() != OsStr::from_bytes(b"")).then_some(full)
+    (is_file && !resolved.as_os_str().is_empty()).then_some(full)
 }
 
 #[cfg(test)]
