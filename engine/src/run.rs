@@ -59,10 +59,11 @@ pub fn execute(
         Err(err) => return sandbox_failed(error_chain(&err)),
     };
     // Held until the run is over: `image rm` refuses the image meanwhile.
-    let image = match crate::image::root::hold_for(request.image.as_deref(), &profile) {
+    let image = match crate::image::root::hold_for(request.image.as_deref(), profile.root.image()) {
         Ok(image) => image,
         Err(err) => return sandbox_failed(error_chain(&err)),
     };
+    let image_root = image.as_ref().map(crate::build::image_root);
     let plan = match plan::plan(
         &profile,
         &Request {
@@ -70,7 +71,7 @@ pub fn execute(
             source: Some(&request.src),
             outputs: None,
             source_date_epoch: request.source_date_epoch,
-            image: image.as_ref(),
+            image: image_root.as_ref(),
         },
     ) {
         Ok(plan) => plan,

@@ -92,7 +92,8 @@ pub fn execute(
         }
     }
     // Held until the build is over: `image rm` refuses the image meanwhile.
-    let image = crate::image::root::hold_for(request.image.as_deref(), &profile)?;
+    let image = crate::image::root::hold_for(request.image.as_deref(), profile.root.image())?;
+    let image_root = image.as_ref().map(image_root);
     let plan = plan::plan(
         &profile,
         &Request {
@@ -100,7 +101,7 @@ pub fn execute(
             source: Some(&request.src),
             outputs: Some(&outputs),
             source_date_epoch: request.source_date_epoch,
-            image: image.as_ref(),
+            image: image_root.as_ref(),
         },
     )?;
     let mut report = BuildReport {
@@ -183,6 +184,17 @@ pub fn execute(
         cache.store(request, &mut report);
     }
     Ok(report)
+}
+
+/// What the planner needs of a held image.
+pub(crate) fn image_root(held: &crate::image::root::HeldImage) -> plan::ImageRoot<'_> {
+    plan::ImageRoot {
+        tree: held.tree(),
+        env: &held.env,
+        working_dir: held.working_dir.as_deref(),
+        reference: &held.pinned.reference,
+        digest: held.pinned.digest.to_string(),
+    }
 }
 
 fn parse_outputs(raw: &[String]) -> Result<Vec<OutputPath>, BuildError> {

@@ -1,6 +1,7 @@
 //! A stored image as a build's root (`image = "REF@sha256:..."` in a profile, `--image`):
 //! the reference checked to be pinned, the image held in the store for the whole build,
-//! what its config asks of the environment, and whether the variation shim can load in it.
+//! and what its config asks of the environment (`sandbox::plan` applies it, and
+//! `sandbox::shim` says whether the variation shim loads in the tree).
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -129,8 +130,6 @@ pub struct HeldImage {
     pub env: Vec<(String, String)>,
     /// The config's `WorkingDir`, when it names an absolute directory.
     pub working_dir: Option<PathBuf>,
-    /// Whether the variation shim (built against glibc) can be loaded in this image.
-    pub shim_loads: bool,
 }
 
 impl HeldImage {
@@ -209,13 +208,11 @@ pub fn hold(state_dir: &Path, reference: &str) -> Result<HeldImage, UseError> {
         .working_dir
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute() && dir.components().all(|c| c != Component::ParentDir));
-    let shim_loads = glibc_loads_shim(&in_use.tree);
     Ok(HeldImage {
         pinned,
         in_use,
         env,
         working_dir,
-        shim_loads,
     })
 }
 
@@ -229,86 +226,12 @@ pub fn check(state_dir: &Path, reference: &str) -> Result<(), UseError> {
 /// profile's `image` root; None when neither names one.
 pub fn hold_for(
     flag: Option<&str>,
-    profile: &crate::sandbox::profile::Profile,
+    profile_image: Option<&str>,
 ) -> Result<Option<HeldImage>, UseError> {
-    let reference = match (flag, &profile.root) {
-        (Some(reference), _) => reference,
-        (None, crate::sandbox::profile::RootSource::Image { reference }) => reference.as_str(),
-        (None, _) => return Ok(None),
-    };
-    hold(&state_dir(), reference).map(Some)
-}
-
-/// Where glibc's dynamic loader and libc are on x86_64 (FHS, Debian's multiarch, Fedora's
-/// lib64).
-const LOADER: &str = "lib64/ld-linux-x86-64.so.2";
-const LIBC_PATHS: &[&str] = &[
-    "lib/x86_64-linux-gnu/libc.so.6",
-    "usr/lib/x86_64-linux-gnu/libc.so.6",
-    "lib64/libc.so.6",
-    "usr/lib64/libc.so.6",
-];
-
-/// Whether the shim can be preloaded in the image at `tree`: it has glibc's x86_64 loader,
-/// and a libc.so.6 that defines every symbol version the shim was linked against (a musl
-/// or static image has neither; an older glibc lacks the newest version).
-pub fn glibc_loads_shim(tree: &Path) -> bool {
-    if resolve_in(tree, Path::new(LOADER)).is_none() {
-        return false;
+    match flag.or(profile_image) {
+        Some(reference) => hold(&state_dir(), reference).map(Some),
+        None => Ok(None),
     }
-    let needed = crate::sandbox::shim::glibc_versions_needed();
-    LIBC_PATHS
-        .iter()
-        .filter_map(|path| resolve_in(tree, Path::new(path)))
-        .filter_map(|libc| std::fs::read(libc).ok())
-        .any(|bytes| {
-            needed.iter().all(|version| {
-                let mut wanted = version.as_bytes().to_vec();
-                wanted.push(0);
-                bytes.windows(wanted.len()).any(|window| window == wanted)
-            })
-        })
-}
-
-/// The regular file `path` names inside `root`, following symlinks as the sandbox would
-/// (an absolute target is relative to `root`, `..` stops at it); None when it is not one.
-fn resolve_in(root: &Path, path: &Path) -> Option<PathBuf> {
-    let mut pending: Vec<PathBuf> = vec![path.to_path_buf()];
-    let mut resolved = PathBuf::new();
-    let mut hops = 0;
-    while let Some(next) = pending.pop() {
-        let mut components: Vec<_> = next.components().collect();
-        components.reverse();
-        while let Some(component) = components.pop() {
-            match component {
-                Component::RootDir => resolved = PathBuf::new(),
-                Component::CurDir | Component::Prefix(_) => {}
-                Component::ParentDir => {
-                    resolved.pop();
-                }
-                Component::Normal(name) => {
-                    let candidate = resolved.join(name);
-                    let meta = std::fs::symlink_metadata(root.join(&candidate)).ok()?;
-                    if meta.file_type().is_symlink() {
-                        hops += 1;
-                        if hops > 40 {
-                            return None;
-                        }
-                        let target = std::fs::read_link(root.join(&candidate)).ok()?;
-                        let rest: PathBuf = components.iter().rev().collect();
-                        components.clear();
-                        pending.push(rest);
-                        pending.push(target);
-                        break;
-                    }
-                    resolved = candidate;
-                }
-            }
-        }
-    }
-    let full = root.join(&resolved);
-    let is_file = std::fs::metadata(&full).ok()?.is_file();
-    (is_file && !resolved.as_os_str().is_empty()).then_some(full)
 }
 
 #[cfg(test)]
@@ -338,40 +261,5 @@ mod tests {
             PinnedRef::parse("tools@sha256:abc", None),
             Err(UseError::BadDigest { .. })
         ));
-    }
-
-    #[test]
-    fn symlinks_resolve_inside_the_tree_and_never_above_it() {
-        let root = tempfile::tempdir().unwrap();
-        let tree = root.path().join("tree");
-        std::fs::create_dir_all(tree.join("usr/lib/x86_64-linux-gnu")).unwrap();
-        std::fs::write(tree.join("usr/lib/x86_64-linux-gnu/ld.so"), b"x").unwrap();
-        std::os::unix::fs::symlink("usr/lib", tree.join("lib")).unwrap();
-        std::fs::create_dir(tree.join("lib64")).unwrap();
-        std::os::unix::fs::symlink(
-            "/lib/x86_64-linux-gnu/ld.so",
-            tree.join("lib64/ld-linux-x86-64.so.2"),
-        )
-        .unwrap();
-        assert_eq!(
-            resolve_in(&tree, Path::new(LOADER)),
-            Some(tree.join("usr/lib/x86_64-linux-gnu/ld.so"))
-        );
-        // A file beside the tree is not reachable through `..` or an absolute link.
-        std::fs::write(root.path().join("outside"), b"x").unwrap();
-        std::os::unix::fs::symlink("../../outside", tree.join("up")).unwrap();
-        std::os::unix::fs::symlink("/../outside", tree.join("abs")).unwrap();
-        assert_eq!(resolve_in(&tree, Path::new("up")), None);
-        assert_eq!(resolve_in(&tree, Path::new("abs")), None);
-    }
-
-    #[test]
-    fn the_host_glibc_loads_the_shim_and_a_tree_without_glibc_does_not() {
-        assert!(
-            glibc_loads_shim(Path::new("/")),
-            "the host's glibc built the shim"
-        );
-        let empty = tempfile::tempdir().unwrap();
-        assert!(!glibc_loads_shim(empty.path()));
     }
 }

@@ -8,7 +8,7 @@
 //!   every wall-clock read and every file time read back by [`SHIFT_DAYS`] days in run b,
 //!   and reverses every directory listing (the source tree's and those the build creates),
 //!   so both runs start together. Static and non-glibc binaries do not load it. An image
-//!   whose glibc can load the shim (`image::root::glibc_loads_shim`) gets it as the host
+//!   whose glibc can load the shim (`sandbox::shim::loads_in`) gets it as the host
 //!   does. A rootfs sandbox (whose libc is unknown) and an image without such a glibc
 //!   (musl, static) get no shim: run b starts [`START_OFFSET_MS`] later, a real offset
 //!   every clock obeys, with its source tree streamed in reverse order, and `varied[]`

@@ -3,7 +3,6 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::outpath::OutputPath;
-use crate::image::root::HeldImage;
 use crate::sandbox::pins::{self, EnvPins, EpochSource};
 use crate::sandbox::profile::{Profile, RootSource};
 use crate::sandbox::seccomp::CompiledPolicy;
@@ -46,7 +45,21 @@ pub struct Request<'a> {
     pub source_date_epoch: Option<u64>,
     /// The image to run in, held by the caller for as long as the sandbox runs
     /// (`image::root::hold`); it replaces the profile's root.
-    pub image: Option<&'a HeldImage>,
+    pub image: Option<&'a ImageRoot<'a>>,
+}
+
+/// A stored image as the sandbox's root: what the planner needs of it.
+pub struct ImageRoot<'a> {
+    /// The tree, bound as `/`.
+    pub tree: &'a Path,
+    /// The config's `Env`.
+    pub env: &'a [(String, String)],
+    /// The config's `WorkingDir`, absolute.
+    pub working_dir: Option<&'a Path>,
+    /// `REF@sha256:...` as given.
+    pub reference: &'a str,
+    /// `sha256:<hex>`, the manifest's.
+    pub digest: String,
 }
 
 /// The spec, and the facts about it a report needs.
@@ -118,14 +131,14 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
     });
     let mut start_dir = None;
     if let Some(image) = image {
-        pins::add_image_env(&mut env, &image.env);
+        pins::add_image_env(&mut env, image.env);
         // Only `hermetic run` (no outputs) starts in the image's WorkingDir: a build's
         // directory is a pin, where its source is and its outputs are collected.
         if request.outputs.is_none() {
             start_dir = image
                 .working_dir
-                .clone()
-                .filter(|dir| image.tree().join(relative_to_root(dir)).is_dir());
+                .filter(|dir| image.tree.join(relative_to_root(dir)).is_dir())
+                .map(Path::to_path_buf);
             if let Some(dir) = &start_dir {
                 env.retain(|(name, _)| name != "PWD");
                 env.push(("PWD".into(), dir.display().to_string()));
@@ -136,8 +149,8 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
     let (root, rootfs_blake3) = match (image, &profile.root) {
         (Some(image), _) => (
             RootSpec::Image {
-                dir: image.tree().to_path_buf(),
-                shim_loads: image.shim_loads,
+                dir: image.tree.to_path_buf(),
+                shim_loads: crate::sandbox::shim::loads_in(image.tree),
             },
             None,
         ),
@@ -201,8 +214,8 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         },
         rootfs_blake3,
         image: image.map(|image| ImageReport {
-            reference: image.pinned.reference.clone(),
-            digest: image.pinned.digest.to_string(),
+            reference: image.reference.to_owned(),
+            digest: image.digest.clone(),
         }),
         epoch,
         epoch_source,

@@ -156,6 +156,16 @@ pub enum RootSource {
     },
 }
 
+impl RootSource {
+    /// The image an `image` root names.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            Self::Image { reference } => Some(reference),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Profile {
     pub name: String,
