@@ -61,6 +61,13 @@ pub fn execute(
     // Held until the run is over: `image rm` refuses the image meanwhile.
     let image = match crate::image::root::hold_for(request.image.as_deref(), profile.root.image()) {
         Ok(image) => image,
+        // A bare tag, or an image not stored: the request's mistake, exit 2 as for a build.
+        Err(err) if err.is_usage() => {
+            return RunResult {
+                code: exit::USAGE,
+                ..sandbox_failed(error_chain(&err))
+            }
+        }
         Err(err) => return sandbox_failed(error_chain(&err)),
     };
     let image_root = image.as_ref().map(crate::build::image_root);

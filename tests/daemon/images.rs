@@ -72,3 +72,22 @@ fn run_and_build_in_an_image_are_the_same_through_the_daemon() {
         from_process["output"]["digest"]
     );
 }
+
+#[test]
+fn a_bare_tag_or_an_image_not_stored_exits_2_through_the_daemon_too() {
+    let env = Env::new();
+    let image = imported(&env);
+    let tag = image.split('@').next().unwrap().to_owned();
+    let absent = format!("tools@sha256:{}", "0".repeat(64));
+    for (reference, says) in [(&tag, "not pinned"), (&absent, "hermetic image pull")] {
+        for kind in ["run", "build"] {
+            let args = [kind, "--image", reference, "--", "true"];
+            let via_daemon = env.output(env.hermetic().args(args));
+            let in_process = env.output(env.in_process().args(args));
+            for output in [&via_daemon, &in_process] {
+                assert_status(output, 2);
+                assert!(stderr(output).contains(says), "{kind}: {}", stderr(output));
+            }
+        }
+    }
+}

@@ -57,16 +57,14 @@ fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
     let setup_failed = |err: std::io::Error| Failure::new(exit::RUN_SANDBOX_FAILED, err);
     let (stdout, stdout_relay) = stdio::for_build(Target::Stdout).map_err(setup_failed)?;
     let (stderr, stderr_relay) = stdio::for_build(Target::Stderr).map_err(setup_failed)?;
-    // The image store this process's run reads: asked for only when an image may be used
-    // from it (the config is not read on every run), else the default state directory.
+    // The image store this process's run reads (the engine checks the image: a bare tag
+    // or an image not stored exits 2, in process or through the daemon). The config is
+    // read only when an image may be used from it.
     if args.sandbox.image.is_some() || args.state_dir.is_some() {
         let state_dir = match args.state_dir {
             Some(dir) => dir,
             None => super::cache::config()?.state_dir,
         };
-        if let Some(image) = &args.sandbox.image {
-            hermetic::image::root::check(&state_dir, image).map_err(image_failure)?;
-        }
         hermetic::image::root::set_state_dir(state_dir);
     }
     let request = RunRequest {
@@ -81,17 +79,6 @@ fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
         let _ = relay.join();
     }
     finish(Some(result.verdict), result.code, result.error)
-}
-
-/// An image that cannot be used as named: a usage error (exit 2) when the reference is
-/// not pinned or names an image not stored, else the sandbox's failure.
-pub(super) fn image_failure(error: hermetic::image::root::UseError) -> Failure {
-    let code = if error.is_usage() {
-        exit::USAGE
-    } else {
-        exit::RUN_SANDBOX_FAILED
-    };
-    Failure::new(code, error)
 }
 
 /// Ends `hermetic run` the same way in both modes: a command that never ran is an error

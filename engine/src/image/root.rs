@@ -216,12 +216,6 @@ pub fn hold(state_dir: &Path, reference: &str) -> Result<HeldImage, UseError> {
     })
 }
 
-/// Checks, before anything runs, that `reference` is pinned and stored in `state_dir`'s
-/// store (the CLI's early usage check; the build holds it again for its whole run).
-pub fn check(state_dir: &Path, reference: &str) -> Result<(), UseError> {
-    hold(state_dir, reference).map(drop)
-}
-
 /// The image a build or run uses, held: `flag` (`--image`, a request's `image`) over the
 /// profile's `image` root; None when neither names one.
 pub fn hold_for(
