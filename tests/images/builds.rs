@@ -392,3 +392,69 @@ fn provenance_lists_the_image_as_a_resolved_dependency() {
         "the host toolchain is not a dependency: {dependencies:#?}"
     );
 }
+
+/// `run --image` as an unprivileged user, on an image that user imported: the tree (owned
+/// by the user) is the build user's inside, read-only, and the run needs nothing more than
+/// the host profile does (here without a delegated cgroup: `limits.cgroup = "optional"`).
+#[test]
+fn an_unprivileged_user_runs_in_an_image_it_imported() {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+    crate::support::require_root();
+    let scratch = Scratch::new();
+    std::fs::set_permissions(scratch.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let layout = base_image([Compression::Gzip; 3]).write_layout(&scratch.path("layout"), "v1");
+    let state = scratch.path("nobody-state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let binary = scratch.path("hermetic");
+    std::fs::copy(env!("CARGO_BIN_EXE_hermetic"), &binary).unwrap();
+    let profile = scratch.path("optional.toml");
+    std::fs::write(
+        &profile,
+        default_profile_text().replace("cgroup = \"required\"", "cgroup = \"optional\""),
+    )
+    .unwrap();
+    let src = Source::new(&[]);
+    std::fs::set_permissions(src.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new(crate::fixture::tool("setpriv"))
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+            ])
+            .arg(&binary)
+            .args(args)
+            .env("HERMETIC_NO_DAEMON", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let state = state.to_str().unwrap();
+    let import = [
+        "image",
+        "import",
+        "--state-dir",
+        state,
+        layout.dir.to_str().unwrap(),
+    ];
+    assert_status(&as_nobody(&import), 0);
+    let output = as_nobody(&[
+        "run",
+        "--state-dir",
+        state,
+        "--profile",
+        profile.to_str().unwrap(),
+        "--image",
+        &pinned(&layout),
+        "--src",
+        src.path().to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "id -u; cat /etc/keep; stat -c %u /etc/keep; touch /etc/keep 2>/dev/null || echo read-only",
+    ]);
+    assert_status(&output, 0);
+    assert_eq!(stdout(&output), "1000\nsecond version\n1000\nread-only\n");
+}
