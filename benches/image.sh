@@ -14,19 +14,20 @@
 #   benches/image.sh [IMPORTS] [RUNS]      (default 5 and 200)
 #
 # Needs umoci and mmdebstrap (scripts/test-setup.sh); the image is built once by
-# scripts/debian-toolchain-image.sh into target/images/. HERMETIC=/path/to/hermetic skips
-# the release build.
+# scripts/debian-toolchain-image.sh into target/images/ (LAYOUT=DIR names another).
+# HERMETIC=/path/to/hermetic skips the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 imports="${1:-5}"
 runs="${2:-200}"
 command -v umoci >/dev/null || { echo "bench needs umoci: apt-get install -y umoci" >&2; exit 2; }
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ -z "${HERMETIC:-}" ]; then
   cargo build --release -q -p hermetic-cli
-  HERMETIC="$PWD/target/x86_64-unknown-linux-gnu/release/hermetic"
+  HERMETIC="$target/x86_64-unknown-linux-gnu/release/hermetic"
 fi
-layout="${LAYOUT:-$PWD/target/images/debian-toolchain}"
+layout="${LAYOUT:-$target/images/debian-toolchain}"
 scripts/debian-toolchain-image.sh "$layout"
-scratch="$(mktemp -d "$PWD/target/image-bench.XXXXXX")"
+scratch="$(mktemp -d "$target/image-bench.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 exec python3 benches/image.py "$HERMETIC" "$layout" "$scratch" "$imports" "$runs"
