@@ -55,7 +55,7 @@ for name, values in samples.items():
 
 listed = subprocess.run([hermetic, "image", "ls", "--json", "--state-dir", state], check=True,
                         capture_output=True, env=env)
-digest = json.loads(listed.stdout)[0]["digest"]
+digest = json.loads(listed.stdout)["images"][0]["digest"]
 image = f"debian-toolchain@{digest}"
 src = os.path.join(scratch, "src")
 os.makedirs(src)
