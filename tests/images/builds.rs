@@ -458,3 +458,27 @@ fn an_unprivileged_user_runs_in_an_image_it_imported() {
     assert_status(&output, 0);
     assert_eq!(stdout(&output), "1000\nsecond version\n1000\nread-only\n");
 }
+
+/// A sandbox started by root runs as `nobody` on the host: an image under a directory
+/// others cannot search is unreachable, and the run says so before it starts (exit 2).
+#[test]
+fn an_image_root_cannot_reach_is_refused_with_the_directory_to_open() {
+    use std::os::unix::fs::PermissionsExt;
+    crate::support::require_root();
+    let scratch = Scratch::new();
+    let layout = fixture(&scratch);
+    let private = scratch.path("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::rename(scratch.state(), private.join("state")).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let src = Source::new(&[]);
+    let output = run_in_image(&private.join("state"), &pinned(&layout), &src, &["true"])
+        .output()
+        .unwrap();
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains(&format!("chmod o+x {}", private.display())),
+        "{}",
+        stderr(&output)
+    );
+}
