@@ -82,8 +82,8 @@ const LIBC_PATHS: &[&str] = &[
     "usr/lib64/libc.so.6",
 ];
 
-/// Whether the shim can be preloaded in the root filesystem at `tree` (a stored image): it has glibc's x86_64 loader,
-/// and a libc.so.6 that defines every symbol version the shim was linked against (a musl
+/// Whether the shim can be preloaded in the root filesystem at `tree` (a stored image): it
+/// has glibc's x86_64 loader, and a libc.so.6 that defines every symbol version the shim was linked against (a musl
 /// or static image has neither; an older glibc lacks the newest version).
 pub fn loads_in(tree: &Path) -> bool {
     if resolve_in(tree, Path::new(LOADER)).is_none() {
@@ -95,11 +95,14 @@ pub fn loads_in(tree: &Path) -> bool {
         .filter_map(|path| resolve_in(tree, Path::new(path)))
         .filter_map(|libc| std::fs::read(libc).ok())
         .any(|bytes| {
-            needed.iter().all(|version| {
-                let mut wanted = version.as_bytes().to_vec();
-                wanted.push(0);
-                bytes.windows(wanted.len()).any(|window| window == wanted)
-            })
+            // Version names are NUL-terminated strings of the library: one pass over it.
+            let defined: std::collections::HashSet<&[u8]> = bytes
+                .split(|&byte| byte == 0)
+                .filter(|string| string.starts_with(b"GLIBC_"))
+                .collect();
+            needed
+                .iter()
+                .all(|version| defined.contains(version.as_bytes()))
         })
 }
 
