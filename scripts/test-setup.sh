@@ -18,14 +18,15 @@ export DEBIAN_FRONTEND=noninteractive
 # diffoscope-minimal: the diffoscope path of `hermetic build --explain` (tests/repro).
 # umoci and skopeo: the image tests (tests/images/) compare the stored tree with `umoci raw
 # unpack --rootless` and convert their fixture layouts (docker-archive, a push to the
-# docker-registry above); busybox-static is the fixture's program.
+# docker-registry above); busybox-static is the fixture's program; mmdebstrap makes their
+# Debian toolchain image (scripts/debian-toolchain-image.sh) from the apt sources.
 # chromium and libxml2-utils (xmllint): the drill reports' tests (tests/drills/) render the
 # HTML report headless and hold the JUnit report to tests/drills/junit.xsd.
 packages=(
   ca-certificates gcc libc6-dev make python3 tar gzip zip unzip git zstd
   util-linux iproute2 procps busybox-static sudo fuse3 strace
   openssl python3-nacl python3-cryptography diffoscope-minimal
-  docker-registry apache2-utils umoci skopeo chromium libxml2-utils
+  docker-registry apache2-utils umoci skopeo mmdebstrap chromium libxml2-utils
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -37,9 +37,13 @@ pub enum Command {
         after_help = "The source (default: the current directory) is copied to the build dir \
 (/build in the default profile); the host tree is never modified. The command's stdout and \
 stderr are streamed unchanged; hermetic's own messages go to stderr.\n\n\
+With --image REF@sha256:DIGEST the command runs in a stored image (`hermetic image pull|import` \
+stores it and prints the digest) instead of the profile's root: its tree is bound read-only as /, \
+its config's Env applies under the pins, and the command starts in its WorkingDir when it has one.\n\n\
 Exit status: the command's own, or 125 when the sandbox can't be set up, 126 when the command \
-can't be executed, 127 when it is not found.\n\n\
-Examples:\n  hermetic run -- make test\n  hermetic run --profile strict --src ./project -- python3 -m pytest"
+can't be executed, 127 when it is not found; 2 when --image is a bare tag or not stored.\n\n\
+Examples:\n  hermetic run -- make test\n  hermetic run --profile strict --src ./project -- python3 -m pytest\n  \
+hermetic run --image debian-toolchain@sha256:c147... -- gcc --version"
     )]
     Run(RunArgs),
     /// Run a build and archive its outputs as deterministic tar+zstd with a BLAKE3 manifest.
@@ -49,8 +53,11 @@ archived with sorted entries, mtimes clamped to SOURCE_DATE_EPOCH, owner 0, mode
 and only regular files, directories and symlinks.\n\n\
 SOURCE_DATE_EPOCH is --source-date-epoch, else the commit time of the source's git HEAD, else \
 315532800 (1980-01-01).\n\n\
-Exit status: 0 built, 1 the command failed, 2 usage or configuration error, 3 nondeterministic \
-(reserved for dual runs), 4 --require-cache and no usable cache entry, 5 sandbox or internal \
+Image (--image REF@sha256:DIGEST): the build runs in a stored image instead of the profile's \
+root, never pulled; the cache key's toolchain is the image's manifest digest, so runners with \
+different hosts share entries, and the report and provenance name the image.\n\n\
+Exit status: 0 built, 1 the command failed, 2 usage or configuration error (a bare tag or an \
+image not stored), 3 nondeterministic (reserved for dual runs), 4 --require-cache and no usable cache entry, 5 sandbox or internal \
 error.\n\n\
 Cache (--cache-dir): the cache key covers the source tree, command, outputs, profile and \
 seccomp policy, toolchain, pinned environment and SOURCE_DATE_EPOCH. An entry is restored \
@@ -65,10 +72,11 @@ runs the build (the daemon's, for daemon jobs).\n\n\
 Examples:\n  hermetic build --single -- sh -c 'mkdir -p out && echo hi > out/hello'\n  \
 hermetic build --single --src . --output dist --artifact dist.tar.zst --json -- make dist\n  \
 hermetic build --cache-dir ~/.cache/hermetic -- make\n  \
+hermetic build --image debian-toolchain@sha256:c147... --src examples/hello -- make\n  \
 hermetic build --cache-dir DIR --cache-remote oci://registry.example/ci/cache --cache-push \
 --sign-key ci.key -- make"
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List, show and check sandbox profiles.
     #[command(
         subcommand,
@@ -478,12 +486,21 @@ pub struct SandboxArgs {
     /// Override SOURCE_DATE_EPOCH (seconds since 1970).
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
+    /// Run inside a stored image instead of the profile's root: REF@sha256:DIGEST, never a
+    /// bare tag (`hermetic image pull|import` stores it and prints the digest). Its tree
+    /// is bound read-only as /; builds never pull.
+    #[arg(long, value_name = "REF@sha256:DIGEST")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    /// The state directory whose image store --image reads (default: the config's
+    /// state directory; a daemon job uses the daemon's).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -559,8 +576,9 @@ pub struct BuildCacheArgs {
     /// use them.
     #[arg(long)]
     pub cache_single_run: bool,
-    /// Where the local cache signing key is made on first use (default: /var/lib/hermetic
-    /// for root, else $XDG_STATE_HOME/hermetic or ~/.local/state/hermetic).
+    /// Where the local cache signing key is made on first use, and whose image store
+    /// --image reads (default: /var/lib/hermetic for root, else $XDG_STATE_HOME/hermetic
+    /// or ~/.local/state/hermetic; a daemon job takes its images from the daemon's).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -921,6 +939,11 @@ pub struct ImageLimitArgs {
     /// Refuse an image whose layers hold more tar members than N (default 2000000).
     #[arg(long, value_name = "N")]
     pub max_entries: Option<u64>,
+    /// Store setuid and setgid files without those bits instead of refusing the image
+    /// (distribution images have su, passwd, ...). Builds never gain privileges from them
+    /// anyway: the tree is mounted nosuid.
+    #[arg(long)]
+    pub allow_setuid: bool,
 }
 
 #[derive(Debug, Args)]

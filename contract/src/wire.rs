@@ -96,6 +96,10 @@ pub struct RunRequest {
     #[serde(default)]
     pub source_date_epoch: Option<u64>,
     pub command: Vec<String>,
+    /// Run inside this image instead of the profile's root: `REF@sha256:<manifest
+    /// digest>` (docs/images.md); absent, the request's JSON is what it was before images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -353,6 +357,7 @@ mod tests {
                 src: "/src".into(),
                 source_date_epoch: None,
                 command: vec!["make".into()],
+                image: None,
             }),
             submitted_at_ms: 1,
             started_at_ms: Some(2),

@@ -326,6 +326,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     create_dir(&config.state_dir, 0o700)?;
+    // Jobs that name an image take it from this daemon's image store.
+    hermetic::image::root::set_state_dir(config.state_dir.clone());
     let store = Store::open(&config.state_dir.join("jobs.sqlite"))?;
     let scheduler = Scheduler::start(config, store)?;
     let app = api::router(scheduler.clone());

@@ -367,6 +367,7 @@ mod tests {
             src: "/src".into(),
             source_date_epoch: None,
             command: vec!["/bin/true".into()],
+            image: None,
         })
     }
 

@@ -58,6 +58,19 @@ pub fn execute(
         Ok(profile) => profile,
         Err(err) => return sandbox_failed(error_chain(&err)),
     };
+    // Held until the run is over: `image rm` refuses the image meanwhile.
+    let image = match crate::image::root::hold_for(request.image.as_deref(), profile.root.image()) {
+        Ok(image) => image,
+        // A bare tag, or an image not stored: the request's mistake, exit 2 as for a build.
+        Err(err) if err.is_usage() => {
+            return RunResult {
+                code: exit::USAGE,
+                ..sandbox_failed(error_chain(&err))
+            }
+        }
+        Err(err) => return sandbox_failed(error_chain(&err)),
+    };
+    let image_root = image.as_ref().map(crate::build::image_root);
     let plan = match plan::plan(
         &profile,
         &Request {
@@ -65,6 +78,7 @@ pub fn execute(
             source: Some(&request.src),
             outputs: None,
             source_date_epoch: request.source_date_epoch,
+            image: image_root.as_ref(),
         },
     ) {
         Ok(plan) => plan,

@@ -7,6 +7,12 @@ mod support;
 
 /// The fixture: a config of its own, the daemons started for it, killed on drop.
 mod fixture;
+/// The image tests' fixture image (busybox), for `--image` through the daemon.
+#[allow(dead_code)]
+#[path = "../images/fixture.rs"]
+mod image_fixture;
+/// `run` and `build` in an image through the daemon.
+mod images;
 /// Autostart, daemon status and stop, the log streamed live, cancel.
 mod lifecycle;
 /// `run` and `build` give the same output and exit codes with and without the daemon.

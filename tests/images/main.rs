@@ -5,6 +5,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// Runs and builds inside a stored image.
+mod builds;
 /// Images, layers and layouts written by the tests; the state directory and its checks.
 mod fixture;
 /// The stored tree equals what `umoci raw unpack --rootless` makes of the same layout.
@@ -15,3 +17,5 @@ mod refusals;
 mod sources;
 /// One copy for concurrent imports, `rm` refused while the image is held, `verify`.
 mod store;
+/// examples/hello built in a Debian toolchain image by two runners.
+mod toolchain;

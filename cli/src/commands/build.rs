@@ -31,9 +31,15 @@ pub fn build(args: BuildArgs, in_process: bool) -> Result<i32, Failure> {
         explain: args.explain,
         source_date_epoch: args.sandbox.source_date_epoch,
         command: args.command.clone(),
-        image: None,
+        image: args.sandbox.image.clone(),
         cache: cache_options(&args)?,
     };
+    // The image store this process's builds read (a daemon job reads the daemon's).
+    let state_dir = match &args.cache.state_dir {
+        Some(dir) => dir.clone(),
+        None => super::cache::config()?.state_dir,
+    };
+    hermetic::image::root::set_state_dir(state_dir);
     // Absolute in both modes, so both reports name the same paths.
     let request = absolute_paths(request).map_err(|err| Failure::new(exit::USAGE, err))?;
     let finished = if in_process {
@@ -89,7 +95,6 @@ fn cache_options(args: &BuildArgs) -> Result<Option<Box<CacheOptions>>, Failure>
             (!flags.trust_keys.is_empty(), "--trust-key"),
             (flags.require_cache, "--require-cache"),
             (flags.cache_single_run, "--cache-single-run"),
-            (flags.state_dir.is_some(), "--state-dir"),
             (flags.remote.cache_remote.is_some(), "--cache-remote"),
             (flags.cache_push, "--cache-push"),
             (

@@ -74,6 +74,7 @@ fn limits_of(flags: &ImageLimitArgs) -> ImageLimits {
     ImageLimits {
         max_total_bytes: flags.max_bytes.unwrap_or(defaults.max_total_bytes),
         max_entries: flags.max_entries.unwrap_or(defaults.max_entries),
+        allow_setuid: flags.allow_setuid,
         ..defaults
     }
 }

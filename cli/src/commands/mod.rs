@@ -21,7 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
     let in_process = crate::client::autostart::in_process(cli.no_daemon);
     match cli.command {
         Command::Run(args) => run::run(args, in_process),
-        Command::Build(args) => build::build(args, in_process),
+        Command::Build(args) => build::build(*args, in_process),
         Command::Daemon(command) => daemon::daemon(command),
         Command::Drill(command) => drill::drill(command),
         Command::Jobs(args) => jobs::jobs(args),

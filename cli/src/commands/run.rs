@@ -24,6 +24,7 @@ fn run_via_daemon(args: RunArgs) -> Result<i32, Failure> {
         src: remote::absolute("--src", &args.sandbox.src).map_err(setup_failed)?,
         source_date_epoch: args.sandbox.source_date_epoch,
         command: args.command,
+        image: args.sandbox.image,
     });
     let job = remote::execute(&request, Relay::Separate, exit::RUN_SANDBOX_FAILED)?;
     let error = job.error.clone().unwrap_or_default();
@@ -56,11 +57,22 @@ fn run_in_process(args: RunArgs) -> Result<i32, Failure> {
     let setup_failed = |err: std::io::Error| Failure::new(exit::RUN_SANDBOX_FAILED, err);
     let (stdout, stdout_relay) = stdio::for_build(Target::Stdout).map_err(setup_failed)?;
     let (stderr, stderr_relay) = stdio::for_build(Target::Stderr).map_err(setup_failed)?;
+    // The image store this process's run reads (the engine checks the image: a bare tag
+    // or an image not stored exits 2, in process or through the daemon). The config is
+    // read only when an image may be used from it.
+    if args.sandbox.image.is_some() || args.state_dir.is_some() {
+        let state_dir = match args.state_dir {
+            Some(dir) => dir,
+            None => super::cache::config()?.state_dir,
+        };
+        hermetic::image::root::set_state_dir(state_dir);
+    }
     let request = RunRequest {
         profile: args.sandbox.profile,
         src: args.sandbox.src,
         source_date_epoch: args.sandbox.source_date_epoch,
         command: args.command,
+        image: args.sandbox.image,
     };
     let result = hermetic::run::execute(&request, stdout, stderr, None, None);
     for relay in [stdout_relay, stderr_relay].into_iter().flatten() {

@@ -13,6 +13,8 @@ use crate::names::named_values;
 /// - hermetic.build/v1: first version (single and dual runs).
 /// - v1, addition: `source_left_out`, the source's sockets and fifos the build did not get
 ///   (absent when there were none).
+/// - v1, addition: `image` (`ref`, `digest`), the image the build ran in (absent when it
+///   ran in the profile's own root).
 pub const BUILD_REPORT_SCHEMA: &str = "hermetic.build/v1";
 
 /// A build's report. Published (`hermetic build --json`, the daemon's job record) through a
@@ -49,6 +51,20 @@ pub struct BuildReport {
     /// carry no content a build could use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_left_out: Vec<PathBuf>,
+    /// The image the build ran in, when it ran in one (docs/images.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageReport>,
+}
+
+/// An image a build ran in: the reference as the request named it, and the manifest
+/// digest that fixes it (the identity the cache key and provenance use).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ImageReport {
+    /// `REF@sha256:...` as given.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `sha256:<hex>`, the manifest's digest.
+    pub digest: String,
 }
 
 impl BuildReport {

@@ -9,7 +9,7 @@ mod repro;
 mod run;
 
 pub use build::{
-    BuildMode, BuildReport, BuildVerdict, Digests, EpochSource, LogReport, OutputFlag,
+    BuildMode, BuildReport, BuildVerdict, Digests, EpochSource, ImageReport, LogReport, OutputFlag,
     OutputReport, PinReport, ProfileReport, RunName, RunReport, BUILD_REPORT_SCHEMA,
 };
 pub use cache::{
@@ -172,6 +172,7 @@ pub(crate) fn sample_report() -> BuildReport {
             }),
         },
         source_left_out: vec!["daemon.sock".into()],
+        image: None,
     }
 }
 
@@ -219,6 +220,26 @@ mod tests {
     }
 
     #[test]
+    fn an_image_is_published_as_ref_and_digest() {
+        let report = BuildReport {
+            image: Some(ImageReport {
+                reference: "tools@sha256:ab".into(),
+                digest: "sha256:ab".into(),
+            }),
+            ..sample_report()
+        };
+        let published = report.to_published_json().unwrap();
+        assert_eq!(
+            published["image"].to_string(),
+            r#"{"digest":"sha256:ab","ref":"tools@sha256:ab"}"#
+        );
+        assert_eq!(
+            serde_json::from_value::<BuildReport>(published).unwrap(),
+            report
+        );
+    }
+
+    #[test]
     fn a_report_reads_back_as_the_same_value() {
         let report = sample_report();
         let json = serde_json::to_string(&report).unwrap();
@@ -244,6 +265,7 @@ mod tests {
             log: None,
             cache: CacheReport::default(),
             source_left_out: Vec::new(),
+            image: None,
             ..sample_report()
         };
         let published = report.to_published_json().unwrap();

@@ -65,6 +65,8 @@ pub enum BuildError {
     CacheKey(#[from] KeyError),
     #[error(transparent)]
     CacheRemote(#[from] RemoteSetupError),
+    #[error(transparent)]
+    Image(#[from] crate::image::root::UseError),
 }
 
 /// Where the canonical run's log (its stdout and stderr, in the order written) is copied;
@@ -89,6 +91,9 @@ pub fn execute(
             return Err(BuildError::ExtractExists(dest.clone()));
         }
     }
+    // Held until the build is over: `image rm` refuses the image meanwhile.
+    let image = crate::image::root::hold_for(request.image.as_deref(), profile.root.image())?;
+    let image_root = image.as_ref().map(image_root);
     let plan = plan::plan(
         &profile,
         &Request {
@@ -96,6 +101,7 @@ pub fn execute(
             source: Some(&request.src),
             outputs: Some(&outputs),
             source_date_epoch: request.source_date_epoch,
+            image: image_root.as_ref(),
         },
     )?;
     let mut report = BuildReport {
@@ -125,6 +131,7 @@ pub fn execute(
         log: None,
         cache: CacheReport::default(),
         source_left_out: Vec::new(),
+        image: plan.image.clone(),
     };
     let cache = match &request.cache {
         Some(options) => match CacheSession::open(options, request, &profile, &plan) {
@@ -185,6 +192,9 @@ pub fn execute(
 pub fn inputs_key(request: &BuildRequest) -> Result<crate::cache::CacheKey, BuildError> {
     let outputs = parse_outputs(&request.outputs)?;
     let profile = profile::load(&request.profile)?;
+    // An image's digest is the key's toolchain.
+    let image = crate::image::root::hold_for(request.image.as_deref(), profile.root.image())?;
+    let image_root = image.as_ref().map(image_root);
     let plan = plan::plan(
         &profile,
         &Request {
@@ -192,6 +202,7 @@ pub fn inputs_key(request: &BuildRequest) -> Result<crate::cache::CacheKey, Buil
             source: Some(&request.src),
             outputs: Some(&outputs),
             source_date_epoch: request.source_date_epoch,
+            image: image_root.as_ref(),
         },
     )?;
     let inputs = crate::cache::KeyInputs::of_plan(
@@ -201,6 +212,17 @@ pub fn inputs_key(request: &BuildRequest) -> Result<crate::cache::CacheKey, Buil
         plan::ARCHIVE_ZSTD_LEVEL,
     )?;
     Ok(inputs.key())
+}
+
+/// What the planner needs of a held image.
+pub(crate) fn image_root(held: &crate::image::root::HeldImage) -> plan::ImageRoot<'_> {
+    plan::ImageRoot {
+        tree: held.tree(),
+        env: &held.env,
+        working_dir: held.working_dir.as_deref(),
+        reference: &held.pinned.reference,
+        digest: held.pinned.digest.to_string(),
+    }
 }
 
 fn parse_outputs(raw: &[String]) -> Result<Vec<OutputPath>, BuildError> {

@@ -2,7 +2,8 @@
 //!
 //! Two builds with the same key must produce the same archive, so the key covers the
 //! source tree, the command, the outputs, the profile file and seccomp policy bytes, the
-//! toolchain (a rootfs's tree digest, or the host's OS release and package database), the
+//! toolchain (an image's manifest digest, a rootfs's tree digest, or the host's OS release
+//! and package database), the
 //! pinned environment and identity, SOURCE_DATE_EPOCH, and the versions of every format and
 //! of hermetic itself. What does not decide the output (limits, the cgroup placement, the
 //! varied run's variation) stays out, so it does not split the cache.
@@ -18,7 +19,8 @@ use crate::sandbox::spec::SPEC_VERSION;
 
 /// Version of the key derivation. Changelog (bump on any change to [`KeyInputs`] or to
 /// how the digest is taken, so old entries simply stop matching):
-/// - `hermetic.cache-key/v1`: first version.
+/// - `hermetic.cache-key/v1`: first version. Later, without a new name: the toolchain
+///   `image` (no key made before it had one, so none changes).
 pub const CACHE_KEY_SCHEMA: &str = "hermetic.cache-key/v1";
 
 /// Host files whose bytes stand for the host toolchain: the OS release and the package
@@ -97,6 +99,10 @@ pub struct KeyInputs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Toolchain {
+    /// A stored image: its manifest digest, which fixes every byte of its tree (no host
+    /// file counts), so runners on different hosts share keys for the same image.
+    #[serde(rename_all = "camelCase")]
+    Image { digest: String },
     /// A profile with its own rootfs: its full tree digest.
     #[serde(rename_all = "camelCase")]
     Rootfs { blake3: String },
@@ -142,11 +148,14 @@ impl KeyInputs {
             })?,
             None => "none".to_owned(),
         };
-        let toolchain = match &plan.rootfs_blake3 {
-            Some(blake3) => Toolchain::Rootfs {
+        let toolchain = match (&plan.image, &plan.rootfs_blake3) {
+            (Some(image), _) => Toolchain::Image {
+                digest: image.digest.clone(),
+            },
+            (None, Some(blake3)) => Toolchain::Rootfs {
                 blake3: blake3.clone(),
             },
-            None => host_toolchain()?,
+            (None, None) => host_toolchain()?,
         };
         let mut outputs: Vec<String> = if outputs.is_empty() {
             vec!["out".to_owned()]
@@ -299,6 +308,11 @@ pub(crate) mod tests {
                     blake3: "44".repeat(32),
                 }
             },
+            |i| {
+                i.toolchain = Toolchain::Image {
+                    digest: format!("sha256:{}", "55".repeat(32)),
+                }
+            },
             |i| i.env.push(("TZ".into(), "UTC".into())),
             |i| i.source_date_epoch += 1,
             |i| i.cpus = 1,
@@ -310,6 +324,21 @@ pub(crate) mod tests {
             change(&mut inputs);
             assert_ne!(inputs.key(), key, "variant {index} did not change the key");
         }
+    }
+
+    #[test]
+    fn an_image_toolchain_is_its_manifest_digest_alone() {
+        let inputs = KeyInputs {
+            toolchain: Toolchain::Image {
+                digest: format!("sha256:{}", "55".repeat(32)),
+            },
+            ..sample_inputs("make")
+        };
+        let json = serde_json::to_value(&inputs).unwrap();
+        assert_eq!(
+            json["toolchain"],
+            serde_json::json!({"kind": "image", "digest": format!("sha256:{}", "55".repeat(32))})
+        );
     }
 
     #[test]

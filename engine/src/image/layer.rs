@@ -123,7 +123,9 @@ enum Side {
 /// `max`, so a blob longer than its descriptor is never read past it.
 struct Metered<'s, R> {
     inner: R,
-    hasher: Sha256,
+    /// None where another `Metered` hashes the same bytes (an uncompressed layer's tar
+    /// stream is its blob).
+    hasher: Option<Sha256>,
     count: u64,
     max: u64,
     side: Side,
@@ -131,10 +133,10 @@ struct Metered<'s, R> {
 }
 
 impl<'s, R: Read> Metered<'s, R> {
-    fn new(inner: R, max: u64, side: Side, state: &'s StreamState) -> Self {
+    fn new(inner: R, max: u64, side: Side, state: &'s StreamState, hash: bool) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             count: 0,
             max,
             side,
@@ -165,7 +167,9 @@ impl<R: Read> Read for Metered<'_, R> {
                 "the blob is longer than its descriptor says",
             ));
         }
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
@@ -209,7 +213,7 @@ impl Assembly {
         blob: &mut dyn Read,
     ) -> Result<(), LayerFailure> {
         let state = StreamState::default();
-        let mut compressed = Metered::new(blob, layer.size, Side::Blob, &state);
+        let mut compressed = Metered::new(blob, layer.size, Side::Blob, &state, true);
         let walked = self.walk(layer, &mut compressed, &state);
         let drained = io::copy(&mut compressed, &mut io::sink());
         let blob_check = match drained {
@@ -233,9 +237,11 @@ impl Assembly {
             )
             .into()),
             Ok(_) => {
-                let found = ImageDigest::from_hasher(compressed.hasher);
+                let found = ImageDigest::from_hasher(
+                    compressed.hasher.expect("the blob side always hashes"),
+                );
                 if found == *layer.digest {
-                    Ok(())
+                    Ok(found)
                 } else {
                     Err(Refusal::new(
                         Rule::BlobDigest,
@@ -253,16 +259,23 @@ impl Assembly {
                 Err(LayerFailure::Refused(refusal))
             }
             (Err(failure), _) | (Ok(_), Err(failure)) => Err(failure),
-            (Ok(diff_id), Ok(())) if diff_id != *layer.diff_id => Err(Refusal::new(
-                Rule::DiffId,
-                None,
-                format!(
-                    "the uncompressed layer hashes to {diff_id}, the config's diff_id is {}",
-                    layer.diff_id
-                ),
-            )
-            .into()),
-            (Ok(_), Ok(())) => Ok(()),
+            (Ok(diff_id), Ok(blob_digest)) => {
+                // An uncompressed layer's tar stream is its blob, read to its end: one hash.
+                let diff_id = diff_id.unwrap_or(blob_digest);
+                if diff_id == *layer.diff_id {
+                    Ok(())
+                } else {
+                    Err(Refusal::new(
+                        Rule::DiffId,
+                        None,
+                        format!(
+                            "the uncompressed layer hashes to {diff_id}, the config's diff_id is {}",
+                            layer.diff_id
+                        ),
+                    )
+                    .into())
+                }
+            }
         };
         outcome.map_err(|failure| match failure {
             LayerFailure::Refused(refusal) => LayerFailure::Refused(refusal.in_layer(layer.digest)),
@@ -270,13 +283,14 @@ impl Assembly {
         })
     }
 
-    /// Decompresses and applies the layer's members; returns the digest of the tar stream.
+    /// Decompresses and applies the layer's members; returns the digest of the tar stream,
+    /// or None for an uncompressed layer, whose tar stream is the blob the caller hashes.
     fn walk(
         &mut self,
         layer: &Layer<'_>,
         compressed: &mut Metered<'_, &mut dyn Read>,
         state: &StreamState,
-    ) -> Result<ImageDigest, LayerFailure> {
+    ) -> Result<Option<ImageDigest>, LayerFailure> {
         let decoder: Box<dyn Read + '_> = match layer.compression {
             Compression::None => Box::new(compressed),
             Compression::Gzip => Box::new(Gunzip {
@@ -291,7 +305,8 @@ impl Assembly {
                 Box::new(decoder)
             }
         };
-        let mut tar_stream = Metered::new(decoder, u64::MAX, Side::Tar, state);
+        let hash_tar = layer.compression != Compression::None;
+        let mut tar_stream = Metered::new(decoder, u64::MAX, Side::Tar, state, hash_tar);
         let mut written = BTreeSet::new();
         let entries_end = {
             let mut archive = tar::Archive::new(&mut tar_stream);
@@ -323,7 +338,7 @@ impl Assembly {
             entries_end
         };
         self.read_end(&mut tar_stream, entries_end, state)?;
-        Ok(ImageDigest::from_hasher(tar_stream.hasher))
+        Ok(tar_stream.hasher.map(ImageDigest::from_hasher))
     }
 
     /// After the last member: the end marker and zero padding only, within the limit, and
@@ -435,13 +450,18 @@ impl Assembly {
             )
             .into());
         }
-        let mode = member.mode & 0o7777;
+        let mut mode = member.mode & 0o7777;
         if kind == MemberKind::File && mode & 0o6000 != 0 {
-            return Err(refuse(
-                Rule::Setuid,
-                format!("a setuid or setgid file (mode {mode:o})"),
-            )
-            .into());
+            if !self.limits.allow_setuid {
+                return Err(refuse(
+                    Rule::Setuid,
+                    format!("a setuid or setgid file (mode {mode:o}); --allow-setuid stores it without those bits"),
+                )
+                .into());
+            }
+            // Stored without the bits: a setuid file in the store would be a privilege on
+            // the host, and the sandbox mounts the tree nosuid, where they mean nothing.
+            mode &= !0o6000;
         }
         let parent = self
             .reach_dir(dir, Some(written))?
@@ -1048,6 +1068,27 @@ mod tests {
         assert_eq!(std::fs::read(applied.root.join("g")).unwrap(), b"old");
         let mode = std::fs::metadata(applied.root.join("d")).unwrap().mode();
         assert_eq!(mode & 0o7777, 0o750);
+    }
+
+    #[test]
+    fn allowed_setuid_files_are_stored_without_the_bits() {
+        let only = layer(&[
+            member(b'0', "su", 0o4755, b"s", ""),
+            member(b'0', "sg", 0o2711, b"g", ""),
+            dir("mail/", 0o2775),
+        ]);
+        let limits = ImageLimits {
+            allow_setuid: true,
+            ..ImageLimits::default()
+        };
+        let applied = apply_all(&[only], limits).unwrap();
+        let mode = |path: &str| std::fs::metadata(applied.root.join(path)).unwrap().mode() & 0o7777;
+        assert_eq!(
+            (mode("su"), mode("sg"), mode("mail")),
+            (0o755, 0o711, 0o2775)
+        );
+        let recorded: Vec<u32> = applied.tree.entries.iter().map(|e| e.mode).collect();
+        assert_eq!(recorded, [0o2775, 0o711, 0o755]);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct ImageLimits {
     pub max_document_bytes: u64,
     /// Zero bytes accepted after a layer's tar end marker.
     pub max_end_padding: u64,
+    /// Accept setuid and setgid files, stored without those bits (`--allow-setuid`);
+    /// refused otherwise.
+    pub allow_setuid: bool,
 }
 
 impl Default for ImageLimits {
@@ -33,6 +36,7 @@ impl Default for ImageLimits {
             max_component_bytes: 255,
             max_document_bytes: 4 << 20,
             max_end_padding: 1 << 20,
+            allow_setuid: false,
         }
     }
 }

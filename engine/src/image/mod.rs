@@ -15,6 +15,8 @@
 //!   tar member reader; [`error`] names the rules it enforces.
 //! - [`tree`]: the stored tree's manifest, written at import and compared by verify.
 //! - [`store`]: the store's layout, its locks, list, remove, verify.
+//! - [`root`]: a stored image as a build's root: the pinned reference, the image held
+//!   for the build, its config's environment, whether the variation shim loads in it.
 //!
 //! For builds (issue #17, part 2): a stored image's tree is [`store::tree`]`(state_dir,
 //! digest)`, the manifest digest being the image's identity; hold
@@ -30,6 +32,7 @@ pub mod limits;
 mod member;
 pub mod pull;
 pub mod reference;
+pub mod root;
 pub mod spec;
 pub mod store;
 pub mod tree;

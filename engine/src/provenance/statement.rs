@@ -86,11 +86,20 @@ pub fn statement_for(
             "digest": { "sha256": sandbox.seccomp_sha256 },
         }));
     }
-    match &profile.rootfs_blake3 {
-        Some(rootfs) => {
+    match (&report.image, &profile.rootfs_blake3) {
+        (Some(image), _) => {
+            let hex = image
+                .digest
+                .strip_prefix("sha256:")
+                .unwrap_or(&image.digest);
+            dependencies.push(
+                json!({ "name": "image", "uri": image.reference, "digest": { "sha256": hex } }),
+            )
+        }
+        (None, Some(rootfs)) => {
             dependencies.push(json!({ "name": "rootfs", "digest": { "blake3": rootfs } }))
         }
-        None => {
+        (None, None) => {
             if let Some(os_release) = file_sha256(Path::new("/usr/lib/os-release")) {
                 dependencies.push(json!({ "name": "toolchain", "uri": "host:/usr", "digest": { "sha256": os_release } }));
             }

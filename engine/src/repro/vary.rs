@@ -7,9 +7,12 @@
 //!   pass-through in run a) shifts
 //!   every wall-clock read and every file time read back by [`SHIFT_DAYS`] days in run b,
 //!   and reverses every directory listing (the source tree's and those the build creates),
-//!   so both runs start together. Static and non-glibc binaries do not load it. A rootfs
-//!   sandbox (whose libc is unknown) gets no shim: run b starts [`START_OFFSET_MS`] later,
-//!   a real offset every clock obeys, with its source tree streamed in reverse order;
+//!   so both runs start together. Static and non-glibc binaries do not load it. An image
+//!   whose glibc can load the shim (`sandbox::shim::loads_in`) gets it as the host
+//!   does. A rootfs sandbox (whose libc is unknown) and an image without such a glibc
+//!   (musl, static) get no shim: run b starts [`START_OFFSET_MS`] later, a real offset
+//!   every clock obeys, with its source tree streamed in reverse order, and `varied[]`
+//!   says what was not varied there;
 //! - inode numbers: run b uses up a seeded number of inode numbers on the build dir's and
 //!   /tmp's file systems first;
 //! - pids: the build's first pid is offset;
@@ -38,10 +41,16 @@ pub struct SecondRun {
 /// a host-toolchain sandbox, so that run a and run b show the same files. Only dual
 /// builds get it: `hermetic run` and single builds keep an /etc without ld.so.preload
 /// (a preloaded library breaks tools that must be loaded first, such as ASan's runtime).
-/// The shim is built against the host's glibc; a rootfs may carry another libc or none.
+/// The shim is built against the host's glibc; a rootfs may carry another libc or none,
+/// and an image gets it only where its glibc can load it.
 pub fn canonical_run(planned: &SandboxSpec) -> SandboxSpec {
     let mut spec = planned.clone();
-    if matches!(spec.root, RootSpec::Host { .. }) {
+    let shim_loads = match spec.root {
+        RootSpec::Host { .. } => true,
+        RootSpec::Image { shim_loads, .. } => shim_loads,
+        RootSpec::Rootfs { .. } => false,
+    };
+    if shim_loads {
         spec.preload_shim = true;
         spec.etc_files
             .push(("ld.so.preload".into(), format!("{SHIM_PATH}\n")));
@@ -69,9 +78,17 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
             0,
         )
     } else {
+        let why = match canonical.root {
+            RootSpec::Image { .. } => "this image has no glibc that can load the variation shim (musl or static): the clock is not shifted",
+            _ => "rootfs sandbox: the shim is not loaded",
+        };
+        let order = match canonical.root {
+            RootSpec::Image { .. } => "source tree enumerated in reverse order (not varied in this image: listings of directories the build creates, which the shim reverses)",
+            _ => "source tree enumerated in reverse order (rootfs sandbox: directories the build creates are not varied)",
+        };
         (
-            format!("started {START_OFFSET_MS} ms after run a (rootfs sandbox: the shim is not loaded; day-resolution dates are not varied)"),
-            "source tree enumerated in reverse order (rootfs sandbox: directories the build creates are not varied)",
+            format!("started {START_OFFSET_MS} ms after run a ({why}; day-resolution dates are not varied)"),
+            order,
             START_OFFSET_MS,
         )
     };
@@ -117,5 +134,66 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
         spec,
         varied,
         start_delay_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(root: RootSpec) -> SandboxSpec {
+        let profile = crate::sandbox::profile::load("default").unwrap();
+        let command = vec!["true".to_owned()];
+        let request = crate::sandbox::plan::Request {
+            command: &command,
+            source: None,
+            outputs: None,
+            source_date_epoch: Some(0),
+            image: None,
+        };
+        let mut spec = crate::sandbox::plan::plan(&profile, &request).unwrap().spec;
+        spec.root = root;
+        spec
+    }
+
+    fn clock(second: &SecondRun) -> &str {
+        &second
+            .varied
+            .iter()
+            .find(|v| v.what == "clock")
+            .unwrap()
+            .how
+    }
+
+    #[test]
+    fn a_glibc_image_gets_the_shim_and_another_image_says_what_it_did_not_vary() {
+        let glibc = canonical_run(&planned(RootSpec::Image {
+            dir: "/images/a".into(),
+            shim_loads: true,
+        }));
+        assert!(glibc.preload_shim);
+        let second = second_run(&glibc, 7);
+        assert!(second.spec.variation.vary_shim);
+        assert_eq!(second.start_delay_ms, 0);
+        assert!(clock(&second).starts_with("shifted"), "{}", clock(&second));
+
+        let musl = canonical_run(&planned(RootSpec::Image {
+            dir: "/images/b".into(),
+            shim_loads: false,
+        }));
+        assert!(!musl.preload_shim);
+        assert!(!musl
+            .etc_files
+            .iter()
+            .any(|(name, _)| name == "ld.so.preload"));
+        let second = second_run(&musl, 7);
+        assert!(!second.spec.variation.vary_shim);
+        assert!(second.spec.variation.reverse_source_order);
+        assert_eq!(second.start_delay_ms, START_OFFSET_MS);
+        assert!(
+            clock(&second).contains("no glibc that can load the variation shim"),
+            "{}",
+            clock(&second)
+        );
     }
 }

@@ -72,7 +72,7 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
                 mirror_host_path(file, file)?;
             }
         }
-        RootSpec::Rootfs { dir } => bind_rootfs(dir)?,
+        RootSpec::Rootfs { dir } | RootSpec::Image { dir, .. } => bind_rootfs(dir, spec)?,
     }
     write_etc(spec)?;
     if spec.preload_shim {
@@ -136,11 +136,8 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
         "umount2(MNT_DETACH)",
         Path::new("/"),
     ))?;
-    nix::unistd::chdir(&spec.paths.build_dir).map_err(fs_step(
-        "enter the build dir",
-        "chdir",
-        &spec.paths.build_dir,
-    ))?;
+    let start = spec.start_dir.as_ref().unwrap_or(&spec.paths.build_dir);
+    nix::unistd::chdir(start).map_err(fs_step("enter the start dir", "chdir", start))?;
     Ok(())
 }
 
@@ -317,7 +314,7 @@ fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> 
 /// entry instead, so the synthetic identity files win).
 pub(crate) const ROOTFS_REPLACED: &[&str] = &["proc", "dev", "sys", "tmp", "home", "run", "build"];
 
-fn bind_rootfs(dir: &Path) -> Result<(), StepError> {
+fn bind_rootfs(dir: &Path, spec: &SandboxSpec) -> Result<(), StepError> {
     let root = Path::new(OLD_ROOT).join(relative(dir));
     for (name, path) in sorted_entries(&root)? {
         if ROOTFS_REPLACED.contains(&name.as_str()) || name == "etc" {
@@ -329,7 +326,10 @@ fn bind_rootfs(dir: &Path) -> Result<(), StepError> {
     let etc = root.join("etc");
     if etc.is_dir() {
         for (name, _) in sorted_entries(&etc)? {
-            if crate::sandbox::pins::SYNTHETIC_ETC.contains(&name.as_str()) {
+            // The sandbox's own files win (ld.so.preload too, in a dual run).
+            if crate::sandbox::pins::SYNTHETIC_ETC.contains(&name.as_str())
+                || spec.etc_files.iter().any(|(file, _)| *file == name)
+            {
                 continue;
             }
             mirror_host_path(&dir.join("etc").join(&name), &Path::new("/etc").join(&name))?;

@@ -98,6 +98,18 @@ pub fn build_env(pins: &EnvPins<'_>) -> Vec<(String, String)> {
     env
 }
 
+/// Adds an image config's `Env` under the pins: a variable the sandbox or the profile
+/// already sets (HOME, TZ, SOURCE_DATE_EPOCH, the locale, PATH, `extra`, ...) keeps its
+/// value; the image's others (a toolchain's own variables) are added.
+pub fn add_image_env(env: &mut Vec<(String, String)>, image_env: &[(String, String)]) {
+    for (name, value) in image_env {
+        if !env.iter().any(|(pinned, _)| pinned == name) {
+            env.push((name.clone(), value.clone()));
+        }
+    }
+    env.sort();
+}
+
 /// The synthetic /etc files: one user and group for the build, localhost only, files-only
 /// name service, no resolver.
 pub fn etc_files(identity: &Identity, paths: &SandboxPaths) -> Vec<(String, String)> {
@@ -128,6 +140,30 @@ pub fn etc_files(identity: &Identity, paths: &SandboxPaths) -> Vec<(String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_env_comes_under_the_pins() {
+        let mut env = vec![
+            ("PATH".to_owned(), "/image/bin".to_owned()),
+            ("TZ".to_owned(), "UTC".to_owned()),
+        ];
+        add_image_env(
+            &mut env,
+            &[
+                ("TZ".into(), "Europe/Paris".into()),
+                ("GOROOT".into(), "/usr/local/go".into()),
+                ("PATH".into(), "/elsewhere".into()),
+            ],
+        );
+        assert_eq!(
+            env,
+            [
+                ("GOROOT".to_owned(), "/usr/local/go".to_owned()),
+                ("PATH".to_owned(), "/image/bin".to_owned()),
+                ("TZ".to_owned(), "UTC".to_owned()),
+            ]
+        );
+    }
     use std::path::PathBuf;
 
     fn identity() -> Identity {

@@ -33,6 +33,8 @@ pub enum PlanError {
     Rootfs { path: PathBuf },
     #[error("failed to compute the digest of rootfs {path}: {message}")]
     RootfsDigest { path: PathBuf, message: String },
+    #[error("the profile's root is image `{reference}`, which the caller did not hold")]
+    ImageNotHeld { reference: String },
 }
 
 /// What the caller wants run.
@@ -41,6 +43,23 @@ pub struct Request<'a> {
     pub source: Option<&'a Path>,
     pub outputs: Option<&'a [OutputPath]>,
     pub source_date_epoch: Option<u64>,
+    /// The image to run in, held by the caller for as long as the sandbox runs
+    /// (`image::root::hold`); it replaces the profile's root.
+    pub image: Option<&'a ImageRoot<'a>>,
+}
+
+/// A stored image as the sandbox's root: what the planner needs of it.
+pub struct ImageRoot<'a> {
+    /// The tree, bound as `/`.
+    pub tree: &'a Path,
+    /// The config's `Env`.
+    pub env: &'a [(String, String)],
+    /// The config's `WorkingDir`, absolute.
+    pub working_dir: Option<&'a Path>,
+    /// `REF@sha256:...` as given.
+    pub reference: &'a str,
+    /// `sha256:<hex>`, the manifest's.
+    pub digest: String,
 }
 
 /// The spec, and the facts about it a report needs.
@@ -48,11 +67,13 @@ pub struct Plan {
     pub spec: SandboxSpec,
     /// BLAKE3 of the rootfs tree, when the profile uses one.
     pub rootfs_blake3: Option<String>,
+    /// The image the sandbox's root is, when it is one.
+    pub image: Option<ImageReport>,
     pub epoch: u64,
     pub epoch_source: EpochSource,
 }
 
-pub use hermetic_contract::report::PinReport;
+pub use hermetic_contract::report::{ImageReport, PinReport};
 
 impl Plan {
     pub fn pins(&self) -> PinReport {
@@ -93,24 +114,61 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
     };
     let (epoch, epoch_source) =
         pins::source_date_epoch(request.source_date_epoch, source.as_deref());
-    let env = pins::build_env(&EnvPins {
+    let image = request.image;
+    // An image's own PATH replaces the profile's (which names the host's layout); its
+    // other variables come under the pins and the profile's `extra`.
+    let path_var = image
+        .and_then(|image| image.env.iter().find(|(name, _)| name == "PATH"))
+        .map_or(profile.path_var.as_str(), |(_, value)| value.as_str());
+    let mut env = pins::build_env(&EnvPins {
         identity: &profile.identity,
         paths: &profile.paths,
-        path_var: &profile.path_var,
+        path_var,
         tz: &profile.tz,
         locale: &profile.locale,
         source_date_epoch: epoch,
         extra: &profile.extra_env,
     });
-    let (root, rootfs_blake3) = match &profile.root {
-        RootSource::Host { binds, etc } => (
+    let mut start_dir = None;
+    if let Some(image) = image {
+        pins::add_image_env(&mut env, image.env);
+        // Only `hermetic run` (no outputs) starts in the image's WorkingDir: a build's
+        // directory is a pin, where its source is and its outputs are collected.
+        if request.outputs.is_none() {
+            start_dir = image
+                .working_dir
+                .filter(|dir| image.tree.join(relative_to_root(dir)).is_dir())
+                .map(Path::to_path_buf);
+            if let Some(dir) = &start_dir {
+                env.retain(|(name, _)| name != "PWD");
+                env.push(("PWD".into(), dir.display().to_string()));
+                env.sort();
+            }
+        }
+    }
+    let (root, rootfs_blake3) = match (image, &profile.root) {
+        (Some(image), _) => (
+            RootSpec::Image {
+                dir: image.tree.to_path_buf(),
+                // Only a build's runs may preload the shim (`hermetic run` never does):
+                // no need to read the image's libc for a run.
+                shim_loads: request.outputs.is_some() && crate::sandbox::shim::loads_in(image.tree),
+            },
+            None,
+        ),
+        (None, RootSource::Image { reference }) => {
+            return Err(PlanError::ImageNotHeld {
+                reference: reference.clone(),
+            })
+        }
+        (None, RootSource::Host { binds, etc }) => (
             RootSpec::Host {
                 binds: binds.clone(),
                 etc_binds: etc.clone(),
             },
             None,
         ),
-        RootSource::Rootfs { dir } => {
+        (None, RootSource::Rootfs { dir }) => {
             if !dir.is_dir() {
                 return Err(PlanError::Rootfs { path: dir.clone() });
             }
@@ -154,11 +212,20 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
             }),
             keep_failed_tree: false,
             variation: Variation::default(),
+            start_dir,
         },
         rootfs_blake3,
+        image: image.map(|image| ImageReport {
+            reference: image.reference.to_owned(),
+            digest: image.digest.clone(),
+        }),
         epoch,
         epoch_source,
     })
+}
+
+fn relative_to_root(path: &Path) -> &Path {
+    path.strip_prefix("/").unwrap_or(path)
 }
 
 /// BLAKE3 over what the sandbox will show of a rootfs: the manifest of every top-level

@@ -68,6 +68,7 @@ struct RootFile {
     #[serde(default)]
     etc: Vec<PathBuf>,
     rootfs: Option<PathBuf>,
+    image: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +149,21 @@ pub enum RootSource {
     Rootfs {
         dir: PathBuf,
     },
+    /// A stored image, `REF@sha256:<manifest digest>` (checked when a build holds it:
+    /// the message for a bare tag names the digest the store has for it).
+    Image {
+        reference: String,
+    },
+}
+
+impl RootSource {
+    /// The image an `image` root names.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            Self::Image { reference } => Some(reference),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -335,6 +351,12 @@ fn parse_with_digest(
             ),
         ));
     }
+    if file.root.image.is_some() && file.root.mode != "image" {
+        return Err(invalid(
+            "root.image",
+            "only allowed with mode = \"image\"".into(),
+        ));
+    }
     let root = match file.root.mode.as_str() {
         "host" => {
             if file.root.rootfs.is_some() {
@@ -390,10 +412,25 @@ fn parse_with_digest(
             };
             RootSource::Rootfs { dir }
         }
+        "image" => {
+            if file.root.rootfs.is_some() {
+                return Err(invalid(
+                    "root.rootfs",
+                    "only allowed with mode = \"rootfs\"".into(),
+                ));
+            }
+            let reference = file.root.image.ok_or_else(|| {
+                invalid(
+                    "root.image",
+                    "mode = \"image\" needs image = \"REF@sha256:...\"".into(),
+                )
+            })?;
+            RootSource::Image { reference }
+        }
         other => {
             return Err(invalid(
                 "root.mode",
-                format!("`{other}` is neither \"host\" nor \"rootfs\""),
+                format!("`{other}` is none of \"host\", \"rootfs\", \"image\""),
             ))
         }
     };
@@ -612,6 +649,41 @@ mod tests {
         assert!(matches!(
             parse("t", "t", broken, None),
             Err(ProfileError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn an_image_root_names_its_image_and_only_it_does() {
+        let good = BUILTIN_PROFILES[0].1;
+        let reference = format!("tools@sha256:{}", "a".repeat(64));
+        let image = good.replace(
+            "mode = \"host\"",
+            &format!("mode = \"image\"\nimage = \"{reference}\""),
+        );
+        let profile = parse("t", "t", &image, None).unwrap();
+        assert!(
+            matches!(&profile.root, RootSource::Image { reference: r } if *r == reference),
+            "{:?}",
+            profile.root
+        );
+        let without = good.replace("mode = \"host\"", "mode = \"image\"");
+        assert!(matches!(
+            parse("t", "t", &without, None),
+            Err(ProfileError::Invalid {
+                field: "root.image",
+                ..
+            })
+        ));
+        let stray = good.replace(
+            "mode = \"host\"",
+            &format!("mode = \"host\"\nimage = \"{reference}\""),
+        );
+        assert!(matches!(
+            parse("t", "t", &stray, None),
+            Err(ProfileError::Invalid {
+                field: "root.image",
+                ..
+            })
         ));
     }
 

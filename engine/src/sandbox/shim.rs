@@ -4,6 +4,7 @@
 //! and the file times the build reads by [`SHIFT_DAYS`] days and reverses every directory
 //! listing. See vary.c for what it wraps and why.
 use std::borrow::Cow;
+use std::path::{Component, Path, PathBuf};
 
 /// The shared object as compiled: the pass-through mode.
 const PASS_THROUGH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hermetic-vary.so"));
@@ -42,9 +43,154 @@ fn marker_offset() -> usize {
     at
 }
 
+/// The glibc symbol versions the shim was linked against (`GLIBC_2.34`, ...), read from
+/// its version-needed strings: an image's libc must define them all for it to load.
+pub fn glibc_versions_needed() -> Vec<String> {
+    const PREFIX: &[u8] = b"GLIBC_";
+    let mut versions: Vec<String> = Vec::new();
+    let mut at = 0;
+    while let Some(found) = PASS_THROUGH[at..]
+        .windows(PREFIX.len())
+        .position(|window| window == PREFIX)
+    {
+        let start = at + found;
+        let end = PASS_THROUGH[start..]
+            .iter()
+            .position(|&byte| byte == 0)
+            .map_or(PASS_THROUGH.len(), |length| start + length);
+        let name = &PASS_THROUGH[start..end];
+        let digits = &name[PREFIX.len()..];
+        if !digits.is_empty() && digits.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !versions.contains(&name) {
+                versions.push(name);
+            }
+        }
+        at = start + PREFIX.len();
+    }
+    versions.sort();
+    versions
+}
+
+/// Where glibc's dynamic loader and libc are on x86_64 (FHS, Debian's multiarch, Fedora's
+/// lib64).
+const LOADER: &str = "lib64/ld-linux-x86-64.so.2";
+const LIBC_PATHS: &[&str] = &[
+    "lib/x86_64-linux-gnu/libc.so.6",
+    "usr/lib/x86_64-linux-gnu/libc.so.6",
+    "lib64/libc.so.6",
+    "usr/lib64/libc.so.6",
+];
+
+/// Whether the shim can be preloaded in the root filesystem at `tree` (a stored image): it
+/// has glibc's x86_64 loader, and a libc.so.6 that defines every symbol version the shim was linked against (a musl
+/// or static image has neither; an older glibc lacks the newest version).
+pub fn loads_in(tree: &Path) -> bool {
+    if resolve_in(tree, Path::new(LOADER)).is_none() {
+        return false;
+    }
+    let needed = glibc_versions_needed();
+    LIBC_PATHS
+        .iter()
+        .filter_map(|path| resolve_in(tree, Path::new(path)))
+        .filter_map(|libc| std::fs::read(libc).ok())
+        .any(|bytes| {
+            // Version names are NUL-terminated strings of the library: one pass over it.
+            let defined: std::collections::HashSet<&[u8]> = bytes
+                .split(|&byte| byte == 0)
+                .filter(|string| string.starts_with(b"GLIBC_"))
+                .collect();
+            needed
+                .iter()
+                .all(|version| defined.contains(version.as_bytes()))
+        })
+}
+
+/// The regular file `path` names inside `root`, following symlinks as the sandbox would
+/// (an absolute target is relative to `root`, `..` stops at it); None when it is not one.
+fn resolve_in(root: &Path, path: &Path) -> Option<PathBuf> {
+    let mut pending: Vec<PathBuf> = vec![path.to_path_buf()];
+    let mut resolved = PathBuf::new();
+    let mut hops = 0;
+    while let Some(next) = pending.pop() {
+        let mut components: Vec<_> = next.components().collect();
+        components.reverse();
+        while let Some(component) = components.pop() {
+            match component {
+                Component::RootDir => resolved = PathBuf::new(),
+                Component::CurDir | Component::Prefix(_) => {}
+                Component::ParentDir => {
+                    resolved.pop();
+                }
+                Component::Normal(name) => {
+                    let candidate = resolved.join(name);
+                    let meta = std::fs::symlink_metadata(root.join(&candidate)).ok()?;
+                    if meta.file_type().is_symlink() {
+                        hops += 1;
+                        if hops > 40 {
+                            return None;
+                        }
+                        let target = std::fs::read_link(root.join(&candidate)).ok()?;
+                        let rest: PathBuf = components.iter().rev().collect();
+                        components.clear();
+                        pending.push(rest);
+                        pending.push(target);
+                        break;
+                    }
+                    resolved = candidate;
+                }
+            }
+        }
+    }
+    let full = root.join(&resolved);
+    let is_file = std::fs::metadata(&full).ok()?.is_file();
+    (is_file && !resolved.as_os_str().is_empty()).then_some(full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlinks_resolve_inside_the_tree_and_never_above_it() {
+        let root = tempfile::tempdir().unwrap();
+        let tree = root.path().join("tree");
+        std::fs::create_dir_all(tree.join("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::write(tree.join("usr/lib/x86_64-linux-gnu/ld.so"), b"x").unwrap();
+        std::os::unix::fs::symlink("usr/lib", tree.join("lib")).unwrap();
+        std::fs::create_dir(tree.join("lib64")).unwrap();
+        std::os::unix::fs::symlink(
+            "/lib/x86_64-linux-gnu/ld.so",
+            tree.join("lib64/ld-linux-x86-64.so.2"),
+        )
+        .unwrap();
+        assert_eq!(
+            resolve_in(&tree, Path::new(LOADER)),
+            Some(tree.join("usr/lib/x86_64-linux-gnu/ld.so"))
+        );
+        // A file beside the tree is not reachable through `..` or an absolute link.
+        std::fs::write(root.path().join("outside"), b"x").unwrap();
+        std::os::unix::fs::symlink("../../outside", tree.join("up")).unwrap();
+        std::os::unix::fs::symlink("/../outside", tree.join("abs")).unwrap();
+        assert_eq!(resolve_in(&tree, Path::new("up")), None);
+        assert_eq!(resolve_in(&tree, Path::new("abs")), None);
+    }
+
+    #[test]
+    fn the_host_glibc_loads_the_shim_and_a_tree_without_glibc_does_not() {
+        assert!(loads_in(Path::new("/")), "the host's glibc built the shim");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(!loads_in(empty.path()));
+    }
+
+    #[test]
+    fn the_shim_needs_glibc_symbol_versions() {
+        let needed = glibc_versions_needed();
+        assert!(
+            needed.iter().any(|version| version == "GLIBC_2.2.5"),
+            "{needed:?}"
+        );
+    }
 
     #[test]
     fn the_mode_marker_occurs_once_and_only_its_last_byte_is_switched() {

@@ -22,7 +22,8 @@ use crate::sandbox::seccomp::CompiledPolicy;
 ///   built-in policy may come by name and digest alone (the helper has the program and
 ///   refuses a digest it does not know); a version-3 spec with the program still reads,
 ///   and the number is part of every cache key, which nothing here changes. Likewise
-///   `keep_failed_tree`, absent when false.
+///   `keep_failed_tree`, absent when false, and the `image` root with `start_dir`
+///   (absent when not set), which no earlier spec has.
 pub const SPEC_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +60,10 @@ pub struct SandboxSpec {
     /// What this run varies on purpose (the second run of a dual build); empty otherwise.
     #[serde(default)]
     pub variation: Variation,
+    /// Where the command starts, when not in `paths.build_dir` (`hermetic run` in an image
+    /// whose config names a `WorkingDir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_dir: Option<PathBuf>,
 }
 
 /// Variation the sandbox applies itself. Everything else a second run varies (the clock
@@ -92,6 +97,13 @@ pub enum RootSpec {
     },
     /// A root filesystem directory; its top-level entries are bound read-only.
     Rootfs { dir: PathBuf },
+    /// A stored image's tree, bound as a rootfs is (read-only, never copied); the store's
+    /// lock is held by the launcher for the whole run.
+    Image {
+        dir: PathBuf,
+        /// Whether the image's libc can load the variation shim (a glibc image).
+        shim_loads: bool,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -304,6 +304,7 @@ pub fn image_layer(data: &[u8]) -> bool {
         max_component_bytes: 255,
         max_document_bytes: 1 << 20,
         max_end_padding: 1 << 16,
+        allow_setuid: false,
     };
     let imported = hermetic::image::import(&state, &layout, None, &limits);
     let store = Store::open(&state).expect("the store opens");

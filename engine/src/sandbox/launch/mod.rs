@@ -274,6 +274,7 @@ mod tests {
             source: None,
             outputs: None,
             source_date_epoch: Some(0),
+            image: None,
         };
         crate::sandbox::plan::plan(&profile, &request).unwrap().spec
     }

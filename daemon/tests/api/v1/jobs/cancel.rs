@@ -90,6 +90,7 @@ fn a_cancel_right_after_the_job_left_the_queue_stops_it() {
             src,
             source_date_epoch: None,
             command: vec!["sleep".into(), marker.clone()],
+            image: None,
         });
         let caller = Caller {
             uid: nix::unistd::geteuid().as_raw(),
