@@ -111,6 +111,12 @@ Examples:\n  hermetic image pull registry.example/debian:bookworm\n  \
 hermetic image import ./layout --tag v1\n  hermetic image ls\n  hermetic image verify"
     )]
     Image(ImageCommand),
+    /// Drills: attack this deployment's cache on purpose and report what got through.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  hermetic drill poison --cache-dir /var/cache/hermetic --trust-key ci.pub --json poison.json"
+    )]
+    Drill(crate::commands::drill::DrillCommand),
     /// Show or stop the daemon that runs jobs.
     #[command(
         subcommand,

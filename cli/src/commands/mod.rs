@@ -3,6 +3,7 @@ mod build;
 mod cache;
 mod completions;
 mod daemon;
+pub mod drill;
 mod image;
 mod jobs;
 mod keygen;
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Verify(args) => verify::verify(args),
         Command::Cache(command) => cache::cache(command),
         Command::Image(command) => image::image(command),
+        Command::Drill(command) => drill::drill(command),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => man::man(args),
     }

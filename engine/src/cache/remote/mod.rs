@@ -141,12 +141,17 @@ impl Remote {
         &self.scope
     }
 
+    /// The registry client, for the poison drill's own writes to its scratch repository.
+    pub(crate) fn client(&self) -> &hermetic_registry::Client {
+        &self.client
+    }
+
     /// `HOST/REPO/SCOPE:<key>`, the entry's tag.
     pub fn reference(&self, key: &CacheKey) -> String {
         format!("{}:{key}", self.repository)
     }
 
-    fn tag(&self, key: &CacheKey) -> hermetic_registry::ManifestReference {
+    pub(crate) fn tag(&self, key: &CacheKey) -> hermetic_registry::ManifestReference {
         hermetic_registry::ManifestReference::Tag(
             hermetic_registry::Tag::new(key.as_str()).expect("a cache key is a valid tag"),
         )
