@@ -63,6 +63,7 @@ fn the_drill_fails_and_names_the_attack_when_the_key_check_is_off() {
         sign_key: None,
         state_dir: deployment.state_dir(),
         remote: None,
+        payload: Vec::new(),
         profile: "default".to_owned(),
         runner: "fault-test".to_owned(),
     };

@@ -59,6 +59,10 @@ pub struct PoisonArgs {
     /// Where the scratch copy goes (default: the directory the cache dir is in).
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
+    /// A directory copied into the drill's entry (repeatable; as the sandbox sees it, e.g.
+    /// /usr/lib/gcc), so that the attacks run on an entry as large as yours.
+    #[arg(long, value_name = "DIR")]
+    pub payload: Vec<PathBuf>,
     /// The profile of the drill's builds.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub profile: String,
@@ -120,6 +124,7 @@ pub fn poison(args: PoisonArgs) -> Result<i32, Failure> {
         sign_key: args.sign_key.clone().or(config.cache.sign_key.clone()),
         state_dir: args.state_dir.clone().unwrap_or(config.state_dir.clone()),
         remote: remote_options(&args.remote, false, &config.cache)?,
+        payload: args.payload.clone(),
         profile: args.profile.clone(),
         runner: nix::unistd::gethostname()
             .map(|name| name.to_string_lossy().into_owned())

@@ -5,7 +5,7 @@
 //! Attacks on the archive's entries come re-signed by the subject's signer (what a
 //! compromised trusted builder could publish), since bytes swapped under the honest
 //! signature are caught earlier, by the archive digests (the `archive-*` attacks).
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use hermetic_contract::report::RestoreStep;
 
@@ -370,27 +370,33 @@ fn trusted() -> io::Result<Readers> {
 // --- the archive's bytes under the honest signature ---
 
 fn archive_byte_flipped(s: &Subject) -> io::Result<Readers> {
-    let mut archive = s.archive_bytes()?;
-    let middle = archive.len() / 2;
-    archive[middle] ^= 0x40;
-    std::fs::write(s.archive_path(), archive)?;
+    let middle = s.entry.archive.size / 2;
+    s.edit_archive(|file| {
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(middle))?;
+        file.read_exact(&mut byte)?;
+        file.seek(SeekFrom::Start(middle))?;
+        file.write_all(&[byte[0] ^ 0x40])
+    })?;
     trusted()
 }
 
 fn archive_grown(s: &Subject) -> io::Result<Readers> {
-    let mut archive = s.archive_bytes()?;
-    archive.extend_from_slice(b"trailing");
-    std::fs::write(s.archive_path(), archive)?;
+    s.edit_archive(|file| {
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(b"trailing")
+    })?;
     trusted()
 }
 
-/// A hostile archive padded to the honest one's size: only the digests catch it.
+/// A hostile archive padded with zeros to the honest one's size: only the digests catch it.
 fn archive_swapped_same_size(s: &Subject) -> io::Result<Readers> {
-    let size = s.entry.archive.size as usize;
-    let mut evil = zstd(&RawTar::new().file("../../evil", 0o644, b"pwned\n").end())?;
-    evil.resize(size.max(evil.len()), 0);
-    evil.truncate(size);
-    std::fs::write(s.archive_path(), evil)?;
+    let evil = zstd(&RawTar::new().file("../../evil", 0o644, b"pwned\n").end())?;
+    s.write_archive(&evil)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.archive_path())?
+        .set_len(s.entry.archive.size)?;
     trusted()
 }
 
@@ -402,7 +408,9 @@ fn archive_missing(s: &Subject) -> io::Result<Readers> {
 /// The archive replaced by a symlink to an honest-looking copy elsewhere.
 fn archive_symlinked(s: &Subject) -> io::Result<Readers> {
     let elsewhere = s.spare.join("elsewhere.tar.zst");
-    std::fs::copy(&s.honest_archive, &elsewhere)?;
+    if !elsewhere.exists() {
+        std::fs::hard_link(&s.honest_archive, &elsewhere)?;
+    }
     std::fs::remove_file(s.archive_path())?;
     std::os::unix::fs::symlink(&elsewhere, s.archive_path())?;
     trusted()

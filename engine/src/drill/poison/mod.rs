@@ -101,6 +101,10 @@ pub struct PoisonOptions {
     pub state_dir: PathBuf,
     /// The deployment's registry: its scratch repository `REPO/drill-<id>` is attacked.
     pub remote: Option<RemoteCacheOptions>,
+    /// Directories (as the build sees them, e.g. under /usr) copied into the drill's
+    /// entry, so that its attacks run on an entry as large as the deployment's (symlinks
+    /// in them are left out).
+    pub payload: Vec<PathBuf>,
     /// The profile of the drill's builds.
     pub profile: String,
     /// Who runs the drill, for the report.
@@ -244,7 +248,17 @@ pub fn run(
             ),
         });
     }
-    let fresh = drill.fresh_build(&subjects[0].0, host)?;
+    let (first, _) = &subjects[0];
+    if !first
+        .honest_archive_intact()
+        .map_err(scratch_error(&first.honest_archive))?
+    {
+        return Err(DrillError::Scratch {
+            path: first.honest_archive.clone(),
+            source: io::Error::other("an attack changed the drill's honest copy of the archive"),
+        });
+    }
+    let fresh = drill.fresh_build(first, host)?;
     if let Err(problem) = fresh {
         for attack in &mut attacks {
             attack.outcome = AttackOutcome::Accepted;
@@ -284,6 +298,21 @@ fn drill_id(started: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!("{secs}-{}", std::process::id())
+}
+
+/// The drill's build: [`local::BUILD_SCRIPT`], then the payload copied into
+/// `out/zz-payload/<n>` (after the entries the hostile archives are written against).
+fn build_script(payload: &[PathBuf]) -> String {
+    let mut script = local::BUILD_SCRIPT.to_owned();
+    if !payload.is_empty() {
+        script.push_str(" && mkdir -p out/zz-payload");
+        for (n, dir) in payload.iter().enumerate() {
+            let quoted = dir.to_string_lossy().replace('\'', "'\\''");
+            script.push_str(&format!(" && cp -r '{quoted}' out/zz-payload/{n}"));
+        }
+        script.push_str(" && find out/zz-payload -type l -delete");
+    }
+    script
 }
 
 /// The directory the cache dir is in (the scratch copy goes on the same file system).
@@ -338,7 +367,7 @@ impl<'s> Drill<'s> {
             single: false,
             explain: false,
             source_date_epoch: None,
-            command: vec!["sh".into(), "-c".into(), local::BUILD_SCRIPT.into()],
+            command: vec!["sh".into(), "-c".into(), build_script(&options.payload)],
             cache: Some(Box::new(CacheOptions {
                 dir: store.root().to_owned(),
                 scope: Some(scope.as_str().to_owned()),

@@ -54,8 +54,36 @@ impl Subject {
             Err(error) => return Err(error),
         }
         fs::create_dir_all(&dir)?;
-        fs::copy(&self.honest_archive, self.archive_path())?;
+        // A hard link, not a copy: the entry may be gigabytes, and nothing writes to an
+        // entry's archive in place (attacks replace it: `write_archive`, `edit_archive`).
+        fs::hard_link(&self.honest_archive, self.archive_path())?;
         self.write_bundle(&self.bundle)
+    }
+
+    /// Replaces the entry's archive with `bytes` (a new file: the planted one is a link
+    /// to the honest copy).
+    pub fn write_archive(&self, bytes: &[u8]) -> io::Result<()> {
+        remove_if_there(&self.archive_path())?;
+        fs::write(self.archive_path(), bytes)
+    }
+
+    /// Replaces the entry's archive with a copy of the honest one that `edit` changed.
+    pub fn edit_archive(
+        &self,
+        edit: impl FnOnce(&mut fs::File) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let path = self.archive_path();
+        remove_if_there(&path)?;
+        fs::copy(&self.honest_archive, &path)?;
+        edit(&mut fs::OpenOptions::new().read(true).write(true).open(&path)?)
+    }
+
+    /// Whether the honest copy still has the signed digest (no attack wrote through a link).
+    pub fn honest_archive_intact(&self) -> io::Result<bool> {
+        let mut file = fs::File::open(&self.honest_archive)?;
+        let mut hasher = sha2::Sha256::new();
+        io::copy(&mut file, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()) == self.entry.archive.sha256)
     }
 
     pub fn write_bundle(&self, bundle: &Bundle) -> io::Result<()> {
@@ -65,7 +93,7 @@ impl Subject {
     /// Replaces the archive with `archive` and signs `entry` for it with the subject's
     /// signer: what a compromised trusted builder could publish.
     pub fn resign(&self, entry: &EntryManifest, archive: &[u8]) -> io::Result<()> {
-        fs::write(self.archive_path(), archive)?;
+        self.write_archive(archive)?;
         self.write_bundle(&entry.sign(&self.signer))
     }
 
@@ -100,6 +128,13 @@ impl Subject {
         zstd::stream::read::Decoder::new(fs::File::open(&self.honest_archive)?)?
             .read_to_end(&mut tar)?;
         Ok(tar)
+    }
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
     }
 }
 
