@@ -667,3 +667,59 @@ fn attack_local(
     fs::remove_dir_all(&work.root)?;
     Ok(verdict)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/drills-poison.md lists every attack the drill runs, with its target, the step
+    /// that must refuse it and the reason, and nothing else.
+    #[test]
+    fn the_docs_list_every_attack_with_its_step_and_reason() {
+        let doc = include_str!("../../../../docs/drills-poison.md");
+        let catalog = catalog();
+        assert!(
+            catalog.len() >= 25,
+            "the issue asks for at least 25 attacks"
+        );
+        for attack in &catalog {
+            let start = format!("| `{}` |", attack.name);
+            let row = doc
+                .lines()
+                .find(|line| line.starts_with(&start))
+                .unwrap_or_else(|| panic!("docs/drills-poison.md has no row for {}", attack.name));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[2], attack.target, "{row}");
+            assert_eq!(cells[4], attack.step.as_str(), "{row}");
+            assert!(cells[5].contains(&format!("`{}`", attack.reason)), "{row}");
+        }
+        let rows = doc
+            .lines()
+            .filter(|line| {
+                line.starts_with("| `") && line.contains(" | local |")
+                    || line.contains(" | remote |")
+            })
+            .count();
+        assert_eq!(rows, catalog.len());
+        let mut names: Vec<_> = catalog.iter().map(|attack| attack.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), catalog.len(), "attack names are unique");
+    }
+
+    #[test]
+    fn the_payload_is_copied_after_the_entries_hostile_archives_are_written_against() {
+        assert_eq!(build_script(&[]), local::BUILD_SCRIPT);
+        let script = build_script(&[PathBuf::from("/usr/lib/gcc"), PathBuf::from("/o'dd")]);
+        assert!(script.starts_with(local::BUILD_SCRIPT));
+        assert!(
+            script.contains(" && cp -r '/usr/lib/gcc' out/zz-payload/0"),
+            "{script}"
+        );
+        assert!(
+            script.contains(" && cp -r '/o'\\''dd' out/zz-payload/1"),
+            "{script}"
+        );
+        assert!(script.ends_with(" && find out/zz-payload -type l -delete"));
+    }
+}
