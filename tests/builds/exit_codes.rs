@@ -107,6 +107,8 @@ fn every_command_has_help_with_an_example_and_its_own_summary() {
         &["image", "ls"],
         &["image", "verify"],
         &["image", "rm"],
+        &["drill"],
+        &["drill", "poison"],
         &["daemon"],
         &["daemon", "status"],
         &["daemon", "stop"],
