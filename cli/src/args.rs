@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod drill;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hermetic",
@@ -116,7 +118,7 @@ hermetic image import ./layout --tag v1\n  hermetic image ls\n  hermetic image v
         subcommand,
         after_help = "Examples:\n  hermetic drill poison --cache-dir /var/cache/hermetic --trust-key ci.pub --json poison.json"
     )]
-    Drill(crate::commands::drill::DrillCommand),
+    Drill(drill::DrillCommand),
     /// Show or stop the daemon that runs jobs.
     #[command(
         subcommand,

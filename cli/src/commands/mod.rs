@@ -3,7 +3,7 @@ mod build;
 mod cache;
 mod completions;
 mod daemon;
-pub mod drill;
+mod drill;
 mod image;
 mod jobs;
 mod keygen;
