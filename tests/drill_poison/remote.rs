@@ -135,3 +135,53 @@ fn the_drill_passes_on_a_registry_backed_cache_and_removes_its_scratch_tags() {
         "{summary}"
     );
 }
+
+/// A registry that refuses deletion (distribution without `storage.delete.enabled`): the
+/// attacks are refused as ever (exit 0), and every scratch tag left behind is printed and
+/// reported as a `scratch-tags-left` finding naming it and the registry's answer.
+#[test]
+fn scratch_tags_a_registry_will_not_delete_are_reported() {
+    let registry = RegistryServer::start_without_deletion();
+    let url = format!("oci://{}/{REPO}", registry.authority());
+    let deployment = Deployment::build();
+    let (output, report) = deployment.drill(&["--cache-remote", &url]);
+    assert_passed(&output, &report, false, true);
+
+    let scratch = format!("{REPO}/drill-{}", report.id);
+    let left = tags(&registry, &scratch);
+    assert!(
+        !left.is_empty(),
+        "the registry deleted nothing, so tags are left"
+    );
+    let mut reported: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.check == "scratch-tags-left")
+        .map(|finding| finding.path.clone().unwrap())
+        .collect();
+    reported.sort();
+    let expected: Vec<String> = left
+        .iter()
+        .map(|(tag, _)| format!("{}/{scratch}:{tag}", registry.authority()))
+        .collect();
+    assert_eq!(reported, expected);
+    assert_eq!(
+        report.findings.len(),
+        expected.len(),
+        "{:?}",
+        report.findings
+    );
+    let finding = &report.findings[0];
+    assert!(
+        finding.detail.contains("405")
+            && finding.detail.contains("REGISTRY_STORAGE_DELETE_ENABLED"),
+        "{}",
+        finding.detail
+    );
+    assert!(
+        stdout(&output).contains("left behind"),
+        "{}",
+        stdout(&output)
+    );
+    deployment.assert_no_scratch_left();
+}
