@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use hermetic_contract::report::RestoreStep;
 
-use crate::cache::quarantine::{QuarantineEvent, QuarantineRecord, QUARANTINE_EVENT, REASON_FILE};
+use crate::cache::quarantine::{
+    QuarantineEvent, QuarantineRecord, QUARANTINE_EVENT, REASON_FILE, REMOTE_SOURCE,
+};
 use crate::cache::Store;
 
 /// What a restore did with a poisoned entry, as the drill saw it.
@@ -62,6 +64,7 @@ pub(super) fn quarantined_in(store: &Store) -> usize {
 /// dir and the next lookup are the caller's (they differ between local and remote).
 pub(super) fn refusal(
     store: &Store,
+    from_registry: bool,
     seen: Seen,
     expected_step: RestoreStep,
     expected_reason: &str,
@@ -102,7 +105,7 @@ pub(super) fn refusal(
     match &quarantined {
         None => failed.push("not quarantined".to_owned()),
         Some(path) => {
-            if let Err(problem) = check_record(path, step, &reason) {
+            if let Err(problem) = check_record(path, step, &reason, from_registry) {
                 failed.push(problem);
             }
             if let Err(problem) = check_event(store, path, before.events) {
@@ -122,8 +125,14 @@ pub(super) fn refusal(
     }
 }
 
-/// The quarantine record names the refusal.
-fn check_record(dir: &Path, step: RestoreStep, reason: &str) -> Result<(), String> {
+/// The quarantine record names the refusal (and, for an entry from a registry, where it
+/// came from).
+fn check_record(
+    dir: &Path,
+    step: RestoreStep,
+    reason: &str,
+    from_registry: bool,
+) -> Result<(), String> {
     let path = dir.join(REASON_FILE);
     let bytes = fs::read(&path).map_err(|error| format!("no {} ({error})", path.display()))?;
     let record: QuarantineRecord = serde_json::from_slice(&bytes)
@@ -134,6 +143,16 @@ fn check_record(dir: &Path, step: RestoreStep, reason: &str) -> Result<(), Strin
             path.display(),
             record.step,
             record.reason
+        ));
+    }
+    if from_registry
+        && (record.source.as_deref() != Some(REMOTE_SOURCE) || record.reference.is_none())
+    {
+        return Err(format!(
+            "{} does not say the entry came from the registry (source {:?}, reference {:?})",
+            path.display(),
+            record.source,
+            record.reference
         ));
     }
     Ok(())

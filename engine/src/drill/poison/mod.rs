@@ -636,7 +636,14 @@ fn attack_local(
             quarantined,
         },
     };
-    let mut verdict = judge::refusal(&subject.store, seen, attack.step, attack.reason, &before);
+    let mut verdict = judge::refusal(
+        &subject.store,
+        false,
+        seen,
+        attack.step,
+        attack.reason,
+        &before,
+    );
     if work.snapshot()? != before.work {
         verdict
             .failed

@@ -421,7 +421,7 @@ impl Scratch<'_> {
         let mut verdict = if attack.miss {
             miss(seen, attack.step, store, &before)
         } else {
-            judge::refusal(store, seen, attack.step, attack.reason, &before)
+            judge::refusal(store, true, seen, attack.step, attack.reason, &before)
         };
         if work.snapshot()? != before.work {
             verdict
