@@ -61,3 +61,31 @@ pub(super) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     }
     fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copy keeps files, modes and symlinks (as symlinks, not followed), and a file
+    /// written in the copy does not reach the original.
+    #[test]
+    fn the_store_copy_keeps_symlinks_and_modes_and_is_independent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        fs::create_dir_all(from.join("scopes/main")).unwrap();
+        fs::write(from.join("scopes/main/f"), "bytes").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", from.join("scopes/main/l")).unwrap();
+        fs::set_permissions(from.join("scopes"), fs::Permissions::from_mode(0o750)).unwrap();
+
+        copy_tree(&from, &to).unwrap();
+        assert_eq!(fs::read(to.join("scopes/main/f")).unwrap(), b"bytes");
+        assert_eq!(
+            fs::read_link(to.join("scopes/main/l")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        let mode = fs::metadata(to.join("scopes")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o750);
+        fs::write(to.join("scopes/main/f"), "changed").unwrap();
+        assert_eq!(fs::read(from.join("scopes/main/f")).unwrap(), b"bytes");
+    }
+}
