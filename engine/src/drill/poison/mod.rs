@@ -405,7 +405,8 @@ impl<'s> Drill<'s> {
         let bundle = fs::read(&bundle_path)
             .map_err(|error| failed(format!("{}: {error}", bundle_path.display())))
             .and_then(|bytes| {
-                Bundle::from_json(&bytes).map_err(|error| failed(Chain(&error).to_string()))
+                Bundle::from_json_limited(&bytes, crate::cache::restore::MAX_ENTRY_BUNDLE_BYTES)
+                    .map_err(|error| failed(Chain(&error).to_string()))
             })?;
         let entry = EntryManifest::open(&bundle, &[drill_key.verifying_key()])
             .map_err(|error| failed(Chain(&error).to_string()))?
