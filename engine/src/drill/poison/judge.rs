@@ -25,6 +25,26 @@ pub(super) enum Seen {
     },
 }
 
+impl Seen {
+    /// Where the refused entry was quarantined.
+    pub(super) fn quarantined(&self) -> Option<&Path> {
+        match self {
+            Seen::Refused { quarantined, .. } => quarantined.as_deref(),
+            Seen::Restored | Seen::Miss(_) => None,
+        }
+    }
+}
+
+/// Removes a judged attack's quarantine directory (in the scratch store): an attack on a
+/// large entry leaves an archive of that size there, and a drill's worth of them would
+/// fill the disk.
+pub(super) fn discard(quarantined: Option<&Path>) -> std::io::Result<()> {
+    match quarantined {
+        Some(dir) => fs::remove_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
 /// What the checks found.
 pub(super) struct Verdict {
     pub refused_at: Option<RestoreStep>,

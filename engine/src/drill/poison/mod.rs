@@ -637,6 +637,7 @@ fn attack_local(
             quarantined,
         },
     };
+    let quarantined = seen.quarantined().map(Path::to_owned);
     let mut verdict = judge::refusal(
         &subject.store,
         false,
@@ -673,6 +674,7 @@ fn attack_local(
         )),
     }
     fs::remove_dir_all(&work.root)?;
+    judge::discard(quarantined.as_deref())?;
     Ok(verdict)
 }
 

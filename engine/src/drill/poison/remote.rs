@@ -418,6 +418,7 @@ impl Scratch<'_> {
             None,
         );
         let (seen, _) = seen_of(lookup);
+        let quarantined = seen.quarantined().map(Path::to_owned);
         let mut verdict = if attack.miss {
             miss(seen, attack.step, store, &before)
         } else {
@@ -442,6 +443,7 @@ impl Scratch<'_> {
                 .push("the entry was committed to the local store".to_owned()),
         }
         std::fs::remove_dir_all(&work.root)?;
+        judge::discard(quarantined.as_deref())?;
         Ok(verdict)
     }
 
