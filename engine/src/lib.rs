@@ -8,6 +8,7 @@ pub mod build;
 pub mod cache;
 pub mod digest;
 pub mod dirs;
+pub mod drill;
 pub mod errors;
 pub mod image;
 pub mod provenance;

@@ -113,6 +113,7 @@ fn every_command_has_help_with_an_example_and_its_own_summary() {
         &["drill", "status"],
         &["drill", "record"],
         &["drill", "rebuild"],
+        &["drill", "poison"],
         &["daemon"],
         &["daemon", "status"],
         &["daemon", "stop"],

@@ -14,6 +14,8 @@
 //!
 //! The format is documented in docs/cache-format.md.
 pub mod entry;
+#[cfg(feature = "fault-hooks")]
+pub mod fault;
 pub mod key;
 pub mod quarantine;
 pub mod remote;

@@ -41,15 +41,22 @@ pub struct RegistryServer {
 
 impl RegistryServer {
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, true)
+    }
+
+    /// A registry that refuses deletion (405), as Debian's docker-registry does unless
+    /// `storage.delete.enabled` (REGISTRY_STORAGE_DELETE_ENABLED) is set.
+    #[allow(dead_code)] // only tests/drill_poison uses it
+    pub fn start_without_deletion() -> Self {
+        Self::start_with(None, false)
     }
 
     /// Every request needs this user and password (htpasswd, bcrypt).
     pub fn start_with_htpasswd(user: &str, password: &str) -> Self {
-        Self::start_with(Some((user, password)))
+        Self::start_with(Some((user, password)), true)
     }
 
-    fn start_with(htpasswd: Option<(&str, &str)>) -> Self {
+    fn start_with(htpasswd: Option<(&str, &str)>, deletion: bool) -> Self {
         let binary = find_program("docker-registry");
         let root = tempfile::tempdir().expect("temporary directory");
         let authority = format!("127.0.0.1:{}", free_port());
@@ -70,7 +77,7 @@ impl RegistryServer {
             format!(
                 "version: 0.1\n\
                  log:\n  level: error\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletion}\n\
                  http:\n  addr: {authority}\n  secret: hermetic-test\n{auth}",
                 root.path().join("data").display()
             ),

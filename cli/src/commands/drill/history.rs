@@ -8,7 +8,7 @@ use hermetic::timestamp::parse_rfc3339;
 use hermetic_contract::report::{DrillKind, DrillReport};
 use serde::Serialize;
 
-use crate::args::{DrillHistoryArgs, DrillRecordArgs, DrillStatusArgs};
+use crate::args::drill::{DrillHistoryArgs, DrillRecordArgs, DrillStatusArgs};
 use crate::client::{autostart, Client, ClientError};
 use crate::Failure;
 

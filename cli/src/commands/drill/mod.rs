@@ -1,9 +1,10 @@
 //! `hermetic drill`: determinism drills (`run`), their history (`history`, `record`), the
-//! freshness gate (`status`) and rebuilds from provenance (`rebuild`). `report` renders
-//! any drill report, of either kind.
+//! freshness gate (`status`), rebuilds from provenance (`rebuild`) and the
+//! cache-poisoning drill (`poison`). `report` renders any drill report, of either kind.
 mod fleet;
 mod history;
 mod plan;
+mod poison;
 mod rebuild;
 pub mod report;
 mod run;
@@ -11,7 +12,7 @@ mod run;
 use hermetic::exit_code as exit;
 use hermetic_contract::report::DrillReport;
 
-use crate::args::{DrillCommand, DrillReportArgs};
+use crate::args::drill::{DrillCommand, DrillReportArgs};
 use crate::client::Client;
 use crate::Failure;
 
@@ -22,6 +23,7 @@ pub fn drill(command: DrillCommand) -> Result<i32, Failure> {
         DrillCommand::Status(args) => history::status(args),
         DrillCommand::Record(args) => history::record(args),
         DrillCommand::Rebuild(args) => rebuild::rebuild(args),
+        DrillCommand::Poison(args) => poison::poison(args),
     }
 }
 

@@ -11,7 +11,7 @@ use hermetic_contract::report::{BuildVerdict, Difference};
 use hermetic_contract::wire::JobRequest;
 use serde::Serialize;
 
-use crate::args::DrillRebuildArgs;
+use crate::args::drill::DrillRebuildArgs;
 use crate::commands::remote::{self, Relay};
 use crate::Failure;
 

@@ -17,7 +17,7 @@ use hermetic_contract::wire::{Job, JobRequest};
 
 use super::fleet::{self, FleetContext};
 use super::plan::{self, Case, Source};
-use crate::args::DrillRunArgs;
+use crate::args::drill::DrillRunArgs;
 use crate::client::{autostart, Client};
 use crate::commands::remote::{self, Relay};
 use crate::Failure;

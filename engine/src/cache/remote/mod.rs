@@ -137,7 +137,8 @@ impl Remote {
         &self.repository
     }
 
-    /// The registry client, for what else lives beside the cache (`repro::fleet`).
+    /// The registry client, for what else lives beside the cache (`repro::fleet`, the
+    /// poison drill's scratch repository).
     pub(crate) fn client(&self) -> &hermetic_registry::Client {
         &self.client
     }
@@ -151,7 +152,7 @@ impl Remote {
         format!("{}:{key}", self.repository)
     }
 
-    fn tag(&self, key: &CacheKey) -> hermetic_registry::ManifestReference {
+    pub(crate) fn tag(&self, key: &CacheKey) -> hermetic_registry::ManifestReference {
         hermetic_registry::ManifestReference::Tag(
             hermetic_registry::Tag::new(key.as_str()).expect("a cache key is a valid tag"),
         )

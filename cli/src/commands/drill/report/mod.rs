@@ -10,7 +10,7 @@ use std::path::Path;
 use hermetic::exit_code as exit;
 use hermetic_contract::report::{AttackOutcome, CaseVerdict, Difference, DrillReport};
 
-use crate::args::DrillReportArgs;
+use crate::args::drill::DrillReportArgs;
 use crate::Failure;
 
 pub use html::html;

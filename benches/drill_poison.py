@@ -1,0 +1,83 @@
+"""Timing for benches/drill-poison.sh: each attack of `hermetic drill poison` on an entry
+made from a large tree, against one verified restore of an entry of the same size."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def timed(argv, **kwargs):
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return time.perf_counter() - start
+
+
+def main():
+    hermetic, runs, dirs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    work = tempfile.mkdtemp(prefix="hermetic-drill-bench-", dir="/var/tmp")
+    try:
+        cache, state, src = (os.path.join(work, name) for name in ("cache", "state", "src"))
+        os.mkdir(src)
+        env = dict(os.environ, HERMETIC_NO_DAEMON="1")
+        # The deployment's entry: the same tree as the drill's payload (symlinks dropped).
+        copies = " ".join(
+            f"cp -r {d} out/{i} 2>/dev/null;" for i, d in enumerate(dirs)
+        ) + " find out -type l -delete;"
+        build = subprocess.run(
+            [hermetic, "build", "--single", "--json", "--src", src,
+             "--artifact", os.path.join(work, "built.tar.zst"),
+             "--cache-dir", cache, "--state-dir", state, "--cache-single-run",
+             "--", "sh", "-c", f"mkdir -p out; {copies} true"],
+            check=True, capture_output=True, env=env,
+        )
+        report = json.loads(build.stdout)
+        key = report["cache"]["key"]
+        assert report["cache"]["stored"], report["cache"]
+        archive = os.path.join(cache, "scopes", "local", key, "archive.tar.zst")
+        tree_bytes = sum(f["size"] for f in report["output"]["files"])
+        print(f"entry: {len(report['output']['files'])} entries, {tree_bytes / 1e6:.0f} MB "
+              f"of files, archive {os.path.getsize(archive) / 1e6:.0f} MB")
+
+        restores = []
+        for run in range(runs):
+            dest = os.path.join(work, f"dest-{run}")
+            os.sync()
+            restores.append(timed([hermetic, "cache", "restore", "--cache-dir", cache,
+                                   "--state-dir", state, key, "--dest", dest]))
+            shutil.rmtree(dest)
+        restore = statistics.median(restores)
+        print(f"baseline: verified restore (hermetic cache restore) median {restore:.3f} s "
+              f"({runs} runs)")
+
+        scores = os.path.join(work, "poison.json")
+        payload = [arg for d in dirs for arg in ("--payload", d)]
+        start = time.perf_counter()
+        drill = subprocess.run(
+            [hermetic, "drill", "poison", "--cache-dir", cache, "--state-dir", state,
+             "--scratch-dir", work, "--json", scores, *payload],
+            capture_output=True, env=env,
+        )
+        total = time.perf_counter() - start
+        if drill.returncode != 0:
+            sys.stdout.write(drill.stdout.decode())
+            sys.stderr.write(drill.stderr.decode()[-4000:])
+            raise SystemExit(f"drill poison exited {drill.returncode}")
+        attacks = json.load(open(scores))["attacks"]
+        print(f"{'attack':<45} {'ms':>8} {'x restore':>10}")
+        for attack in sorted(attacks, key=lambda a: -a["duration_ms"]):
+            seconds = attack["duration_ms"] / 1000
+            print(f"{attack['name']:<45} {attack['duration_ms']:>8} {seconds / restore:>9.2f}x")
+        per_attack = [a["duration_ms"] / 1000 for a in attacks]
+        print(f"{len(attacks)} attacks: median {statistics.median(per_attack):.3f} s, "
+              f"max {max(per_attack):.3f} s, sum {sum(per_attack):.1f} s; "
+              f"drill total {total:.1f} s (with the store copy and two dual builds)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
