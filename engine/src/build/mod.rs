@@ -92,18 +92,7 @@ pub fn execute(
         }
     }
     // Held until the build is over: `image rm` refuses the image meanwhile.
-    let image = crate::image::root::hold_for(request.image.as_deref(), profile.root.image())?;
-    let image_root = image.as_ref().map(image_root);
-    let plan = plan::plan(
-        &profile,
-        &Request {
-            command: &request.command,
-            source: Some(&request.src),
-            outputs: Some(&outputs),
-            source_date_epoch: request.source_date_epoch,
-            image: image_root.as_ref(),
-        },
-    )?;
+    let (_image, plan) = plan_build(request, &profile, &outputs)?;
     let mut report = BuildReport {
         schema: BUILD_REPORT_SCHEMA.to_owned(),
         verdict: BuildVerdict::Failed,
@@ -193,18 +182,7 @@ pub fn inputs_key(request: &BuildRequest) -> Result<crate::cache::CacheKey, Buil
     let outputs = parse_outputs(&request.outputs)?;
     let profile = profile::load(&request.profile)?;
     // An image's digest is the key's toolchain.
-    let image = crate::image::root::hold_for(request.image.as_deref(), profile.root.image())?;
-    let image_root = image.as_ref().map(image_root);
-    let plan = plan::plan(
-        &profile,
-        &Request {
-            command: &request.command,
-            source: Some(&request.src),
-            outputs: Some(&outputs),
-            source_date_epoch: request.source_date_epoch,
-            image: image_root.as_ref(),
-        },
-    )?;
+    let (_image, plan) = plan_build(request, &profile, &outputs)?;
     let inputs = crate::cache::KeyInputs::of_plan(
         &profile,
         &plan,
@@ -212,6 +190,28 @@ pub fn inputs_key(request: &BuildRequest) -> Result<crate::cache::CacheKey, Buil
         plan::ARCHIVE_ZSTD_LEVEL,
     )?;
     Ok(inputs.key())
+}
+
+/// The image the request or profile names, held (the store's shared lock: keep it for as
+/// long as the build uses the image), and the sandbox plan for `request`.
+fn plan_build(
+    request: &BuildRequest,
+    profile: &profile::Profile,
+    outputs: &[OutputPath],
+) -> Result<(Option<crate::image::root::HeldImage>, plan::Plan), BuildError> {
+    let image = crate::image::root::hold_for(request.image.as_deref(), profile.root.image())?;
+    let image_root = image.as_ref().map(image_root);
+    let plan = plan::plan(
+        profile,
+        &Request {
+            command: &request.command,
+            source: Some(&request.src),
+            outputs: Some(outputs),
+            source_date_epoch: request.source_date_epoch,
+            image: image_root.as_ref(),
+        },
+    )?;
+    Ok((image, plan))
 }
 
 /// What the planner needs of a held image.
