@@ -35,10 +35,11 @@ for target in $targets; do
   mkdir -p "$work"
   log="target/fuzz/$target.log"
   result=ok
+  started=$SECONDS
   cargo fuzz run "${fuzz_dir[@]}" -s none "$target" "$work" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
     >"$log" 2>&1 || result="FAILED: see $log and fuzz/targets/artifacts/$target/"
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  printf '%-16s %10s %12s %8s %s\n' "$target" "$seconds" "${executions:-?}" "${rate:-?}" "$result"
+  printf '%-16s %10s %12s %8s %s\n' "$target" "$((SECONDS - started))" "${executions:-?}" "${rate:-?}" "$result"
 done
