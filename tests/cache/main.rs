@@ -8,6 +8,10 @@ mod support;
 mod builds;
 /// kill -9 at each step of store, restore, quarantine and gc.
 mod crash;
+/// A daemon of the test's own (tests/daemon/fixture.rs), one of the racers.
+#[allow(dead_code)] // the daemon suite uses more of it
+#[path = "../daemon/fixture.rs"]
+mod daemon_fixture;
 /// A real entry and the tools to attack it.
 mod fixture;
 /// `cache gc --max-size` takes sizes as profiles write them.

@@ -1,8 +1,8 @@
-//! Several hermetic processes storing, restoring, gc-ing and quarantining the same key at
-//! once, while entries are tampered with: no torn or tampered entry is ever restored, no
+//! Several hermetic processes (CLIs in `--no-daemon` mode and a daemon's jobs) storing,
+//! restoring, gc-ing and quarantining the same key at once, while entries are tampered with: no torn or tampered entry is ever restored, no
 //! valid entry is lost but by gc's rule, and the events file holds whole lines only.
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
@@ -13,8 +13,9 @@ const SCRIPT: &str = "mkdir -p out/sub && cat in.txt > out/sub/copy && echo buil
 const BUILDERS: usize = 4;
 const ROUNDS: usize = 3;
 
-fn build(src: &Path, cache: &Path, state: &Path, work: &Path) -> Output {
-    hermetic()
+/// A cached build with `hermetic` (in-process, or a daemon's client).
+fn build(mut hermetic: Command, src: &Path, cache: &Path, state: &Path, work: &Path) -> Output {
+    hermetic
         .args(["build", "--json", "--single", "--cache-single-run", "--src"])
         .arg(src)
         .arg("--artifact")
@@ -81,6 +82,7 @@ fn concurrent_stores_restores_gcs_and_quarantines_never_restore_a_bad_entry() {
         let work = tmp.path().join("reference");
         std::fs::create_dir(&work).unwrap();
         let output = build(
+            hermetic(),
             src.path(),
             &tmp.path().join("reference-cache"),
             &state,
@@ -91,6 +93,8 @@ fn concurrent_stores_restores_gcs_and_quarantines_never_restore_a_bad_entry() {
     };
     let honest_digest = reference["output"]["digest"].clone();
 
+    // Builder 0 of each round is a job of this daemon, the others CLIs in-process.
+    let daemon = crate::daemon_fixture::Env::new();
     let mut statuses = Vec::new();
     let mut tampered = 0;
     for round in 0..ROUNDS {
@@ -106,12 +110,20 @@ fn concurrent_stores_restores_gcs_and_quarantines_never_restore_a_bad_entry() {
                 .map(|builder| {
                     let work: PathBuf = tmp.path().join(format!("r{round}-b{builder}"));
                     std::fs::create_dir(&work).unwrap();
-                    let src = src.path();
-                    scope.spawn(move || (work.clone(), build(src, cache_dir, state, &work)))
+                    let (src, daemon) = (src.path(), &daemon);
+                    scope.spawn(move || {
+                        let hermetic = if builder == 0 {
+                            daemon.hermetic()
+                        } else {
+                            hermetic()
+                        };
+                        let output = build(hermetic, src, cache_dir, state, &work);
+                        (work, output)
+                    })
                 })
                 .collect();
-            // A gc that keeps everything (a 1 TiB cap) and one of the untrusted scopes
-            // only, racing the stores: neither may lose a valid entry.
+            // A gc that keeps everything (a 1 TiB cap), racing the stores: it may lose no
+            // valid entry.
             let gcs = scope.spawn(move || {
                 let mut runs = Vec::new();
                 while !done.load(Ordering::Relaxed) {
