@@ -7,6 +7,8 @@ mod support;
 
 /// Runs and builds inside a stored image.
 mod builds;
+/// The sandbox's /etc over the image's, with or without overlayfs, never a host path.
+mod etc;
 /// Images, layers and layouts written by the tests; the state directory and its checks.
 mod fixture;
 /// The stored tree equals what `umoci raw unpack --rootless` makes of the same layout.

@@ -91,6 +91,7 @@ pub(crate) unsafe fn helper_main(start: Start<'_>) -> i32 {
     // However it was started (exec'd, forked by the CLI or the zygote), the helper and
     // init look the same to anyone who can see them, and carry no host environment.
     let forked_by_launcher = !matches!(start, Start::Fresh);
+    crate::test_hooks::read_helper_hooks();
     // SAFETY: the helper is single-threaded (this function's contract).
     let disguised = unsafe { crate::sys::process::disguise(PROCESS_NAME, forked_by_launcher) };
     if let Err(err) = disguised {

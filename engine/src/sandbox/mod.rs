@@ -25,6 +25,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod source;
 pub mod spec;
+pub(crate) mod tree_path;
 pub mod zygote;
 
 pub use error::{Layer, SandboxError};

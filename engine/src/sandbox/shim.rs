@@ -4,7 +4,9 @@
 //! and the file times the build reads by [`SHIFT_DAYS`] days and reverses every directory
 //! listing. See vary.c for what it wraps and why.
 use std::borrow::Cow;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
+
+use super::tree_path::resolve_in;
 
 /// The shared object as compiled: the pass-through mode.
 const PASS_THROUGH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hermetic-vary.so"));
@@ -86,13 +88,14 @@ const LIBC_PATHS: &[&str] = &[
 /// has glibc's x86_64 loader, and a libc.so.6 that defines every symbol version the shim was linked against (a musl
 /// or static image has neither; an older glibc lacks the newest version).
 pub fn loads_in(tree: &Path) -> bool {
-    if resolve_in(tree, Path::new(LOADER)).is_none() {
+    let file_in_tree = |path: &str| resolve_in(tree, Path::new(path)).filter(|path| path.is_file());
+    if file_in_tree(LOADER).is_none() {
         return false;
     }
     let needed = glibc_versions_needed();
     LIBC_PATHS
         .iter()
-        .filter_map(|path| resolve_in(tree, Path::new(path)))
+        .filter_map(|path| file_in_tree(path))
         .filter_map(|libc| std::fs::read(libc).ok())
         .any(|bytes| {
             // Version names are NUL-terminated strings of the library: one pass over it.
@@ -106,75 +109,9 @@ pub fn loads_in(tree: &Path) -> bool {
         })
 }
 
-/// The regular file `path` names inside `root`, following symlinks as the sandbox would
-/// (an absolute target is relative to `root`, `..` stops at it); None when it is not one.
-fn resolve_in(root: &Path, path: &Path) -> Option<PathBuf> {
-    let mut pending: Vec<PathBuf> = vec![path.to_path_buf()];
-    let mut resolved = PathBuf::new();
-    let mut hops = 0;
-    while let Some(next) = pending.pop() {
-        let mut components: Vec<_> = next.components().collect();
-        components.reverse();
-        while let Some(component) = components.pop() {
-            match component {
-                Component::RootDir => resolved = PathBuf::new(),
-                Component::CurDir | Component::Prefix(_) => {}
-                Component::ParentDir => {
-                    resolved.pop();
-                }
-                Component::Normal(name) => {
-                    let candidate = resolved.join(name);
-                    let meta = std::fs::symlink_metadata(root.join(&candidate)).ok()?;
-                    if meta.file_type().is_symlink() {
-                        hops += 1;
-                        if hops > 40 {
-                            return None;
-                        }
-                        let target = std::fs::read_link(root.join(&candidate)).ok()?;
-                        let rest: PathBuf = components.iter().rev().collect();
-                        components.clear();
-                        pending.push(rest);
-                        pending.push(target);
-                        break;
-                    }
-                    resolved = candidate;
-                }
-            }
-        }
-    }
-    let full = root.join(&resolved);
-    let is_file = std::fs::metadata(&full).ok()?.is_file();
-    (is_file && !resolved.as_os_str().is_empty()).then_some(full)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn symlinks_resolve_inside_the_tree_and_never_above_it() {
-        let root = tempfile::tempdir().unwrap();
-        let tree = root.path().join("tree");
-        std::fs::create_dir_all(tree.join("usr/lib/x86_64-linux-gnu")).unwrap();
-        std::fs::write(tree.join("usr/lib/x86_64-linux-gnu/ld.so"), b"x").unwrap();
-        std::os::unix::fs::symlink("usr/lib", tree.join("lib")).unwrap();
-        std::fs::create_dir(tree.join("lib64")).unwrap();
-        std::os::unix::fs::symlink(
-            "/lib/x86_64-linux-gnu/ld.so",
-            tree.join("lib64/ld-linux-x86-64.so.2"),
-        )
-        .unwrap();
-        assert_eq!(
-            resolve_in(&tree, Path::new(LOADER)),
-            Some(tree.join("usr/lib/x86_64-linux-gnu/ld.so"))
-        );
-        // A file beside the tree is not reachable through `..` or an absolute link.
-        std::fs::write(root.path().join("outside"), b"x").unwrap();
-        std::os::unix::fs::symlink("../../outside", tree.join("up")).unwrap();
-        std::os::unix::fs::symlink("/../outside", tree.join("abs")).unwrap();
-        assert_eq!(resolve_in(&tree, Path::new("up")), None);
-        assert_eq!(resolve_in(&tree, Path::new("abs")), None);
-    }
 
     #[test]
     fn the_host_glibc_loads_the_shim_and_a_tree_without_glibc_does_not() {
