@@ -29,7 +29,5 @@ fi
 layout="${LAYOUT:-$target/images/debian-toolchain}"
 scripts/debian-toolchain-image.sh "$layout"
 scratch="$(mktemp -d "$target/image-bench.XXXXXX")"
-# A sandbox started by root reaches the image as nobody: the store must be searchable.
-chmod 0755 "$scratch"
 trap 'chmod -R u+rwx "$scratch"; rm -rf "$scratch"' EXIT
 exec python3 benches/image.py "$HERMETIC" "$layout" "$scratch" "$imports" "$runs"

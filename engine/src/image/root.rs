@@ -50,17 +50,6 @@ pub enum UseError {
         #[source]
         source: StoreError,
     },
-    #[error(
-        "image {reference}: {dir} is not searchable by others (mode {mode:o}), and a sandbox \
-         started by root reaches the image as the unprivileged user {uid}: give the state \
-         directory's parents o+x (`chmod o+x {dir}`), or use a state directory that has it"
-    )]
-    Unreachable {
-        reference: String,
-        dir: PathBuf,
-        mode: u32,
-        uid: u32,
-    },
     #[error("image {reference}: config.json is not an image config")]
     Config {
         reference: String,
@@ -75,10 +64,7 @@ impl UseError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::Unpinned { .. }
-                | Self::BadDigest { .. }
-                | Self::NotStored { .. }
-                | Self::Unreachable { .. }
+            Self::Unpinned { .. } | Self::BadDigest { .. } | Self::NotStored { .. }
         )
     }
 }
@@ -191,7 +177,6 @@ pub fn hold(state_dir: &Path, reference: &str) -> Result<HeldImage, UseError> {
             })
         }
     };
-    reachable_by_the_sandbox(reference, &in_use.tree)?;
     let config_path = in_use
         .tree
         .parent()
@@ -229,31 +214,6 @@ pub fn hold(state_dir: &Path, reference: &str) -> Result<HeldImage, UseError> {
         env,
         working_dir,
     })
-}
-
-/// A sandbox started by root runs as `nobody` on the host (`sandbox::helper`): it binds
-/// the tree only if every directory down to it lets others search it. Said here, before
-/// the sandbox fails to list a directory it cannot reach.
-fn reachable_by_the_sandbox(reference: &str, tree: &Path) -> Result<(), UseError> {
-    use std::os::unix::fs::MetadataExt;
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
-    let uid = crate::sandbox::helper::ROOT_CALLER_BUILD_UID;
-    for dir in tree.ancestors() {
-        let Ok(metadata) = std::fs::metadata(dir) else {
-            continue;
-        };
-        if metadata.mode() & 0o001 == 0 && metadata.uid() != uid {
-            return Err(UseError::Unreachable {
-                reference: reference.to_owned(),
-                dir: dir.to_path_buf(),
-                mode: metadata.mode() & 0o7777,
-                uid,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// The image a build or run uses, held: `flag` (`--image`, a request's `image`) over the

@@ -36,10 +36,10 @@ use nix::unistd::Pid;
 use crate::archive::pack::{pack_outputs, PackOptions};
 use crate::sandbox::error::{step, Layer, StepError};
 use crate::sandbox::message::{
-    take_fd, Confinement, HelperMessage, MessageSink, Namespace, ARTIFACT_FD, FAILED_TREE_FD,
-    PROVISION_FD, SOURCE_FD,
+    take_fd, Confinement, HelperMessage, MessageSink, Namespace, TreeHandover, ARTIFACT_FD,
+    FAILED_TREE_FD, PROVISION_FD, SOURCE_FD,
 };
-use crate::sandbox::spec::SandboxSpec;
+use crate::sandbox::spec::{RootSpec, SandboxSpec};
 use crate::sys::process::{exit_now, spawn_borrowing_memory};
 
 /// Whether every write end of the helper-alive pipe is closed: only the helper holds one.
@@ -110,7 +110,13 @@ unsafe fn init_main(
     }
     drop(helper_alive);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    crate::sandbox::mount::build_root(spec)?;
+    let tree = match spec.root {
+        RootSpec::Host { .. } => None,
+        // SAFETY: the launcher placed PROVISION_FD and nothing owns it (this function's
+        // contract); init only borrows it, the build child takes it.
+        RootSpec::Rootfs { .. } | RootSpec::Image { .. } => unsafe { TreeHandover::receive()? },
+    };
+    crate::sandbox::mount::build_root(spec, tree)?;
     if let Some(count) = spec.variation.inode_offset {
         crate::sandbox::mount::use_up_inode_numbers(&spec.paths.build_dir, count)?;
         crate::sandbox::mount::use_up_inode_numbers(&spec.paths.tmp, count)?;

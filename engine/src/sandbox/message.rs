@@ -2,7 +2,8 @@
 //! The reports: one JSON object per line on a pipe, which the helper, the sandbox's init
 //! and the build child (until it execs) all write to; the launcher reads until init says
 //! it finished, or until every copy of the pipe is closed. The other way, the provision
-//! socket ([`Provision`]).
+//! socket: init's root tree first ([`TreeHandover`], for a rootfs or image root), then the
+//! build child's cgroup ([`Provision`]).
 use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::os::fd::{OwnedFd, RawFd};
@@ -268,6 +269,57 @@ impl Provision {
             .into_iter()
             .zip(fds.into_iter().map(File::from))
             .collect())
+    }
+}
+
+/// The tree of a rootfs or image root, handed to init as the provision socket's first
+/// packet: a detached mount of it (`sys::mount::clone_tree`) when the launcher could make
+/// one, else an empty packet, and init finds the tree by its path. A root launcher's
+/// sandbox runs as `nobody`, who may not search the directories down to the tree (a root
+/// daemon's state dir is 0700); the detached mount needs no path. An unprivileged
+/// launcher cannot clone mounts, and its sandbox reaches its own tree by path.
+pub(crate) struct TreeHandover;
+
+impl TreeHandover {
+    const PACKET: &'static [u8] = b"tree";
+
+    pub(crate) fn send(socket: &OwnedFd, tree: Option<&OwnedFd>) -> std::io::Result<()> {
+        let fds: Vec<RawFd> = tree
+            .iter()
+            .map(|fd| std::os::fd::AsRawFd::as_raw_fd(*fd))
+            .collect();
+        crate::sys::process::send_with_fds(socket, Self::PACKET, &fds)
+    }
+
+    /// In init: waits for the launcher's packet on PROVISION_FD, leaving that descriptor
+    /// to the build child.
+    ///
+    /// # Safety
+    ///
+    /// PROVISION_FD must be open, placed by the launcher, and owned by no object of this
+    /// process.
+    pub(crate) unsafe fn receive() -> Result<Option<OwnedFd>, StepError> {
+        let failed = |reason: String| {
+            StepError::refused(
+                Layer::Filesystem,
+                "receive the root tree from the launcher",
+                reason,
+            )
+        };
+        // SAFETY: PROVISION_FD is open and nothing in this process owns it (this
+        // function's contract); init never closes it.
+        let socket = unsafe { crate::sys::process::borrow_inherited_fd(PROVISION_FD) };
+        let mut buffer = [0u8; 16];
+        let (length, mut fds) = crate::sys::process::recv_with_fds(&socket, &mut buffer)
+            .map_err(|err| failed(err.to_string()))?
+            .ok_or_else(|| failed("the launcher closed the provision socket".into()))?;
+        if &buffer[..length] != Self::PACKET || fds.len() > 1 {
+            return Err(failed(format!(
+                "a packet of {length} bytes and {} descriptors where the tree was due",
+                fds.len()
+            )));
+        }
+        Ok(fds.pop())
     }
 }
 

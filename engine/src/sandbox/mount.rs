@@ -12,6 +12,7 @@
 //!    root, so no host path stays reachable.
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -31,7 +32,9 @@ const SKELETON: &[&str] = &["etc", "proc", "dev", "sys", "tmp", "home", "run"];
 /// A boot id that is the same in every sandbox: the real one differs per host boot.
 const PINNED_BOOT_ID: &str = "00000000-0000-4000-8000-000000000000\n";
 
-pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
+/// Builds the sandbox's root from `spec`; a rootfs or image root from `tree`, its detached
+/// mount, when the launcher handed one over (else from its path).
+pub(crate) fn build_root(spec: &SandboxSpec, tree: Option<OwnedFd>) -> Result<(), StepError> {
     let fs_step = |what: &'static str, call: &'static str, path: &Path| {
         step::<nix::errno::Errno>(Layer::Filesystem, what, call, path.to_path_buf())
     };
@@ -74,7 +77,13 @@ pub(crate) fn build_root(spec: &SandboxSpec) -> Result<(), StepError> {
             }
             write_etc(&inside(Path::new("/etc")), spec)?;
         }
-        RootSpec::Rootfs { dir } | RootSpec::Image { dir, .. } => bind_rootfs(dir, spec)?,
+        RootSpec::Rootfs { dir } | RootSpec::Image { dir, .. } => {
+            let root = match tree {
+                Some(tree) => attach_tree(&tree, dir)?,
+                None => Path::new(OLD_ROOT).join(relative(dir)),
+            };
+            bind_rootfs(&root, spec)?
+        }
     }
     if spec.preload_shim {
         let shim = inside(Path::new(crate::sandbox::shim::SHIM_PATH));
@@ -325,11 +334,25 @@ fn bind_readonly(from: &Path, to: &Path, is_dir: bool) -> Result<(), StepError> 
 /// Top-level entries of a rootfs or image tree the sandbox replaces with its own.
 pub(crate) const ROOTFS_REPLACED: &[&str] = &["proc", "dev", "sys", "tmp", "home", "run", "build"];
 
-/// Binds every top-level entry of a rootfs or image tree except the ones the sandbox
-/// provides itself, and layers the tree's /etc under the sandbox's own files.
-fn bind_rootfs(dir: &Path, spec: &SandboxSpec) -> Result<(), StepError> {
-    let root = Path::new(OLD_ROOT).join(relative(dir));
-    for (name, path) in sorted_entries(&root)? {
+/// Attaches the detached mount of the tree at `dir` on the scratch root, where
+/// [`bind_rootfs`] takes its entries from; its path there.
+fn attach_tree(tree: &OwnedFd, dir: &Path) -> Result<PathBuf, StepError> {
+    let root = Path::new(SCRATCH_FILES).join("tree");
+    mkdir(&root, 0o755)?;
+    crate::sys::mount::attach_tree(tree.as_fd(), &root).map_err(step(
+        Layer::Filesystem,
+        "attach the root tree the launcher handed over",
+        "move_mount",
+        dir.to_path_buf(),
+    ))?;
+    Ok(root)
+}
+
+/// Binds every top-level entry of the rootfs or image tree at `root` (as this process
+/// sees it) except the ones the sandbox provides itself, and layers the tree's /etc under
+/// the sandbox's own files.
+fn bind_rootfs(root: &Path, spec: &SandboxSpec) -> Result<(), StepError> {
+    for (name, path) in sorted_entries(root)? {
         if ROOTFS_REPLACED.contains(&name.as_str()) || name == "etc" {
             continue;
         }
@@ -337,7 +360,7 @@ fn bind_rootfs(dir: &Path, spec: &SandboxSpec) -> Result<(), StepError> {
     }
     // Resolved inside the tree: an image is untrusted, and the kernel would resolve its
     // `etc -> /` to the helper's root, where the host's root is /oldroot.
-    match tree_path::resolve_in(&root, Path::new("etc")).filter(|etc| etc.is_dir()) {
+    match tree_path::resolve_in(root, Path::new("etc")).filter(|etc| etc.is_dir()) {
         Some(tree_etc) => layer_etc(&tree_etc, spec),
         None => write_etc(&inside(Path::new("/etc")), spec),
     }
@@ -598,5 +621,6 @@ fn bind_file(source: &Path, target: &Path, what: &'static str) -> Result<(), Ste
     ))
 }
 
-/// Files that are bound over /proc entries live in the scratch root, outside the new root.
+/// What the new root takes from outside itself lives in the scratch root: the files bound
+/// over /proc entries, the upper layer of an image's /etc, an attached root tree.
 const SCRATCH_FILES: &str = "/";

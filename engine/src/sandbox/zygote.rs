@@ -115,7 +115,7 @@ impl Zygote {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         send_with_fds(&control, &request, &sources)?;
         let mut reply = [0u8; REPLY_BYTES];
-        let answered = recv_with_fds(&control, &mut reply)?;
+        let answered = recv_with_fds(&*control, &mut reply)?;
         drop(control);
         match answered {
             Some((REPLY_BYTES, passed)) if passed.is_empty() && reply[0] == PROTOCOL_VERSION => {

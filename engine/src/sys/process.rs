@@ -605,6 +605,17 @@ pub(crate) unsafe fn file_from_inherited_fd(fd: RawFd) -> std::fs::File {
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
 
+/// Borrows a descriptor the launcher placed at a fixed number, for as long as the process
+/// lives.
+///
+/// # Safety
+///
+/// `fd` must be open, and stay open: no object of this process may own and close it.
+pub(crate) unsafe fn borrow_inherited_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: `fd` is open for the rest of the process (this function's contract).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
 /// Sends `bytes` and the descriptors `fds` as one message on a SOCK_SEQPACKET socket.
 pub(crate) fn send_with_fds(socket: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
@@ -627,7 +638,7 @@ pub(crate) fn send_with_fds(socket: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> io
 /// Receives one message sent by [`send_with_fds`]: its bytes (at most `buffer.len()`) and
 /// descriptors (at most `MAX_PASSED_FDS`, close-on-exec). `Ok(None)` at end of stream.
 pub(crate) fn recv_with_fds(
-    socket: &OwnedFd,
+    socket: &impl std::os::fd::AsFd,
     buffer: &mut [u8],
 ) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -635,7 +646,7 @@ pub(crate) fn recv_with_fds(
     let mut iov = [io::IoSliceMut::new(buffer)];
     let message = loop {
         match recvmsg::<()>(
-            socket.as_raw_fd(),
+            socket.as_fd().as_raw_fd(),
             &mut iov,
             Some(&mut control),
             MsgFlags::MSG_CMSG_CLOEXEC,

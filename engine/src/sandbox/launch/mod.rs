@@ -26,10 +26,10 @@ use crate::errors::Chain;
 use crate::sandbox::cancel::Cancel;
 use crate::sandbox::error::{Layer, SandboxError};
 use crate::sandbox::keep_failed::FailedTrees;
-use crate::sandbox::message::read_messages;
+use crate::sandbox::message::{read_messages, TreeHandover};
 use crate::sandbox::profile::CgroupPolicy;
 use crate::sandbox::source::{stream_source, SourceError, PIPE_BUFFER_BYTES};
-use crate::sandbox::spec::SandboxSpec;
+use crate::sandbox::spec::{RootSpec, SandboxSpec};
 
 pub use early::EarlyHelper;
 pub use hermetic_contract::report::AppliedLayers;
@@ -184,6 +184,14 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
     // helper started early runs elsewhere already, see `CpuSplit`.)
     if launch_started_helper_now {
         std::thread::yield_now();
+    }
+
+    // A rootfs or image root: its tree goes to init first (`message::TreeHandover`), as a
+    // detached mount where this process can clone one.
+    if let RootSpec::Rootfs { dir } | RootSpec::Image { dir, .. } = &spec.root {
+        let tree = crate::sys::mount::clone_tree(dir).ok();
+        TreeHandover::send(&provision, tree.as_ref())
+            .map_err(protocol("hand the root tree to the sandbox"))?;
     }
 
     // Only the build child joins the cgroup, and it needs it only once the namespaces and
