@@ -167,6 +167,87 @@ fn a_bare_tag_is_refused_with_the_digest_to_pin() {
         .unwrap();
     assert_status(&output, 2);
     assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    // And for a profile that names the tag.
+    let profile = scratch.path("tagged.toml");
+    std::fs::write(
+        &profile,
+        default_profile_text().replacen(
+            "mode = \"host\"",
+            &format!("mode = \"image\"\nimage = \"{named}\""),
+            1,
+        ),
+    )
+    .unwrap();
+    let output = hermetic()
+        .arg("run")
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--state-dir")
+        .arg(scratch.state())
+        .arg("--src")
+        .arg(src.path())
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_status(&output, 2);
+    assert!(
+        stderr(&output).contains("not pinned") && stderr(&output).contains(&expected),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The image's config applies under the pins: its `Env` joins the environment (its PATH
+/// replaces the profile's), except what the sandbox pins; `hermetic run` starts in its
+/// `WorkingDir`, a build in the build dir.
+#[test]
+fn the_images_env_and_working_dir_apply_under_the_pins() {
+    use crate::fixture::{busybox, dir, file, symlink, tar, Image};
+    let scratch = Scratch::new();
+    let mut image = Image::new(vec![(
+        tar(&[
+            dir("bin/", 0o755),
+            file("bin/busybox", 0o755, &busybox()),
+            symlink("bin/sh", "busybox"),
+            dir("opt/", 0o755),
+            dir("opt/work/", 0o755),
+        ]),
+        Compression::None,
+    )]);
+    image.run_config = r#"{"Env":["PATH=/opt/bin:/bin","TZ=Mars/Olympus","HOME=/root","IMAGE_VAR=from the image"],"WorkingDir":"/opt/work"}"#.to_owned();
+    let layout = image.write_layout(&scratch.path("layout"), "v1");
+    scratch.import(&layout.dir);
+    let src = Source::new(&[]);
+    let script = "echo $PATH; echo $TZ; echo $HOME; echo $IMAGE_VAR; pwd";
+    let output = run_in_image(
+        &scratch.state(),
+        &pinned(&layout),
+        &src,
+        &["sh", "-c", script],
+    )
+    .output()
+    .unwrap();
+    assert_status(&output, 0);
+    assert_eq!(
+        stdout(&output),
+        "/opt/bin:/bin\nUTC\n/home/build\nfrom the image\n/opt/work\n",
+        "{}",
+        stderr(&output)
+    );
+    let extracted = scratch.path("extracted");
+    let (output, _) = build_in_image(
+        &scratch,
+        Some(&pinned(&layout)),
+        &src,
+        &["--single", "--extract", extracted.to_str().unwrap()],
+        "mkdir out; { echo $IMAGE_VAR; pwd; } > out/seen",
+    );
+    assert_status(&output, 0);
+    assert_eq!(
+        std::fs::read_to_string(extracted.join("out/seen")).unwrap(),
+        "from the image\n/build\n"
+    );
 }
 
 #[test]

@@ -139,9 +139,11 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// An image as layers (uncompressed tar, how each is stored).
+/// An image as layers (uncompressed tar, how each is stored), and its config's `config`
+/// object (what a run applies: `Env`, `WorkingDir`), `{}` unless given.
 pub struct Image {
     pub layers: Vec<(Vec<u8>, Compression)>,
+    pub run_config: String,
 }
 
 /// A layout written on disk.
@@ -155,7 +157,10 @@ pub struct Layout {
 
 impl Image {
     pub fn new(layers: Vec<(Vec<u8>, Compression)>) -> Self {
-        Self { layers }
+        Self {
+            layers,
+            run_config: "{}".to_owned(),
+        }
     }
 
     /// Writes an OCI layout for the image at `dir`, tagged `tag`: the config and manifest
@@ -193,7 +198,8 @@ impl Image {
             layer_digests.push(digest);
         }
         let config = format!(
-            r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            r#"{{"architecture":"amd64","os":"linux","config":{},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            self.run_config,
             diff_ids
                 .iter()
                 .map(|id| format!("\"{id}\""))

@@ -282,3 +282,40 @@ fn blobs_and_layers_must_be_what_the_manifest_and_config_name() {
     assert_eq!(report["member"], "config", "{report}");
     scratch.assert_untouched("a config that is not the one named");
 }
+
+/// `--allow-setuid` takes a distribution's setuid and setgid programs instead of refusing
+/// the image, and stores them without those bits (the tree is stored once, for every
+/// build: no build may run a privileged program from it).
+#[test]
+fn allow_setuid_stores_the_files_without_the_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new();
+    let layout = Image::new(vec![(
+        tar(&[
+            file("su", 0o4755, b"x"),
+            file("sg", 0o2711, b"y"),
+            file("plain", 0o644, b"z"),
+        ]),
+        Compression::Gzip,
+    )])
+    .write_layout(&scratch.path("layout"), "v1");
+    let output = scratch.image(&["import", "--allow-setuid", layout.dir.to_str().unwrap()]);
+    assert_status(&output, 0);
+    let tree = scratch
+        .state()
+        .join("images/sha256")
+        .join(&layout.manifest_digest["sha256:".len()..])
+        .join("rootfs");
+    let mode = |name: &str| {
+        std::fs::symlink_metadata(tree.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    // The store keeps files read-only: only the bits asked about are compared.
+    assert_eq!(mode("su") & 0o6000, 0, "su kept a privilege bit");
+    assert_eq!(mode("sg") & 0o6000, 0, "sg kept a privilege bit");
+    assert_eq!(mode("su") & 0o111, 0o111, "su lost its execute bits");
+    assert_eq!(std::fs::read(tree.join("su")).unwrap(), b"x");
+}
