@@ -142,16 +142,7 @@ mod tests {
     use super::*;
 
     fn planned(root: RootSpec) -> SandboxSpec {
-        let profile = crate::sandbox::profile::load("default").unwrap();
-        let command = vec!["true".to_owned()];
-        let request = crate::sandbox::plan::Request {
-            command: &command,
-            source: None,
-            outputs: None,
-            source_date_epoch: Some(0),
-            image: None,
-        };
-        let mut spec = crate::sandbox::plan::plan(&profile, &request).unwrap().spec;
+        let mut spec = crate::sandbox::launch::tests::default_spec();
         spec.root = root;
         spec
     }

@@ -137,7 +137,12 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         if request.outputs.is_none() {
             start_dir = image
                 .working_dir
-                .filter(|dir| image.tree.join(relative_to_root(dir)).is_dir())
+                // Looked up inside the tree: its symlinks never lead to a host path.
+                .filter(|dir| {
+                    *dir == Path::new("/")
+                        || crate::sandbox::tree_path::resolve_in(image.tree, dir)
+                            .is_some_and(|found| found.is_dir())
+                })
                 .map(Path::to_path_buf);
             if let Some(dir) = &start_dir {
                 env.retain(|(name, _)| name != "PWD");
@@ -222,10 +227,6 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         epoch,
         epoch_source,
     })
-}
-
-fn relative_to_root(path: &Path) -> &Path {
-    path.strip_prefix("/").unwrap_or(path)
 }
 
 /// BLAKE3 over what the sandbox will show of a rootfs: the manifest of every top-level

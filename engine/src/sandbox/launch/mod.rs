@@ -271,10 +271,11 @@ fn source_failed(err: SourceError) -> SandboxError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub(super) fn default_spec() -> SandboxSpec {
+    /// The default profile's plan for `true`: a spec for tests to vary.
+    pub(crate) fn default_spec() -> SandboxSpec {
         let profile = crate::sandbox::profile::load("default").unwrap();
         let command = vec!["true".to_string()];
         let request = crate::sandbox::plan::Request {
