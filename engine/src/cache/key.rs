@@ -225,9 +225,7 @@ fn host_toolchain() -> Result<Toolchain, KeyError> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .find(|(known, known_stamp, _)| {
-                *known == path && before.is_some() && *known_stamp == before
-            })
+            .find(|(known, known_stamp, _)| *known == path && *known_stamp == before)
             .map(|(_, _, digest)| digest.clone());
         let digest = match remembered {
             Some(digest) => digest,

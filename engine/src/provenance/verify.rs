@@ -9,7 +9,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::Digest;
 
 use crate::signing::dsse::IN_TOTO_PAYLOAD_TYPE;
 use crate::signing::{verify_dsse, Bundle, VerifyError, VerifyingKey};
@@ -141,7 +140,8 @@ pub fn verify_provenance(
             statement.predicate_type,
         ));
     }
-    let (sha256, blake3) = digests(artifact_path).map_err(read(artifact_path))?;
+    let (sha256, blake3) =
+        crate::digest::sha256_and_blake3_file(artifact_path).map_err(read(artifact_path))?;
     let subject = statement
         .subject
         .iter()
@@ -183,24 +183,4 @@ pub fn verify_provenance(
         blake3,
         verdict,
     })
-}
-
-/// sha256 and blake3 of a file, in one read pass.
-fn digests(path: &Path) -> std::io::Result<(String, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut sha = sha2::Sha256::new();
-    let mut b3 = blake3::Hasher::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buffer[..n]);
-        b3.update(&buffer[..n]);
-    }
-    Ok((
-        hex::encode(sha.finalize()),
-        b3.finalize().to_hex().to_string(),
-    ))
 }

@@ -78,13 +78,15 @@ pub fn second_run(canonical: &SandboxSpec, seed: u64) -> SecondRun {
             0,
         )
     } else {
-        let why = match canonical.root {
-            RootSpec::Image { .. } => "this image has no glibc that can load the variation shim (musl or static): the clock is not shifted",
-            _ => "rootfs sandbox: the shim is not loaded",
-        };
-        let order = match canonical.root {
-            RootSpec::Image { .. } => "source tree enumerated in reverse order (not varied in this image: listings of directories the build creates, which the shim reverses)",
-            _ => "source tree enumerated in reverse order (rootfs sandbox: directories the build creates are not varied)",
+        let (why, order) = match canonical.root {
+            RootSpec::Image { .. } => (
+                "this image has no glibc that can load the variation shim (musl or static): the clock is not shifted",
+                "source tree enumerated in reverse order (not varied in this image: listings of directories the build creates, which the shim reverses)",
+            ),
+            _ => (
+                "rootfs sandbox: the shim is not loaded",
+                "source tree enumerated in reverse order (rootfs sandbox: directories the build creates are not varied)",
+            ),
         };
         (
             format!("started {START_OFFSET_MS} ms after run a ({why}; day-resolution dates are not varied)"),

@@ -50,14 +50,14 @@ fn every_target_has_a_cargo_fuzz_binary() {
     .unwrap();
     for (target, _) in TARGETS {
         let source = std::fs::read_to_string(targets_dir.join(format!("{target}.rs")))
-            .unwrap_or_else(|err| panic!("fuzz/fuzz_targets/{target}.rs: {err}"));
+            .unwrap_or_else(|err| panic!("fuzz/targets/fuzz_targets/{target}.rs: {err}"));
         assert!(
             source.contains(&format!("hermetic_fuzz_harness::{target}(")),
-            "fuzz/fuzz_targets/{target}.rs does not call its harness"
+            "fuzz/targets/fuzz_targets/{target}.rs does not call its harness"
         );
         assert!(
             manifest.contains(&format!("name = \"{target}\"")),
-            "fuzz/Cargo.toml has no [[bin]] {target}"
+            "fuzz/targets/Cargo.toml has no [[bin]] {target}"
         );
     }
 }

@@ -176,13 +176,12 @@ pub fn rebuild(args: DrillRebuildArgs) -> Result<i32, Failure> {
 /// `--artifact` must be the subject: comparing with anything else would name differences
 /// that say nothing about the release.
 fn check_artifact(artifact: &Path, recipe: &Recipe) -> Result<(), Failure> {
-    let bytes = std::fs::read(artifact).map_err(|err| {
+    let sha256 = hermetic::digest::sha256_file(artifact).map_err(|err| {
         Failure::new(
             exit::USAGE,
             anyhow::anyhow!("--artifact {}: {err}", artifact.display()),
         )
     })?;
-    let sha256 = hermetic::digest::sha256_hex(&bytes);
     if sha256 != recipe.sha256 {
         return Err(Failure::new(
             exit::USAGE,

@@ -32,7 +32,6 @@ use hermetic_contract::report::{
     AttackOutcome, AttackResult, BuildReport, CacheStatus, DrillKind, DrillReport, Finding,
     DRILL_REPORT_SCHEMA,
 };
-use sha2::Digest;
 
 pub use deployment::{
     CACHE_DIR_OWNED_BY_ANOTHER_USER, CACHE_DIR_WRITABLE_BY_OTHERS, TRUSTED_KEY_UNREADABLE,
@@ -412,8 +411,12 @@ impl<'s> Drill<'s> {
         let entry = EntryManifest::open(&bundle, &[drill_key.verifying_key()])
             .map_err(|error| failed(Chain(&error).to_string()))?
             .entry;
+        // A link, not a copy: attacks never write through it (they unlink first), and
+        // `Subject::honest_archive_intact` checks that they did not.
         let honest_archive = scratch.path("honest.tar.zst");
-        fs::copy(entry_dir.join(ARCHIVE_FILE), &honest_archive)
+        let stored = entry_dir.join(ARCHIVE_FILE);
+        fs::hard_link(&stored, &honest_archive)
+            .or_else(|_| fs::copy(&stored, &honest_archive).map(drop))
             .map_err(scratch_error(&honest_archive))?;
         Ok(Drill {
             store,
@@ -483,12 +486,8 @@ impl<'s> Drill<'s> {
                 report.cache.status, attack.name
             ))
         } else {
-            match fs::read(&request.artifact) {
-                Ok(bytes)
-                    if hex::encode(sha2::Sha256::digest(&bytes)) == self.entry.archive.sha256 =>
-                {
-                    None
-                }
+            match crate::digest::sha256_file(&request.artifact) {
+                Ok(sha256) if sha256 == self.entry.archive.sha256 => None,
                 Ok(_) => Some("its archive is not the honest entry's bytes".to_owned()),
                 Err(error) => Some(format!("{}: {error}", request.artifact.display())),
             }
@@ -525,8 +524,8 @@ fn control(subject: &Subject, work_root: &Path) -> Result<(), DrillError> {
         },
     );
     let result = match lookup {
-        Lookup::Hit(_) => match (fs::read(&artifact), fs::read(&subject.honest_archive)) {
-            (Ok(restored), Ok(honest)) if restored == honest => Ok(()),
+        Lookup::Hit(_) => match crate::digest::sha256_file(&artifact) {
+            Ok(sha256) if sha256 == subject.entry.archive.sha256 => Ok(()),
             _ => Err(failed(
                 "the restored archive is not the honest one".to_owned(),
             )),
@@ -701,6 +700,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("docs/drills-poison.md has no row for {}", attack.name));
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             assert_eq!(cells[2], attack.target, "{row}");
+            if !attack.rows.is_empty() {
+                assert_eq!(cells[3], attack.rows, "{row}");
+            }
             assert_eq!(cells[4], attack.step.as_str(), "{row}");
             assert!(cells[5].contains(&format!("`{}`", attack.reason)), "{row}");
         }

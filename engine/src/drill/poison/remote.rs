@@ -296,17 +296,16 @@ impl Scratch<'_> {
         Ok(descriptor)
     }
 
-    /// Puts `manifest` (an entry manifest, honest or not) under the key's tag, with the
-    /// blobs an entry manifest names: the empty config and the honest archive.
+    /// Puts `manifest` (an entry manifest, honest or not) under the key's tag. The blobs an
+    /// entry manifest names, the empty config and the honest archive, are in the
+    /// repository since the control entry was published (`attack_all`), and no attack
+    /// deletes a blob: they are not read, hashed and offered again for each attack.
     fn tag(
         &self,
         key: &CacheKey,
         media_type: &str,
         manifest: &[u8],
     ) -> Result<Descriptor, CraftError> {
-        self.blob(layout::EMPTY_CONFIG_MEDIA_TYPE, layout::EMPTY_CONFIG)?;
-        let archive = std::fs::read(&self.subject.honest_archive)?;
-        self.blob(layout::ARCHIVE_MEDIA_TYPE, &archive)?;
         self.client().put_manifest(
             self.remote.repository(),
             &self.remote.tag(key),

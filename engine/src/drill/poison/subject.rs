@@ -80,10 +80,7 @@ impl Subject {
 
     /// Whether the honest copy still has the signed digest (no attack wrote through a link).
     pub fn honest_archive_intact(&self) -> io::Result<bool> {
-        let mut file = fs::File::open(&self.honest_archive)?;
-        let mut hasher = sha2::Sha256::new();
-        io::copy(&mut file, &mut hasher)?;
-        Ok(hex::encode(hasher.finalize()) == self.entry.archive.sha256)
+        Ok(crate::digest::sha256_file(&self.honest_archive)? == self.entry.archive.sha256)
     }
 
     pub fn write_bundle(&self, bundle: &Bundle) -> io::Result<()> {
