@@ -68,6 +68,60 @@ named_values! {
     }
 }
 
+/// One case or attack of a report, as every rendering and the drill history show it.
+pub struct ResultRow<'a> {
+    pub name: &'a str,
+    /// Its verdict or outcome.
+    pub result: &'a str,
+    /// A case that was reproducible, an attack that was refused.
+    pub passed: bool,
+    pub duration_ms: u64,
+    /// Why it did not pass (or, for attacks, what was checked).
+    pub reason: Option<&'a str>,
+    /// A case's archive digest.
+    pub digest: Option<&'a str>,
+    /// A case's cache key.
+    pub cache_key: Option<&'a str>,
+    pub differences: &'a [Difference],
+}
+
+impl DrillReport {
+    /// The report's cases, then its attacks (a report has one or the other), in order.
+    pub fn results(&self) -> Vec<ResultRow<'_>> {
+        let cases = self.cases.iter().map(|case| ResultRow {
+            name: &case.name,
+            result: case.verdict.as_str(),
+            passed: case.verdict == CaseVerdict::Reproducible,
+            duration_ms: case.duration_ms,
+            reason: case.reason.as_deref(),
+            digest: case.digest.as_deref(),
+            cache_key: case.cache_key.as_deref(),
+            differences: &case.differences,
+        });
+        let attacks = self.attacks.iter().map(|attack| ResultRow {
+            name: &attack.name,
+            result: attack.outcome.as_str(),
+            passed: attack.outcome == AttackOutcome::Refused,
+            duration_ms: attack.duration_ms,
+            reason: Some(&attack.detail),
+            digest: None,
+            cache_key: None,
+            differences: &[],
+        });
+        cases.chain(attacks).collect()
+    }
+}
+
+impl CaseVerdict {
+    /// Whether a case with this verdict recorded the digest its inputs build to: one that
+    /// built, reproducibly or drifted (a nondeterministic digest is one of several and
+    /// says nothing). Drift is judged against such records only, this runner's and the
+    /// fleet's.
+    pub fn has_stable_digest(self) -> bool {
+        matches!(self, CaseVerdict::Reproducible | CaseVerdict::Drifted)
+    }
+}
+
 /// One determinism-drill case.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct CaseResult {

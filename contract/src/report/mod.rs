@@ -18,7 +18,7 @@ pub use cache::{
 };
 pub use drill::{
     AttackOutcome, AttackResult, CaseResult, CaseVerdict, DriftRecord, DrillKind, DrillReport,
-    Finding, DRILL_REPORT_SCHEMA,
+    Finding, ResultRow, DRILL_REPORT_SCHEMA,
 };
 pub use layers::{AppliedLayers, CgroupReport};
 pub use repro::{Difference, DifferenceKind, Suspect, SuspectedCause, TimestampEncoding, Varied};

@@ -115,41 +115,19 @@ impl Store {
             ],
         )
         .map_err(failed)?;
-        let cases = report.cases.iter().map(|case| {
-            (
-                &case.name,
-                case.verdict.as_str(),
-                case.digest.as_deref(),
-                case.cache_key.as_deref(),
-                case.duration_ms,
-                case.reason.as_deref(),
-            )
-        });
-        let attacks = report.attacks.iter().map(|attack| {
-            (
-                &attack.name,
-                attack.outcome.as_str(),
-                None,
-                None,
-                attack.duration_ms,
-                Some(attack.detail.as_str()),
-            )
-        });
-        for (position, (name, result, digest, key, duration_ms, reason)) in
-            cases.chain(attacks).enumerate()
-        {
+        for (position, row) in report.results().iter().enumerate() {
             tx.execute(
                 "INSERT INTO drill_results (drill_id, position, name, result, digest,
                  cache_key, duration_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     report.id,
                     position as i64,
-                    name,
-                    result,
-                    digest,
-                    key,
-                    duration_ms as i64,
-                    reason
+                    row.name,
+                    row.result,
+                    row.digest,
+                    row.cache_key,
+                    row.duration_ms as i64,
+                    row.reason
                 ],
             )
             .map_err(failed)?;

@@ -113,7 +113,7 @@ impl FleetContext {
         };
         let newest = results.trusted.into_iter().find(|result| {
             result.runner != runner
-                && matches!(result.verdict.as_str(), "reproducible" | "drifted")
+                && CaseVerdict::parse(&result.verdict).is_some_and(CaseVerdict::has_stable_digest)
                 && result.digest.is_some()
         })?;
         let theirs = newest.digest?;

@@ -304,44 +304,35 @@ fn job_outcome(job: &Job) -> Outcome<'_> {
         (BuildVerdict::Reproducible | BuildVerdict::Built, Some(output)) => {
             Outcome::Reproducible(format!("sha256:{}", output.digest.sha256))
         }
-        _ => Outcome::Failed(report.error.clone().unwrap_or_else(|| {
-            let run = report
-                .runs
-                .iter()
-                .find(|run| run.error.is_some() || run.exit_status != Some(0) || run.timed_out);
-            match run {
-                Some(run) if run.timed_out => format!("run {} timed out", run.name),
-                Some(run) => match (&run.error, run.exit_status, run.signal) {
-                    (Some(error), _, _) => format!("run {}: {error}", run.name),
-                    (None, _, Some(signal)) => {
-                        format!("run {} killed by signal {signal}", run.name)
-                    }
-                    (None, status, None) => format!(
-                        "the command exited with status {}",
-                        status.map_or("unknown".to_owned(), |s| s.to_string())
-                    ),
-                },
-                None => format!("the build was {}", report.verdict),
-            }
-        })),
+        // The build says why it failed (`report.error`, set with each failing run's
+        // reason); a run's own error, else the verdict, where it did not.
+        _ => Outcome::Failed(
+            report
+                .error
+                .clone()
+                .or_else(|| {
+                    report.runs.iter().find_map(|run| {
+                        run.error
+                            .as_ref()
+                            .map(|error| format!("run {}: {error}", run.name))
+                    })
+                })
+                .unwrap_or_else(|| format!("the build was {}", report.verdict)),
+        ),
     }
 }
 
-/// The newest digest this history holds for `key` (a case that built, reproducibly or
-/// drifted: a nondeterministic digest is one of several and says nothing).
+/// The newest stable digest this history holds for `key`
+/// ([`CaseVerdict::has_stable_digest`]).
 fn last_recorded(client: &Client, key: &str) -> Result<Option<DriftRecord>, Failure> {
     let list = client
         .drills(&[("cache_key", Some(key))], HISTORY_LOOKBACK)
         .map_err(|err| Failure::new(exit::SANDBOX_FAILED, err))?;
     Ok(list.drills.iter().find_map(|drill| {
         drill.cases.iter().find_map(|case| {
-            let usable = matches!(
-                case.verdict,
-                CaseVerdict::Reproducible | CaseVerdict::Drifted
-            );
             case.digest
                 .as_ref()
-                .filter(|_| usable)
+                .filter(|_| case.verdict.has_stable_digest())
                 .map(|digest| DriftRecord {
                     digest: digest.clone(),
                     recorded: drill.finished.clone(),

@@ -564,7 +564,7 @@ fn subject_digest_mismatch(s: &Subject) -> io::Result<Readers> {
 fn old_format_version(s: &Subject) -> io::Result<Readers> {
     let mut old = s.entry.clone();
     old.schema = "hermetic.cache-entry/v0".to_owned();
-    s.resign(&old, &s.archive_bytes()?)?;
+    s.write_bundle(&old.sign(&s.signer))?;
     trusted()
 }
 
@@ -573,7 +573,7 @@ fn replayed_under_another_key(s: &Subject) -> io::Result<Readers> {
     let mut other = s.entry.clone();
     other.key_inputs.command.push("--replayed".to_owned());
     other.cache_key = other.key_inputs.key();
-    s.resign(&other, &s.archive_bytes()?)?;
+    s.write_bundle(&other.sign(&s.signer))?;
     trusted()
 }
 
@@ -581,7 +581,7 @@ fn replayed_under_another_key(s: &Subject) -> io::Result<Readers> {
 fn moved_between_scopes(s: &Subject) -> io::Result<Readers> {
     let mut moved = s.entry.clone();
     moved.scope = format!("untrusted-{}", s.scope.as_str());
-    s.resign(&moved, &s.archive_bytes()?)?;
+    s.write_bundle(&moved.sign(&s.signer))?;
     trusted()
 }
 
@@ -633,7 +633,7 @@ fn symlink_out_of_tree(s: &Subject) -> io::Result<Readers> {
         .find(|file| file.kind == FileKind::Symlink)
         .ok_or_else(|| io::Error::other("the drill's entry has no symlink"))?;
     link.target = Some("/etc/shadow".to_owned());
-    s.resign(&entry, &s.archive_bytes()?)?;
+    s.write_bundle(&entry.sign(&s.signer))?;
     trusted()
 }
 

@@ -87,15 +87,10 @@ impl Subject {
         fs::write(self.bundle_path(), bundle.to_json())
     }
 
-    /// Replaces the archive with `archive` and signs `entry` for it with the subject's
-    /// signer: what a compromised trusted builder could publish.
-    pub fn resign(&self, entry: &EntryManifest, archive: &[u8]) -> io::Result<()> {
-        self.write_archive(archive)?;
-        self.write_bundle(&entry.sign(&self.signer))
-    }
-
-    /// [`Subject::resign`] with only the archive digests changed: the honest file
-    /// manifest over a hostile archive.
+    /// Replaces the archive with `archive` and signs the honest file manifest for it with
+    /// the subject's signer (only the archive digests changed): what a compromised
+    /// trusted builder could publish. An attack on the signed claims alone re-signs the
+    /// entry with [`Subject::write_bundle`] over the honest archive `plant` put there.
     pub fn resign_archive(&self, archive: &[u8]) -> io::Result<()> {
         let mut entry = self.entry.clone();
         entry.archive = ArchiveDigests {
@@ -103,7 +98,8 @@ impl Subject {
             blake3: blake3::hash(archive).to_hex().to_string(),
             size: archive.len() as u64,
         };
-        self.resign(&entry, archive)
+        self.write_archive(archive)?;
+        self.write_bundle(&entry.sign(&self.signer))
     }
 
     /// The signed statement, as JSON, for attacks on its content.

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use hermetic_contract::report::DrillReport;
 
-use super::{escape_xml as esc, rows};
+use super::escape_xml as esc;
 
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
@@ -18,7 +18,7 @@ code{font-size:90%}svg{border:1px solid #ddd;margin:0.5em 0}";
 
 /// `history`: earlier drills of the same kind, newest first (this one may be among them).
 pub fn html(report: &DrillReport, history: &[DrillReport]) -> String {
-    let rows = rows(report);
+    let rows = report.results();
     let passed = rows.iter().filter(|row| row.passed).count();
     let title = format!(
         "hermetic drill ({}) {}: {}",
@@ -113,11 +113,11 @@ impl Series {
             drills.push(report);
         }
         let mut by_name: BTreeMap<String, Vec<Option<(bool, u64)>>> = BTreeMap::new();
-        for row in rows(report) {
+        for row in report.results() {
             by_name.insert(row.name.to_owned(), vec![None; drills.len()]);
         }
         for (index, drill) in drills.iter().enumerate() {
-            for row in rows(drill) {
+            for row in drill.results() {
                 if let Some(points) = by_name.get_mut(row.name) {
                     points[index] = Some((row.passed, row.duration_ms));
                 }

@@ -5,10 +5,10 @@ use std::fmt::Write;
 
 use hermetic_contract::report::DrillReport;
 
-use super::{escape_xml as esc, rows};
+use super::escape_xml as esc;
 
 pub fn junit(report: &DrillReport) -> String {
-    let rows = rows(report);
+    let rows = report.results();
     let failures = rows.iter().filter(|row| !row.passed).count();
     let total_secs: f64 = rows.iter().map(|row| row.duration_ms as f64 / 1000.0).sum();
     let suite = format!("hermetic drill {}", report.kind);

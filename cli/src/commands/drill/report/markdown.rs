@@ -3,10 +3,8 @@ use std::fmt::Write;
 
 use hermetic_contract::report::DrillReport;
 
-use super::rows;
-
 pub fn markdown(report: &DrillReport) -> String {
-    let rows = rows(report);
+    let rows = report.results();
     let passed = rows.iter().filter(|row| row.passed).count();
     let mut out = String::new();
     let _ = writeln!(

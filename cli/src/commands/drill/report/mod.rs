@@ -1,6 +1,7 @@
 //! Reports of any drill (`hermetic.drill/v1`, determinism cases or poison attacks):
 //! JSON, JUnit XML, Markdown and one self-contained HTML page. `drill run` writes them,
-//! and so will `drill poison`: everything here reads the report only through [`Row`].
+//! and `drill poison`: everything here reads the report only through its
+//! [`DrillReport::results`].
 mod html;
 mod junit;
 mod markdown;
@@ -8,7 +9,7 @@ mod markdown;
 use std::path::Path;
 
 use hermetic::exit_code as exit;
-use hermetic_contract::report::{AttackOutcome, CaseVerdict, Difference, DrillReport};
+use hermetic_contract::report::DrillReport;
 
 use crate::args::drill::DrillReportArgs;
 use crate::Failure;
@@ -16,43 +17,6 @@ use crate::Failure;
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
-
-/// One case or attack, as every format shows it.
-pub struct Row<'a> {
-    pub name: &'a str,
-    /// Its verdict or outcome.
-    pub result: &'a str,
-    pub passed: bool,
-    pub duration_ms: u64,
-    /// Why it did not pass (or, for attacks, what was checked).
-    pub reason: Option<&'a str>,
-    /// A case's archive digest.
-    pub digest: Option<&'a str>,
-    pub differences: &'a [Difference],
-}
-
-/// The report's cases, or its attacks, in order.
-pub fn rows(report: &DrillReport) -> Vec<Row<'_>> {
-    let cases = report.cases.iter().map(|case| Row {
-        name: &case.name,
-        result: case.verdict.as_str(),
-        passed: case.verdict == CaseVerdict::Reproducible,
-        duration_ms: case.duration_ms,
-        reason: case.reason.as_deref(),
-        digest: case.digest.as_deref(),
-        differences: &case.differences,
-    });
-    let attacks = report.attacks.iter().map(|attack| Row {
-        name: &attack.name,
-        result: attack.outcome.as_str(),
-        passed: attack.outcome == AttackOutcome::Refused,
-        duration_ms: attack.duration_ms,
-        reason: Some(&attack.detail),
-        digest: None,
-        differences: &[],
-    });
-    cases.chain(attacks).collect()
-}
 
 /// The report as JSON (`hermetic.drill/v1`), as written by `--json`.
 pub fn json(report: &DrillReport) -> String {
@@ -135,7 +99,8 @@ pub fn escape_xml(text: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use hermetic_contract::report::{
-        AttackResult, CaseResult, DifferenceKind, DriftRecord, DrillKind, DRILL_REPORT_SCHEMA,
+        AttackOutcome, AttackResult, CaseResult, CaseVerdict, Difference, DifferenceKind,
+        DriftRecord, DrillKind, DRILL_REPORT_SCHEMA,
     };
 
     use super::*;
@@ -220,7 +185,7 @@ pub(crate) mod tests {
     #[test]
     fn rows_cover_cases_and_attacks_with_whether_they_passed() {
         let report = determinism();
-        let rows = rows(&report);
+        let rows = report.results();
         let passed: Vec<(&str, bool)> = rows.iter().map(|row| (row.name, row.passed)).collect();
         assert_eq!(
             passed,
@@ -232,7 +197,7 @@ pub(crate) mod tests {
             ]
         );
         let report = poison();
-        let rows = super::rows(&report);
+        let rows = report.results();
         let passed: Vec<(&str, bool)> = rows.iter().map(|row| (row.name, row.passed)).collect();
         assert_eq!(passed, [("byte-flipped", true), ("tag-moved", false)]);
     }
