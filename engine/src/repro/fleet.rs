@@ -12,14 +12,14 @@ use std::io::Cursor;
 
 use hermetic_contract::build::RemoteCacheOptions;
 use hermetic_registry::{
-    sha256_digest, Descriptor, ManifestReference, RegistryError, Tag, OCI_MANIFEST,
+    sha256_digest, Descriptor, ManifestReference, MediaType, RegistryError, Tag, OCI_MANIFEST,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cache::remote::layout::{
-    empty_config_digest, signature_layer, EMPTY_CONFIG, EMPTY_CONFIG_DIGEST,
-    EMPTY_CONFIG_MEDIA_TYPE, MAX_MANIFEST_BYTES,
+    empty_config_digest, signature_layer, signature_manifest_bytes, EMPTY_CONFIG,
+    EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, MAX_MANIFEST_BYTES,
 };
 use crate::cache::remote::{Remote, RemoteSetupError};
 use crate::cache::restore::MAX_ENTRY_BUNDLE_BYTES;
@@ -226,31 +226,19 @@ impl Fleet {
                 None,
             )
             .map_err(&failed)?;
-        let referrer = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": BUNDLE_MEDIA_TYPE,
-            "config": {
-                "mediaType": EMPTY_CONFIG_MEDIA_TYPE,
-                "digest": EMPTY_CONFIG_DIGEST,
-                "size": EMPTY_CONFIG.len(),
-            },
-            "layers": [{
-                "mediaType": BUNDLE_MEDIA_TYPE,
-                "digest": bundle_digest.to_string(),
-                "size": bundle.len(),
-            }],
-            "subject": {
-                "mediaType": OCI_MANIFEST,
-                "digest": inputs_digest.to_string(),
-                "size": inputs.len(),
-            },
-            "annotations": {
-                "dev.sigstore.bundle.content": "dsse-envelope",
-                "dev.sigstore.bundle.predicateType": RESULT_PREDICATE_TYPE,
-            },
-        }))
-        .expect("referrer manifests serialise");
+        let referrer = signature_manifest_bytes(
+            &Descriptor::new(
+                MediaType::from(BUNDLE_MEDIA_TYPE),
+                bundle.len() as u64,
+                bundle_digest.clone(),
+            ),
+            &Descriptor::new(
+                MediaType::from(OCI_MANIFEST),
+                inputs.len() as u64,
+                inputs_digest.clone(),
+            ),
+            RESULT_PREDICATE_TYPE,
+        );
         client
             .put_manifest(
                 repository,

@@ -6,7 +6,7 @@
 use hermetic_registry::{sha256_digest, Descriptor, Digest, MediaType, OCI_MANIFEST};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::entry::{ArchiveDigests, ENTRY_PREDICATE_TYPE};
+use crate::cache::entry::ArchiveDigests;
 use crate::cache::key::CacheKey;
 use crate::cache::restore::MAX_ENTRY_BUNDLE_BYTES;
 use crate::cache::store::Scope;
@@ -125,9 +125,14 @@ pub fn empty_config_digest() -> Digest {
     sha256_digest(EMPTY_CONFIG)
 }
 
-/// The signature manifest: the `bundle` (its bytes' digest and size) attached to the entry
-/// manifest `subject` as a referrer.
-pub fn signature_manifest_bytes(bundle: &Descriptor, subject: &Descriptor) -> Vec<u8> {
+/// The signature manifest: the `bundle` (its bytes' digest and size), whose statement's
+/// predicate is `predicate_type`, attached to the manifest `subject` as a referrer (an
+/// entry manifest, [`crate::cache::entry::ENTRY_PREDICATE_TYPE`]; a drill's inputs, `repro::fleet`'s).
+pub fn signature_manifest_bytes(
+    bundle: &Descriptor,
+    subject: &Descriptor,
+    predicate_type: &'static str,
+) -> Vec<u8> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct SignatureManifestJson<'a> {
@@ -170,7 +175,7 @@ pub fn signature_manifest_bytes(bundle: &Descriptor, subject: &Descriptor) -> Ve
         },
         annotations: SignatureAnnotations {
             content: "dsse-envelope",
-            predicate_type: ENTRY_PREDICATE_TYPE,
+            predicate_type,
         },
     };
     serde_json::to_vec(&manifest).expect("signature manifests serialise")
@@ -217,6 +222,7 @@ pub fn named_archive(manifest: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::entry::ENTRY_PREDICATE_TYPE;
 
     fn sample() -> (CacheKey, Scope, ArchiveDigests) {
         (
@@ -296,7 +302,7 @@ mod tests {
             sha256_digest(b"bundle"),
         );
         let subject = Descriptor::new(MediaType::from(OCI_MANIFEST), 400, sha256_digest(b"entry"));
-        let bytes = signature_manifest_bytes(&bundle, &subject);
+        let bytes = signature_manifest_bytes(&bundle, &subject, ENTRY_PREDICATE_TYPE);
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["artifactType"], SIGNATURE_ARTIFACT_TYPE);
         assert_eq!(json["config"]["digest"], EMPTY_CONFIG_DIGEST);

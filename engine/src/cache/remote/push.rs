@@ -198,7 +198,11 @@ fn attach_signature(
         &mut Cursor::new(&bundle),
         None,
     )?;
-    let signature = layout::signature_manifest_bytes(&bundle_descriptor, subject);
+    let signature = layout::signature_manifest_bytes(
+        &bundle_descriptor,
+        subject,
+        crate::cache::entry::ENTRY_PREDICATE_TYPE,
+    );
     remote.client.put_manifest(
         &remote.repository,
         &ManifestReference::Digest(sha256_digest(&signature)),

@@ -333,7 +333,11 @@ impl Scratch<'_> {
     /// Attaches `bundle` to the manifest `subject` as a signature referrer.
     fn attach(&self, subject: &Descriptor, bundle: &[u8]) -> Result<(), CraftError> {
         let bundle = self.blob(BUNDLE_MEDIA_TYPE, bundle)?;
-        let signature = layout::signature_manifest_bytes(&bundle, subject);
+        let signature = layout::signature_manifest_bytes(
+            &bundle,
+            subject,
+            crate::cache::entry::ENTRY_PREDICATE_TYPE,
+        );
         let digest = sha256_digest(&signature);
         self.client().put_manifest(
             self.remote.repository(),
