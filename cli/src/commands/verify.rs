@@ -1,5 +1,7 @@
 //! `hermetic verify --bundle`: offline verification of provenance; `--manifest`: of a
 //! cache entry's signed manifest and its archive.
+use std::path::PathBuf;
+
 use hermetic::errors::{error_chain, Chain};
 use hermetic::provenance::verify_provenance;
 use hermetic::signing::VerifyingKey;
@@ -9,23 +11,28 @@ use crate::args::VerifyArgs;
 use crate::exit;
 use crate::Failure;
 
+/// The public keys in `paths` (PEM), each named by its `--trust-key` on failure (exit 2).
+pub(crate) fn trusted_keys<'a>(
+    paths: impl IntoIterator<Item = &'a PathBuf>,
+) -> Result<Vec<VerifyingKey>, Failure> {
+    paths
+        .into_iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|pem| VerifyingKey::from_pem(&pem).map_err(anyhow::Error::from))
+                .map_err(|err| {
+                    Failure::new(
+                        exit::USAGE,
+                        err.context(format!("--trust-key {}", path.display())),
+                    )
+                })
+        })
+        .collect()
+}
+
 pub fn verify(args: VerifyArgs) -> Result<i32, Failure> {
-    let mut trusted = Vec::new();
-    for path in &args.trust_keys {
-        let pem = std::fs::read_to_string(path).map_err(|err| {
-            Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("--trust-key {}: {err}", path.display()),
-            )
-        })?;
-        let key = VerifyingKey::from_pem(&pem).map_err(|err| {
-            Failure::new(
-                exit::USAGE,
-                anyhow::anyhow!("--trust-key {}: {err}", path.display()),
-            )
-        })?;
-        trusted.push(key);
-    }
+    let trusted = trusted_keys(&args.trust_keys)?;
     let bundle = match (&args.manifest, &args.bundle) {
         (Some(manifest), _) => return verify_manifest(&args, manifest, &trusted),
         (None, Some(bundle)) => bundle,

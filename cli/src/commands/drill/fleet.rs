@@ -52,20 +52,8 @@ pub fn connect(
     let options = crate::commands::cache::remote_options(&flags, false, &config.cache)?
         .expect("a URL was given");
     let fleet = Fleet::connect(&options).map_err(usage)?;
-    let mut trusted = Vec::new();
-    for path in config
-        .cache
-        .trust_keys
-        .iter()
-        .map(PathBuf::as_path)
-        .chain(trust_keys.iter().map(PathBuf::as_path))
-    {
-        let key = std::fs::read_to_string(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|pem| VerifyingKey::from_pem(&pem).map_err(anyhow::Error::from))
-            .map_err(|err| usage(err.context(format!("--trust-key {}", path.display()))))?;
-        trusted.push(key);
-    }
+    let mut trusted =
+        crate::commands::verify::trusted_keys(config.cache.trust_keys.iter().chain(trust_keys))?;
     let sign_key = sign_key
         .map(Path::to_path_buf)
         .or(config.cache.sign_key.clone());

@@ -6,7 +6,6 @@ use hermetic::build::BuildRequest;
 use hermetic::errors::Chain;
 use hermetic::exit_code as exit;
 use hermetic::provenance::rebuild::{archive_manifest, recipe, Recipe};
-use hermetic::signing::VerifyingKey;
 use hermetic_contract::report::{BuildVerdict, Difference};
 use hermetic_contract::wire::JobRequest;
 use serde::Serialize;
@@ -36,14 +35,7 @@ struct Digest<'a> {
 
 pub fn rebuild(args: DrillRebuildArgs) -> Result<i32, Failure> {
     let usage = |err: anyhow::Error| Failure::new(exit::USAGE, err);
-    let mut trusted = Vec::new();
-    for path in &args.trust_keys {
-        let key = std::fs::read_to_string(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|pem| VerifyingKey::from_pem(&pem).map_err(anyhow::Error::from))
-            .map_err(|err| usage(err.context(format!("--trust-key {}", path.display()))))?;
-        trusted.push(key);
-    }
+    let trusted = crate::commands::verify::trusted_keys(&args.trust_keys)?;
     let src = remote::absolute("--src", &args.src).map_err(usage)?;
     let recipe = match recipe(&args.bundle, &src, args.profile.as_deref(), &trusted) {
         Ok(recipe) => recipe,
