@@ -1,7 +1,6 @@
 //! A real cache entry, made the way a build makes one (pack, sign, store), and the tools to
 //! attack it: raw tar streams the `tar` crate would refuse to write, re-signing, and checks
 //! that a refused restore left everything as it was.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hermetic::archive::outpath::OutputPath;
@@ -239,106 +238,23 @@ fn snapshot(root: &Path, dir: &Path, seen: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-/// Tar streams member by member, including what the `tar` crate refuses to write.
-pub struct RawTar(pub Vec<u8>);
+/// Tar streams member by member, including what the `tar` crate refuses to write: the
+/// poison drill's writer.
+pub use hermetic::drill::poison::rawtar::RawTar;
 
-impl RawTar {
-    pub fn new() -> Self {
-        Self(Vec::new())
-    }
-
-    /// A member with a raw name (any bytes), typeflag, mode, data and link name.
-    pub fn member(
-        mut self,
-        typeflag: u8,
-        name: &[u8],
-        mode: u32,
-        data: &[u8],
-        link: &[u8],
-    ) -> Self {
-        self.push(typeflag, name, mode, data.len() as u64, link, 0);
-        self.data(data)
-    }
-
-    pub fn owned_by(mut self, uid: u64, name: &[u8], data: &[u8]) -> Self {
-        self.push(b'0', name, 0o644, data.len() as u64, b"", uid);
-        self.data(data)
-    }
-
-    fn push(&mut self, typeflag: u8, name: &[u8], mode: u32, size: u64, link: &[u8], uid: u64) {
-        let mut header = tar::Header::new_ustar();
-        header.as_old_mut().name[..name.len().min(100)]
-            .copy_from_slice(&name[..name.len().min(100)]);
-        header.as_old_mut().linkname[..link.len().min(100)]
-            .copy_from_slice(&link[..link.len().min(100)]);
-        header.set_mode(mode);
-        header.set_size(size);
-        header.set_uid(uid);
-        header.set_gid(uid);
-        header.set_mtime(EPOCH);
-        header.set_entry_type(tar::EntryType::new(typeflag));
-        header.set_cksum();
-        self.0.extend_from_slice(header.as_bytes());
-    }
-
-    fn data(mut self, data: &[u8]) -> Self {
-        self.0.extend_from_slice(data);
-        let pad = (512 - data.len() % 512) % 512;
-        self.0.extend(std::iter::repeat_n(0u8, pad));
-        self
-    }
-
-    pub fn dir(self, name: &str) -> Self {
-        self.member(b'5', name.as_bytes(), 0o755, b"", b"")
-    }
-
-    pub fn file(self, name: &str, mode: u32, data: &[u8]) -> Self {
-        self.member(b'0', name.as_bytes(), mode, data, b"")
-    }
-
-    pub fn symlink(self, name: &str, target: &str) -> Self {
-        self.member(b'2', name.as_bytes(), 0o777, b"", target.as_bytes())
-    }
-
-    /// A PAX extended header with these records, for the member that follows.
-    pub fn pax(self, records: &[(&str, &[u8])]) -> Self {
-        let mut data = Vec::new();
-        for (key, value) in records {
-            let body_len = key.len() + value.len() + 3;
-            let mut len = body_len + 1;
-            while len.to_string().len() + body_len != len {
-                len = len.to_string().len() + body_len;
-            }
-            data.extend_from_slice(format!("{len} {key}=").as_bytes());
-            data.extend_from_slice(value);
-            data.push(b'\n');
-        }
-        self.member(b'x', b"PaxHeaders/x", 0o644, &data, b"")
-    }
-
-    /// The end-of-archive marker.
-    pub fn end(mut self) -> Vec<u8> {
-        self.0.extend(std::iter::repeat_n(0u8, 1024));
-        self.0
-    }
-
-    /// The honest entry's members, in order, up to (not including) the end marker.
-    pub fn honest() -> Self {
-        Self::new()
-            .dir("out")
-            .file("out/a.txt", 0o644, b"alpha\n")
-            .file("out/run.sh", 0o755, b"#!/bin/sh\necho hi\n")
-            .dir("out/sub")
-            .symlink("out/sub/link", "../a.txt")
-    }
+/// The honest entry's members, in order, up to (not including) the end marker.
+pub fn honest_members() -> RawTar {
+    RawTar::new()
+        .dir("out")
+        .file("out/a.txt", 0o644, b"alpha\n")
+        .file("out/run.sh", 0o755, b"#!/bin/sh\necho hi\n")
+        .dir("out/sub")
+        .symlink("out/sub/link", "../a.txt")
 }
 
 /// zstd with a content checksum, as the packer writes it.
 pub fn zstd(tar: &[u8]) -> Vec<u8> {
-    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-    encoder.include_checksum(true).unwrap();
-    encoder.write_all(tar).unwrap();
-    encoder.finish().unwrap()
+    hermetic::drill::poison::rawtar::zstd(tar).unwrap()
 }
 
 /// Asserts that the restore was refused for `reason` at `step`, and everything the issue

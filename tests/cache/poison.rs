@@ -12,7 +12,7 @@ use hermetic::signing::dsse::{Envelope, Signature};
 use hermetic::signing::{sign_blob, Bundle, Content, SigningKey};
 
 use crate::fixture::{
-    assert_refused, assert_refused_with, zstd, Fixture, RawTar, PREVIOUS_ARTIFACT,
+    assert_refused, assert_refused_with, honest_members, zstd, Fixture, RawTar, PREVIOUS_ARTIFACT,
 };
 
 /// The honest entry restores, the archive lands at the artifact path and the tree at the
@@ -36,7 +36,7 @@ fn honest_entries_restore() {
     );
 
     let fx = Fixture::new();
-    fx.resign_archive(&zstd(&RawTar::honest().end()));
+    fx.resign_archive(&zstd(&honest_members().end()));
     assert!(matches!(fx.restore(), Lookup::Hit(_)));
 }
 
@@ -157,7 +157,7 @@ fn entry_replayed_under_another_key_is_refused() {
 fn archive_swapped_between_entries_is_refused() {
     let fx = Fixture::new();
     let noise: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
-    let other = zstd(&RawTar::honest().file("out/zz", 0o644, &noise).end());
+    let other = zstd(&honest_members().file("out/zz", 0o644, &noise).end());
     assert_ne!(other.len(), fx.honest_archive.len());
     std::fs::write(fx.archive_path(), &other).unwrap();
     assert_refused(&fx, "archive_size", "archive");
@@ -601,7 +601,7 @@ fn zstd_bombs_are_refused_at_the_first_oversized_header() {
     assert_eq!(record["expected"], "18");
 
     // Endless zero padding after the last entry.
-    let mut padded = RawTar::honest().end();
+    let mut padded = honest_members().end();
     padded.extend(std::iter::repeat_n(0u8, 64 << 20));
     resigned(padded, "trailing_data", "entries");
 }
@@ -614,7 +614,7 @@ fn truncated_streams_are_refused() {
     assert_refused(&fx, "truncated", "entries");
 
     // A tar stream without its end-of-archive marker, in a complete zstd frame.
-    resigned(RawTar::honest().0, "truncated", "entries");
+    resigned(honest_members().into_bytes(), "truncated", "entries");
 }
 
 #[test]
@@ -635,7 +635,7 @@ fn trailing_garbage_and_concatenated_archives_are_refused() {
 #[test]
 fn extra_and_missing_entries_are_refused() {
     resigned(
-        RawTar::honest().file("out/zzz", 0o644, b"extra").end(),
+        honest_members().file("out/zzz", 0o644, b"extra").end(),
         "extra_entry",
         "entries",
     );
@@ -667,7 +667,7 @@ fn file_content_must_match_the_manifest() {
 /// Row 18: a refusal halfway through leaves no partial tree and no staging directory.
 #[test]
 fn a_refusal_halfway_leaves_nothing_behind() {
-    let tar = RawTar::honest().file("out/zzz", 0o644, b"late").end();
+    let tar = honest_members().file("out/zzz", 0o644, b"late").end();
     let fx = Fixture::new();
     fx.resign_archive(&zstd(&tar));
     assert_refused(&fx, "extra_entry", "entries");

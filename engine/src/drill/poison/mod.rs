@@ -17,7 +17,7 @@
 mod deployment;
 mod judge;
 mod local;
-mod rawtar;
+pub mod rawtar;
 mod remote;
 mod scratch;
 mod subject;

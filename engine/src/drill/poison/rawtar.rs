@@ -1,27 +1,38 @@
 //! Tar streams member by member, including what no well-behaved writer produces: the
-//! drill's hostile archives (`..` paths, hardlinks, devices, PAX tricks, ...). Written
-//! here because the `tar` crate's builder refuses most of them; it is used only for the
-//! headers.
+//! drill's hostile archives (`..` paths, hardlinks, devices, PAX tricks, ...), and the
+//! cache tests' (tests/cache/poison.rs). Written here because the `tar` crate's builder
+//! refuses most of them; it is used only for the headers.
 use std::io::{self, Write};
 
 /// mtime of every member: 1980-01-01, as the packer's default.
 const MTIME: u64 = 315_532_800;
 
-pub(super) struct RawTar(Vec<u8>);
+#[derive(Default)]
+pub struct RawTar(Vec<u8>);
 
 impl RawTar {
-    pub(super) fn new() -> Self {
+    pub fn new() -> Self {
         Self(Vec::new())
     }
 
-    /// A member with a raw name, typeflag, mode, data and link name.
-    pub(super) fn member(
+    /// A member with a raw name, typeflag, mode, data and link name, owned by root.
+    pub fn member(self, typeflag: u8, name: &[u8], mode: u32, data: &[u8], link: &[u8]) -> Self {
+        self.member_owned_by(typeflag, name, mode, data, link, 0)
+    }
+
+    /// A regular file owned by `uid` (and the group of that number).
+    pub fn owned_by(self, uid: u64, name: &[u8], data: &[u8]) -> Self {
+        self.member_owned_by(b'0', name, 0o644, data, b"", uid)
+    }
+
+    fn member_owned_by(
         mut self,
         typeflag: u8,
         name: &[u8],
         mode: u32,
         data: &[u8],
         link: &[u8],
+        uid: u64,
     ) -> Self {
         let mut header = tar::Header::new_ustar();
         let old = header.as_old_mut();
@@ -29,8 +40,8 @@ impl RawTar {
         old.linkname[..link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
         header.set_mode(mode);
         header.set_size(data.len() as u64);
-        header.set_uid(0);
-        header.set_gid(0);
+        header.set_uid(uid);
+        header.set_gid(uid);
         header.set_mtime(MTIME);
         header.set_entry_type(tar::EntryType::new(typeflag));
         header.set_cksum();
@@ -41,16 +52,20 @@ impl RawTar {
         self
     }
 
-    pub(super) fn dir(self, name: &str) -> Self {
+    pub fn dir(self, name: &str) -> Self {
         self.member(b'5', name.as_bytes(), 0o755, b"", b"")
     }
 
-    pub(super) fn file(self, name: &str, mode: u32, data: &[u8]) -> Self {
+    pub fn file(self, name: &str, mode: u32, data: &[u8]) -> Self {
         self.member(b'0', name.as_bytes(), mode, data, b"")
     }
 
+    pub fn symlink(self, name: &str, target: &str) -> Self {
+        self.member(b'2', name.as_bytes(), 0o777, b"", target.as_bytes())
+    }
+
     /// A PAX extended header with these records, for the member that follows.
-    pub(super) fn pax(self, records: &[(&str, &[u8])]) -> Self {
+    pub fn pax(self, records: &[(&str, &[u8])]) -> Self {
         let mut data = Vec::new();
         for (key, value) in records {
             // The record's length counts its own digits: grow until it is a fixed point.
@@ -67,18 +82,18 @@ impl RawTar {
     }
 
     /// The stream so far with the end-of-archive marker.
-    pub(super) fn end(mut self) -> Vec<u8> {
+    pub fn end(mut self) -> Vec<u8> {
         self.0.extend(std::iter::repeat_n(0u8, 1024));
         self.0
     }
 
     /// The stream so far, without an end marker.
-    pub(super) fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
 
     /// The members of a complete tar stream, without its end marker and padding.
-    pub(super) fn members_of(tar: &[u8]) -> io::Result<Self> {
+    pub fn members_of(tar: &[u8]) -> io::Result<Self> {
         let mut end = 0;
         let mut archive = tar::Archive::new(tar);
         for entry in archive.entries()?.raw(true) {
@@ -92,7 +107,7 @@ impl RawTar {
 }
 
 /// zstd with a content checksum, as the packer writes it.
-pub(super) fn zstd(tar: &[u8]) -> io::Result<Vec<u8>> {
+pub fn zstd(tar: &[u8]) -> io::Result<Vec<u8>> {
     let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3)?;
     encoder.include_checksum(true)?;
     encoder.write_all(tar)?;
