@@ -16,33 +16,44 @@ def timed(argv, **kwargs):
     return time.perf_counter() - start
 
 
+def copies_of(dirs):
+    """Shell commands that copy `dirs` into out/. Symlinks are dropped (many host ones are
+    absolute, and an entry with a symlink out of its tree is never cached); unreadable
+    entries are skipped."""
+    return " ".join(
+        f"cp -r {d} out/{i} 2>/dev/null;" for i, d in enumerate(dirs)
+    ) + " find out -type l -delete;"
+
+
+def build_entry(hermetic, work, dirs):
+    """Stores the entry of a build whose outputs are copies of `dirs` in a cache under
+    `work`, and prints its size: (cache dir, state dir, source dir, key, archive path)."""
+    cache, state, src = (os.path.join(work, name) for name in ("cache", "state", "src"))
+    os.mkdir(src)
+    copies = copies_of(dirs)
+    build = subprocess.run(
+        [hermetic, "build", "--single", "--json", "--src", src,
+         "--artifact", os.path.join(work, "built.tar.zst"),
+         "--cache-dir", cache, "--state-dir", state, "--cache-single-run",
+         "--", "sh", "-c", f"mkdir -p out; {copies} true"],
+        check=True, capture_output=True, env=dict(os.environ, HERMETIC_NO_DAEMON="1"),
+    )
+    report = json.loads(build.stdout)
+    key = report["cache"]["key"]
+    assert report["cache"]["stored"], report["cache"]
+    archive = os.path.join(cache, "scopes", "local", key, "archive.tar.zst")
+    tree_bytes = sum(f["size"] for f in report["output"]["files"])
+    print(f"entry: {len(report['output']['files'])} entries, {tree_bytes / 1e6:.0f} MB of "
+          f"files, archive {os.path.getsize(archive) / 1e6:.0f} MB")
+    return cache, state, src, key, archive
+
+
 def main():
     hermetic, runs, dirs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     work = tempfile.mkdtemp(prefix="hermetic-cache-bench-", dir="/var/tmp")
     try:
-        cache, state, src = (os.path.join(work, name) for name in ("cache", "state", "src"))
-        os.mkdir(src)
-        # Symlinks are dropped (many host ones are absolute, and an entry with a symlink
-        # out of its tree is never cached); unreadable entries are skipped.
-        copies = " ".join(
-            f"cp -r {d} out/{i} 2>/dev/null;" for i, d in enumerate(dirs)
-        ) + " find out -type l -delete;"
+        cache, state, src, key, archive = build_entry(hermetic, work, dirs)
         env = dict(os.environ, HERMETIC_NO_DAEMON="1")
-        build = subprocess.run(
-            [hermetic, "build", "--single", "--json", "--src", src,
-             "--artifact", os.path.join(work, "built.tar.zst"),
-             "--cache-dir", cache, "--state-dir", state, "--cache-single-run",
-             "--", "sh", "-c", f"mkdir -p out; {copies} true"],
-            check=True, capture_output=True, env=env,
-        )
-        report = json.loads(build.stdout)
-        key = report["cache"]["key"]
-        assert report["cache"]["stored"], report["cache"]
-        archive = os.path.join(cache, "scopes", "local", key, "archive.tar.zst")
-        files = len(report["output"]["files"])
-        tree_bytes = sum(f["size"] for f in report["output"]["files"])
-        print(f"entry: {files} entries, {tree_bytes / 1e6:.0f} MB of files, "
-              f"archive {os.path.getsize(archive) / 1e6:.0f} MB")
 
         times = {"hermetic": [], "baseline": [], "tar": []}
         for run in range(runs):
@@ -68,7 +79,7 @@ def main():
               f"{medians['hermetic'] / medians['baseline']:.2f}x")
         print(f"hermetic / tar --zstd -xf alone:             "
               f"{medians['hermetic'] / medians['tar']:.2f}x")
-        save(hermetic, runs, work, src, copies, env)
+        save(hermetic, runs, work, src, copies_of(dirs), env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,34 +9,15 @@ import sys
 import tempfile
 import time
 
-from cache import timed  # benches/cache.py: the same large-tree entry, timed the same way
+from cache import build_entry, timed  # benches/cache.py: the same entry, timed the same way
 
 
 def main():
     hermetic, runs, dirs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     work = tempfile.mkdtemp(prefix="hermetic-drill-bench-", dir="/var/tmp")
     try:
-        cache, state, src = (os.path.join(work, name) for name in ("cache", "state", "src"))
-        os.mkdir(src)
-        env = dict(os.environ, HERMETIC_NO_DAEMON="1")
         # The deployment's entry: the same tree as the drill's payload (symlinks dropped).
-        copies = " ".join(
-            f"cp -r {d} out/{i} 2>/dev/null;" for i, d in enumerate(dirs)
-        ) + " find out -type l -delete;"
-        build = subprocess.run(
-            [hermetic, "build", "--single", "--json", "--src", src,
-             "--artifact", os.path.join(work, "built.tar.zst"),
-             "--cache-dir", cache, "--state-dir", state, "--cache-single-run",
-             "--", "sh", "-c", f"mkdir -p out; {copies} true"],
-            check=True, capture_output=True, env=env,
-        )
-        report = json.loads(build.stdout)
-        key = report["cache"]["key"]
-        assert report["cache"]["stored"], report["cache"]
-        archive = os.path.join(cache, "scopes", "local", key, "archive.tar.zst")
-        tree_bytes = sum(f["size"] for f in report["output"]["files"])
-        print(f"entry: {len(report['output']['files'])} entries, {tree_bytes / 1e6:.0f} MB "
-              f"of files, archive {os.path.getsize(archive) / 1e6:.0f} MB")
+        cache, state, _, key, _ = build_entry(hermetic, work, dirs)
 
         restores = []
         for run in range(runs):
