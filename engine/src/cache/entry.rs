@@ -73,6 +73,17 @@ pub struct ArchiveDigests {
     pub size: u64,
 }
 
+impl ArchiveDigests {
+    /// The digests of an archive held in memory (a crafted one, in drills and tests).
+    pub fn of(archive: &[u8]) -> Self {
+        Self {
+            sha256: crate::digest::sha256_hex(archive),
+            blake3: blake3::hash(archive).to_hex().to_string(),
+            size: archive.len() as u64,
+        }
+    }
+}
+
 /// The signed payload of an entry: a statement about the archive (and, for a published
 /// entry, its OCI entry manifest).
 type Statement = crate::provenance::Statement<Subject, EntryManifest>;

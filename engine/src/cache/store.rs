@@ -858,11 +858,7 @@ mod tests {
                 let from = tmp.path().join(format!("from-{len}"));
                 let to = tmp.path().join(format!("to-{len}"));
                 fs::write(&from, &bytes).unwrap();
-                let digests = ArchiveDigests {
-                    sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-                    blake3: blake3::hash(&bytes).to_hex().to_string(),
-                    size: len as u64,
-                };
+                let digests = ArchiveDigests::of(&bytes);
                 copy_verified(&from, &to, &digests).unwrap();
                 assert!(fs::read(&to).unwrap() == bytes, "{len} bytes");
             }

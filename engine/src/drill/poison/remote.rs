@@ -733,11 +733,7 @@ fn hostile_archive_signed(s: &Scratch<'_>, entry: &EntryManifest) -> Result<(), 
     let hostile = zstd(&tar)?;
     s.blob(layout::ARCHIVE_MEDIA_TYPE, &hostile)?;
     let mut signed = entry.clone();
-    signed.archive = ArchiveDigests {
-        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&hostile)),
-        blake3: blake3::hash(&hostile).to_hex().to_string(),
-        size: hostile.len() as u64,
-    };
+    signed.archive = ArchiveDigests::of(&hostile);
     let manifest = s.entry_manifest(&signed);
     let descriptor = s.tag(&signed.cache_key, OCI_MANIFEST, &manifest)?;
     s.attach(

@@ -4,7 +4,6 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use sha2::Digest;
 
 use crate::cache::entry::{ArchiveDigests, EntryManifest};
 use crate::cache::{CacheKey, Scope, Store, ARCHIVE_FILE, BUNDLE_FILE};
@@ -93,11 +92,7 @@ impl Subject {
     /// entry with [`Subject::write_bundle`] over the honest archive `plant` put there.
     pub fn resign_archive(&self, archive: &[u8]) -> io::Result<()> {
         let mut entry = self.entry.clone();
-        entry.archive = ArchiveDigests {
-            sha256: hex::encode(sha2::Sha256::digest(archive)),
-            blake3: blake3::hash(archive).to_hex().to_string(),
-            size: archive.len() as u64,
-        };
+        entry.archive = ArchiveDigests::of(archive);
         self.write_archive(archive)?;
         self.write_bundle(&entry.sign(&self.signer))
     }
