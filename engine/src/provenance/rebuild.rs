@@ -3,15 +3,14 @@
 //! unless a trusted key signed it and the source tree and profile at hand are the ones it
 //! records; and the manifest of an archive, to name the files a rebuild differs in.
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::archive::manifest::Manifest;
+use crate::provenance::verify::{read_signed_statement, SignedStatementError};
 use crate::sandbox::profile::{self, ProfileError};
-use crate::signing::dsse::IN_TOTO_PAYLOAD_TYPE;
-use crate::signing::{verify_dsse, Bundle, VerifyError, VerifyingKey};
+use crate::signing::{VerifyError, VerifyingKey};
 use hermetic_contract::manifest::{FileEntry, FileKind, MODE_EXECUTABLE, MODE_REGULAR};
 
 /// Why a bundle cannot be rebuilt here. Each is a refusal, not a `bad` rebuild: nothing
@@ -160,20 +159,15 @@ pub fn recipe(
     profile: Option<&str>,
     trusted: &[VerifyingKey],
 ) -> Result<Recipe, RebuildRefusal> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(bundle_path)
-        .and_then(|file| {
-            file.take(crate::signing::bundle::MAX_BUNDLE_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-        })
-        .map_err(|source| RebuildRefusal::Read {
-            path: bundle_path.to_owned(),
-            source,
+    let (verified, statement): (_, Statement) = read_signed_statement(bundle_path, trusted)
+        .map_err(|err| match err {
+            SignedStatementError::Read(source) => RebuildRefusal::Read {
+                path: bundle_path.to_owned(),
+                source,
+            },
+            SignedStatementError::Signature(err) => err.into(),
+            SignedStatementError::Malformed(why) => RebuildRefusal::Statement(why),
         })?;
-    let bundle = Bundle::from_json(&bytes).map_err(VerifyError::from)?;
-    let verified = verify_dsse(&bundle, trusted, IN_TOTO_PAYLOAD_TYPE)?;
-    let statement: Statement = serde_json::from_slice(&verified.payload)
-        .map_err(|err| RebuildRefusal::Statement(err.to_string()))?;
     if statement.statement_type != super::STATEMENT_TYPE
         || statement.predicate_type != super::SLSA_PROVENANCE_V1
     {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::signing::dsse::IN_TOTO_PAYLOAD_TYPE;
-use crate::signing::{verify_dsse, Bundle, VerifyError, VerifyingKey};
+use crate::signing::{verify_dsse, Bundle, VerifiedDsse, VerifyError, VerifyingKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceVerifyError {
@@ -108,6 +108,37 @@ struct Subject {
     digest: std::collections::BTreeMap<String, String>,
 }
 
+/// Why [`read_signed_statement`] read no statement.
+pub(crate) enum SignedStatementError {
+    Read(std::io::Error),
+    Signature(VerifyError),
+    /// The signed payload is not the statement asked for.
+    Malformed(String),
+}
+
+/// The in-toto statement (of type `T`) signed in the DSSE bundle at `bundle_path`, read up
+/// to the bundle size limit and accepted only under a signature by one of `trusted`; and
+/// the verification's result (the key that signed it).
+pub(crate) fn read_signed_statement<T: serde::de::DeserializeOwned>(
+    bundle_path: &Path,
+    trusted: &[VerifyingKey],
+) -> Result<(VerifiedDsse, T), SignedStatementError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(bundle_path)
+        .and_then(|file| {
+            file.take(crate::signing::bundle::MAX_BUNDLE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(SignedStatementError::Read)?;
+    let verified = Bundle::from_json(&bytes)
+        .map_err(VerifyError::from)
+        .and_then(|bundle| verify_dsse(&bundle, trusted, IN_TOTO_PAYLOAD_TYPE))
+        .map_err(SignedStatementError::Signature)?;
+    let statement = serde_json::from_slice(&verified.payload)
+        .map_err(|err| SignedStatementError::Malformed(err.to_string()))?;
+    Ok((verified, statement))
+}
+
 pub fn verify_provenance(
     bundle_path: &Path,
     artifact_path: &Path,
@@ -118,18 +149,15 @@ pub fn verify_provenance(
         let path = path.to_path_buf();
         move |source| ProvenanceVerifyError::Read { path, source }
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(bundle_path)
-        .and_then(|file| {
-            file.take(crate::signing::bundle::MAX_BUNDLE_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-        })
-        .map_err(read(bundle_path))?;
-    let bundle = Bundle::from_json(&bytes).map_err(VerifyError::from)?;
-    let verified = verify_dsse(&bundle, trusted, IN_TOTO_PAYLOAD_TYPE)?;
-
-    let statement: Statement = serde_json::from_slice(&verified.payload)
-        .map_err(|err| ProvenanceVerifyError::Statement(err.to_string()))?;
+    let (verified, statement): (_, Statement) = read_signed_statement(bundle_path, trusted)
+        .map_err(|err| match err {
+            SignedStatementError::Read(source) => ProvenanceVerifyError::Read {
+                path: bundle_path.to_path_buf(),
+                source,
+            },
+            SignedStatementError::Signature(err) => err.into(),
+            SignedStatementError::Malformed(why) => ProvenanceVerifyError::Statement(why),
+        })?;
     if statement.statement_type != super::STATEMENT_TYPE {
         return Err(ProvenanceVerifyError::StatementType(
             statement.statement_type,

@@ -4,7 +4,6 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-
 use crate::cache::entry::{ArchiveDigests, EntryManifest};
 use crate::cache::{CacheKey, Scope, Store, ARCHIVE_FILE, BUNDLE_FILE};
 use crate::signing::{Bundle, Content, SigningKey, VerifyingKey};
