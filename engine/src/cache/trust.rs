@@ -137,9 +137,14 @@ fn ensure_local_key(state_dir: &Path) -> Result<(), TrustError> {
 
 /// The local key's public half, from its `.pub` file (or from the private key when a crash
 /// left only that).
+/// Where the local public key of `state_dir` is, made or not.
+pub(crate) fn local_public_key_path(state_dir: &Path) -> PathBuf {
+    local_prefix(state_dir).with_extension("pub")
+}
+
 fn local_public_key(state_dir: &Path) -> Result<VerifyingKey, TrustError> {
     ensure_local_key(state_dir)?;
-    let public = local_prefix(state_dir).with_extension("pub");
+    let public = local_public_key_path(state_dir);
     match std::fs::read_to_string(&public) {
         Ok(pem) => VerifyingKey::from_pem(&pem).map_err(|source| TrustError::Key {
             path: public,

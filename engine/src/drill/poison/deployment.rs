@@ -54,7 +54,8 @@ pub(super) fn scope_trust(
     operator_keys: &[VerifyingKey],
     findings: &mut Vec<Finding>,
 ) {
-    let local_pub = state_dir.join("keys/cache-local.pub");
+    // Read only: the drill never makes the deployment a key.
+    let local_pub = crate::cache::trust::local_public_key_path(state_dir);
     let local = fs::read_to_string(&local_pub)
         .ok()
         .and_then(|pem| VerifyingKey::from_pem(&pem).ok());
