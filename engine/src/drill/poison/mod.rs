@@ -511,20 +511,16 @@ fn control(subject: &Subject, work_root: &Path) -> Result<(), DrillError> {
         .plant()
         .map_err(scratch_error(&subject.entry_dir()))?;
     let work = WorkDir::create(work_root.join("control")).map_err(scratch_error(work_root))?;
-    let (artifact, dest) = (work.artifact(), work.dest());
     let lookup = restore(
         &subject.store,
         &subject.scope,
         &subject.key,
         &subject.trusted,
         false,
-        RestoreTargets {
-            artifact: Some(&artifact),
-            extract: Some(&dest),
-        },
+        work.targets(),
     );
     let result = match lookup {
-        Lookup::Hit(_) => match crate::digest::sha256_file(&artifact) {
+        Lookup::Hit(_) => match crate::digest::sha256_file(work.artifact()) {
             Ok(sha256) if sha256 == subject.entry.archive.sha256 => Ok(()),
             _ => Err(failed(
                 "the restored archive is not the honest one".to_owned(),
@@ -615,17 +611,13 @@ fn attack_local(
         quarantined: judge::quarantined_in(&subject.store),
         work: work.snapshot()?,
     };
-    let (artifact, dest) = (work.artifact(), work.dest());
     let lookup = restore(
         &subject.store,
         &subject.scope,
         &subject.key,
         trusted,
         false,
-        RestoreTargets {
-            artifact: Some(&artifact),
-            extract: Some(&dest),
-        },
+        work.targets(),
     );
     let seen = match lookup {
         Lookup::Hit(_) => Seen::Restored,

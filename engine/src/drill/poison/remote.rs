@@ -376,17 +376,13 @@ impl Scratch<'_> {
     ) -> Result<(Seen, String), String> {
         let subject = self.subject;
         let work = WorkDir::create(work_root.join(name)).map_err(|e| e.to_string())?;
-        let (artifact, dest) = (work.artifact(), work.dest());
         let lookup = remote::restore(
             &self.remote,
             &subject.store,
             key,
             &subject.trusted,
             false,
-            RestoreTargets {
-                artifact: Some(&artifact),
-                extract: Some(&dest),
-            },
+            work.targets(),
             None,
         );
         let _ = std::fs::remove_dir_all(&work.root);
@@ -407,17 +403,13 @@ impl Scratch<'_> {
             quarantined: judge::quarantined_in(store),
             work: work.snapshot()?,
         };
-        let (artifact, dest) = (work.artifact(), work.dest());
         let lookup = remote::restore(
             &self.remote,
             store,
             key,
             &subject.trusted,
             false,
-            RestoreTargets {
-                artifact: Some(&artifact),
-                extract: Some(&dest),
-            },
+            work.targets(),
             None,
         );
         let (seen, _) = seen_of(lookup);

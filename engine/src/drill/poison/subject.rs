@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::cache::entry::{ArchiveDigests, EntryManifest};
-use crate::cache::{CacheKey, Scope, Store, ARCHIVE_FILE, BUNDLE_FILE};
+use crate::cache::{CacheKey, RestoreTargets, Scope, Store, ARCHIVE_FILE, BUNDLE_FILE};
 use crate::signing::{Bundle, Content, SigningKey, VerifyingKey};
 
 /// What an earlier build left at the artifact path: a refused restore must leave it.
@@ -129,22 +129,33 @@ fn remove_if_there(path: &Path) -> io::Result<()> {
 /// a directory beside the destination, and no destination.
 pub(super) struct WorkDir {
     pub root: PathBuf,
+    artifact: PathBuf,
+    dest: PathBuf,
 }
 
 impl WorkDir {
     pub fn create(root: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(root.join("beside"))?;
         fs::write(root.join("beside/keep"), "keep me\n")?;
-        fs::write(root.join("artifact.tar.zst"), PREVIOUS_ARTIFACT)?;
-        Ok(WorkDir { root })
+        let artifact = root.join("artifact.tar.zst");
+        fs::write(&artifact, PREVIOUS_ARTIFACT)?;
+        Ok(WorkDir {
+            dest: root.join("dest"),
+            artifact,
+            root,
+        })
     }
 
-    pub fn artifact(&self) -> PathBuf {
-        self.root.join("artifact.tar.zst")
+    pub fn artifact(&self) -> &Path {
+        &self.artifact
     }
 
-    pub fn dest(&self) -> PathBuf {
-        self.root.join("dest")
+    /// What a restore into this work dir writes: the artifact, and the tree at `dest`.
+    pub fn targets(&self) -> RestoreTargets<'_> {
+        RestoreTargets {
+            artifact: Some(&self.artifact),
+            extract: Some(&self.dest),
+        }
     }
 
     /// Every path under the work dir with its content (or symlink target).
