@@ -45,9 +45,10 @@ pub struct SecondRun {
 /// and an image gets it only where its glibc can load it.
 pub fn canonical_run(planned: &SandboxSpec) -> SandboxSpec {
     let mut spec = planned.clone();
-    let shim_loads = match spec.root {
+    // Only a dual build reads the image's libc, here.
+    let shim_loads = match &spec.root {
         RootSpec::Host { .. } => true,
-        RootSpec::Image { shim_loads, .. } => shim_loads,
+        RootSpec::Image { dir } => crate::sandbox::shim::loads_in(dir),
         RootSpec::Rootfs { .. } => false,
     };
     if shim_loads {
@@ -160,19 +161,17 @@ mod tests {
 
     #[test]
     fn a_glibc_image_gets_the_shim_and_another_image_says_what_it_did_not_vary() {
-        let glibc = canonical_run(&planned(RootSpec::Image {
-            dir: "/images/a".into(),
-            shim_loads: true,
-        }));
+        // The host's root has the glibc the shim was built against; an empty tree none.
+        let glibc = canonical_run(&planned(RootSpec::Image { dir: "/".into() }));
         assert!(glibc.preload_shim);
         let second = second_run(&glibc, 7);
         assert!(second.spec.variation.vary_shim);
         assert_eq!(second.start_delay_ms, 0);
         assert!(clock(&second).starts_with("shifted"), "{}", clock(&second));
 
+        let empty = tempfile::tempdir().unwrap();
         let musl = canonical_run(&planned(RootSpec::Image {
-            dir: "/images/b".into(),
-            shim_loads: false,
+            dir: empty.path().to_path_buf(),
         }));
         assert!(!musl.preload_shim);
         assert!(!musl

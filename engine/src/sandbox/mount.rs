@@ -77,7 +77,7 @@ pub(crate) fn build_root(spec: &SandboxSpec, tree: Option<OwnedFd>) -> Result<()
             }
             write_etc(&inside(Path::new("/etc")), spec)?;
         }
-        RootSpec::Rootfs { dir } | RootSpec::Image { dir, .. } => {
+        RootSpec::Rootfs { dir } | RootSpec::Image { dir } => {
             let root = match tree {
                 Some(tree) => attach_tree(&tree, dir)?,
                 None => Path::new(OLD_ROOT).join(relative(dir)),

@@ -155,9 +155,6 @@ pub fn plan(profile: &Profile, request: &Request<'_>) -> Result<Plan, PlanError>
         (Some(image), _) => (
             RootSpec::Image {
                 dir: image.tree.to_path_buf(),
-                // Only a build's runs may preload the shim (`hermetic run` never does):
-                // no need to read the image's libc for a run.
-                shim_loads: request.outputs.is_some() && crate::sandbox::shim::loads_in(image.tree),
             },
             None,
         ),

@@ -99,11 +99,7 @@ pub enum RootSpec {
     Rootfs { dir: PathBuf },
     /// A stored image's tree, bound as a rootfs is (read-only, never copied); the store's
     /// lock is held by the launcher for the whole run.
-    Image {
-        dir: PathBuf,
-        /// Whether the image's libc can load the variation shim (a glibc image).
-        shim_loads: bool,
-    },
+    Image { dir: PathBuf },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -188,7 +188,7 @@ pub fn run(launch: Launch<'_>) -> Result<RunOutcome, SandboxError> {
 
     // A rootfs or image root: its tree goes to init first (`message::TreeHandover`), as a
     // detached mount where this process can clone one.
-    if let RootSpec::Rootfs { dir } | RootSpec::Image { dir, .. } = &spec.root {
+    if let RootSpec::Rootfs { dir } | RootSpec::Image { dir } = &spec.root {
         let tree = crate::sys::mount::clone_tree(dir).ok();
         TreeHandover::send(&provision, tree.as_ref())
             .map_err(protocol("hand the root tree to the sandbox"))?;
