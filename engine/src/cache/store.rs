@@ -338,11 +338,7 @@ impl Store {
             return;
         };
         for name in names {
-            let writer = name
-                .rsplit('-')
-                .nth(2)
-                .and_then(|pid| pid.parse::<i32>().ok());
-            let abandoned = writer.is_some_and(|pid| {
+            let abandoned = temp_dir_writer(&name).is_some_and(|pid| {
                 pid > 0
                     && pid != std::process::id() as i32
                     && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
@@ -358,7 +354,8 @@ impl Store {
         }
     }
 
-    /// A fresh private directory under `tmp/`.
+    /// A fresh private directory under `tmp/`, named `WHAT-PID-SEQUENCE-NANOS`
+    /// ([`temp_dir_writer`] reads the pid back).
     pub(super) fn temp_dir(&self, what: &str) -> Result<PathBuf, StoreError> {
         // The daemon stores from several threads at once: the sequence keeps names apart.
         static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -612,6 +609,12 @@ fn describe(digests: &ArchiveDigests) -> String {
     )
 }
 
+/// The pid of the process that made the temp dir `name` ([`Store::temp_dir`]'s format;
+/// `what` may hold dashes, so the pid is read from the end).
+fn temp_dir_writer(name: &str) -> Option<i32> {
+    name.rsplit('-').nth(2)?.parse().ok()
+}
+
 fn read_dir_sorted(dir: &Path) -> Result<Vec<String>, StoreError> {
     let mut names = Vec::new();
     let read = match fs::read_dir(dir) {
@@ -815,6 +818,16 @@ impl DirectWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_temp_dir_names_its_writer_whatever_its_purpose_says() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let dir = store.temp_dir("restore-with-dashes").unwrap();
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_dir_writer(name), Some(std::process::id() as i32));
+        assert_eq!(temp_dir_writer("no-pid-here"), None);
+    }
 
     #[test]
     fn scope_names_are_plain() {
