@@ -39,8 +39,9 @@ blob() { # FILE MEDIA_TYPE -> prints a descriptor, moves FILE into the blobs
   printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$digest" "$size"
 }
 
-diff_id=$(sha256sum "$work/root.tar" | cut -d' ' -f1)
 layer=$(blob "$work/root.tar" application/vnd.oci.image.layer.v1.tar)
+# An uncompressed layer's diff_id is its blob digest: the tar is hashed once.
+diff_id=$(printf '%s' "$layer" | sed 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/')
 printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
   "$diff_id" >"$work/config.json"
 config=$(blob "$work/config.json" application/vnd.oci.image.config.v1+json)
