@@ -184,30 +184,28 @@ impl Metrics {
             "counter",
         );
         // Alerting reads these two: a drill older than the schedule allows, or failed.
-        let _ = writeln!(
-            out,
-            "# HELP hermeticd_drill_last_finished_timestamp_seconds When the newest recorded drill of each kind finished.\n# TYPE hermeticd_drill_last_finished_timestamp_seconds gauge"
+        let mut per_drill_kind =
+            |name: &str, help: &str, value: &dyn Fn(&crate::store::LastDrill) -> i64| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                for drill in &gauges.drills {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{kind=\"{}\"}} {}",
+                        drill.kind.as_str(),
+                        value(drill)
+                    );
+                }
+            };
+        per_drill_kind(
+            "hermeticd_drill_last_finished_timestamp_seconds",
+            "When the newest recorded drill of each kind finished.",
+            &|drill| drill.finished_s,
         );
-        for drill in &gauges.drills {
-            let _ = writeln!(
-                out,
-                "hermeticd_drill_last_finished_timestamp_seconds{{kind=\"{}\"}} {}",
-                drill.kind.as_str(),
-                drill.finished_s
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP hermeticd_drill_last_passed Whether the newest recorded drill of each kind passed (1) or not (0).\n# TYPE hermeticd_drill_last_passed gauge"
+        per_drill_kind(
+            "hermeticd_drill_last_passed",
+            "Whether the newest recorded drill of each kind passed (1) or not (0).",
+            &|drill| i64::from(drill.passed),
         );
-        for drill in &gauges.drills {
-            let _ = writeln!(
-                out,
-                "hermeticd_drill_last_passed{{kind=\"{}\"}} {}",
-                drill.kind.as_str(),
-                u8::from(drill.passed)
-            );
-        }
         inner.duration.render(
             &mut out,
             "hermeticd_job_duration_seconds",
